@@ -1,4 +1,0 @@
-#include "cli/commands.h"
-namespace baton::cli {
-void add_soak_command(CLI::App&, Action&) {}
-}

@@ -1,0 +1,173 @@
+// supervisor_core.h: the supervisor's state machine, free of I/O.
+//
+// The invariant, kept by every event handler below:
+//   at most one generation is starting (not yet proven ready); at most one is serving; the
+//   serving one is replaced only by a generation that has been proven ready; a generation that
+//   fails before it is ready is killed and the serving one is left untouched.
+//
+// The core is driven by events (reload asked, generation ready, process exited, stop asked, time
+// passed) and acts through the SupervisorOs interface (spawn, signal, reply, log). The I/O shell
+// (supervisor.cc) feeds it real events; the unit tests feed it scripted ones.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/result.h"
+
+namespace baton {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using Duration = std::chrono::milliseconds;
+
+enum class GenerationState { kStarting, kServing, kDraining, kExited };
+const char* to_string(GenerationState state);
+
+struct Generation {
+  int id = 0;  // 1, 2, 3...: BATON_GENERATION
+  int pid = -1;
+  GenerationState state = GenerationState::kStarting;
+  TimePoint started_at{};
+  std::optional<TimePoint> ready_at;
+  std::optional<TimePoint> drain_started_at;
+  std::optional<TimePoint> exited_at;
+  std::optional<int> wait_status;  // raw waitpid status once exited
+  bool killed = false;             // SIGKILLed by baton (failed start, drain deadline, stop)
+  std::string status_text;         // last STATUS= from the app
+  TimePoint deadline{};            // ready deadline while starting, drain deadline while draining
+};
+
+// What a reload came to; sent to every client waiting on it.
+struct ReloadOutcome {
+  bool ok = false;
+  std::string message;      // one line: what happened
+  std::string output_tail;  // on failure: the last output of the generation that failed
+  int generation = 0;       // the generation that serves afterwards (0: none)
+};
+
+using WaiterId = std::uint64_t;
+
+// The OS boundary of the core.
+class SupervisorOs {
+ public:
+  virtual ~SupervisorOs() = default;
+  virtual TimePoint now() = 0;
+  // Starts generation `id`; returns its main pid. Readiness detection for it starts too, and
+  // ends in SupervisorCore::on_ready(id).
+  virtual Result<int> spawn(int id) = 0;
+  // Sends `sig` to the generation's main process.
+  virtual void signal(const Generation& g, int sig) = 0;
+  // SIGKILLs the generation's whole process group.
+  virtual void kill_group(const Generation& g) = 0;
+  // The last output of a generation, for failure reports.
+  virtual std::string output_tail(int id) = 0;
+  virtual void reply(WaiterId waiter, const ReloadOutcome& outcome) = 0;
+  // One line for the operator (stderr in the real shell).
+  virtual void log(const std::string& line) = 0;
+  // Every generation is gone after a stop (code 0) or the first start failed (code 1).
+  virtual void finished(int exit_code) = 0;
+};
+
+struct CoreOptions {
+  Duration ready_timeout{60'000};
+  Duration drain_timeout{30'000};
+  int drain_signal = 15;  // SIGTERM
+  int max_draining = 4;   // reloads are refused while this many generations still drain
+  Duration restart_backoff_min{100};
+  Duration restart_backoff_max{30'000};
+  std::string readiness;  // how readiness is proven, for log lines ("notify", "http:/healthz")
+};
+
+struct Counters {
+  std::uint64_t reloads_ok = 0;
+  std::uint64_t reloads_failed = 0;
+  std::uint64_t reloads_coalesced = 0;
+  std::uint64_t crashes = 0;            // serving generation exited on its own
+  std::uint64_t drain_kills = 0;        // draining generation killed at the deadline
+  std::uint64_t generations_started = 0;
+};
+
+struct ReloadRecord {
+  int id = 0;
+  bool in_progress = false;
+  bool ok = false;
+  std::string message;
+  TimePoint requested_at{};
+  std::optional<TimePoint> finished_at;
+};
+
+class SupervisorCore {
+ public:
+  SupervisorCore(SupervisorOs& os, CoreOptions options);
+
+  // Events.
+  void start();                                      // the first generation
+  void on_reload(std::optional<WaiterId> waiter);    // control socket or SIGHUP
+  void on_ready(int id);                             // proof of readiness arrived
+  void on_exit(int pid, int wait_status);            // a generation's main process was reaped
+  void on_status_text(int id, std::string text);     // STATUS= from the app
+  void on_stop();                                    // baton stop, SIGTERM, SIGINT
+  void on_tick();                                    // time passed; handles deadlines
+  void on_waiter_gone(WaiterId waiter);              // a waiting client hung up
+
+  // When on_tick() next has work, if ever.
+  std::optional<TimePoint> next_deadline() const;
+
+  // Observers, for status.
+  const std::deque<Generation>& generations() const { return generations_; }
+  const Generation* serving() const;
+  const Generation* starting() const;
+  const Generation* find(int id) const;
+  const Generation* find_pid(int pid) const;
+  const Counters& counters() const { return counters_; }
+  const std::optional<ReloadRecord>& last_reload() const { return last_reload_; }
+  bool stopping() const { return stopping_; }
+  const CoreOptions& options() const { return options_; }
+
+ private:
+  enum class Purpose { kInitial, kReload, kRestart };
+  // A generation being started, and who waits for its outcome.
+  struct Attempt {
+    int generation = 0;
+    Purpose purpose = Purpose::kReload;
+    std::vector<WaiterId> waiters;
+    int replaced = 0;  // the generation it put into drain, whose exit completes the reload
+    int reload_id = 0;
+  };
+
+  Generation* find_mutable(int id);
+  void start_generation(Purpose purpose, std::vector<WaiterId> waiters);
+  void fail_attempt(const std::string& reason);
+  void finish_attempt(bool ok, const std::string& message);
+  void drain(Generation& g);
+  void schedule_restart();
+  void on_reload_pending();
+  void maybe_finish();
+  int draining_count() const;
+  void prune();
+  std::string seconds_since(TimePoint t);
+
+  SupervisorOs& os_;
+  CoreOptions options_;
+  std::deque<Generation> generations_;
+  int next_id_ = 1;
+  int next_reload_id_ = 1;
+  std::optional<Attempt> attempt_;           // the starting generation, if any
+  std::vector<Attempt> completing_;  // ready, waiting for the generation they replaced to exit
+  std::vector<WaiterId> pending_waiters_;    // reloads asked while one was in progress
+  bool reload_pending_ = false;
+  bool stopping_ = false;
+  bool finished_ = false;
+  int exit_code_ = 0;
+  std::optional<TimePoint> restart_at_;
+  Duration backoff_;
+  Counters counters_;
+  std::optional<ReloadRecord> last_reload_;
+};
+
+}  // namespace baton

@@ -1,0 +1,256 @@
+// Unit tests of the supervisor's state machine: scripted events, a fake OS, no processes.
+#include "supervisor/supervisor_core.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <map>
+
+#include <gtest/gtest.h>
+
+namespace baton {
+namespace {
+
+using namespace std::chrono_literals;
+
+int exited_with(int code) { return code << 8; }  // a raw wait status, as waitpid reports it
+int killed_by(int sig) { return sig; }
+
+class FakeOs : public SupervisorOs {
+ public:
+  TimePoint now() override { return clock; }
+  Result<int> spawn(int id) override {
+    if (fail_spawn) return Error(ENOENT, "exec ./app");
+    spawned.push_back(id);
+    return 1000 + id;
+  }
+  void signal(const Generation& g, int sig) override { signals.push_back({g.id, sig}); }
+  void kill_group(const Generation& g) override { kills.push_back(g.id); }
+  std::string output_tail(int id) override { return "tail of " + std::to_string(id); }
+  void reply(WaiterId w, const ReloadOutcome& o) override { replies[w] = o; }
+  void log(const std::string& line) override { logs.push_back(line); }
+  void finished(int code) override { exit_code = code; }
+
+  TimePoint clock{};
+  bool fail_spawn = false;
+  std::vector<int> spawned;
+  std::vector<std::pair<int, int>> signals;
+  std::vector<int> kills;
+  std::map<WaiterId, ReloadOutcome> replies;
+  std::vector<std::string> logs;
+  std::optional<int> exit_code;
+};
+
+class SupervisorCoreTest : public ::testing::Test {
+ protected:
+  SupervisorCoreTest() : core(os, options()) {}
+  static CoreOptions options() {
+    CoreOptions o;
+    o.ready_timeout = 10s;
+    o.drain_timeout = 5s;
+    o.max_draining = 2;
+    o.readiness = "notify";
+    return o;
+  }
+  void advance(Duration d) {
+    os.clock += d;
+    core.on_tick();
+  }
+  int pid(int generation) { return 1000 + generation; }
+  GenerationState state(int generation) { return core.find(generation)->state; }
+  // Generation 1 started and ready.
+  void serve_first() {
+    core.start();
+    core.on_ready(1);
+    ASSERT_EQ(state(1), GenerationState::kServing);
+  }
+
+  FakeOs os;
+  SupervisorCore core;
+};
+
+TEST_F(SupervisorCoreTest, ReloadDrainsOldOnlyAfterNewIsReady) {
+  serve_first();
+  core.on_reload(7);
+  EXPECT_EQ(state(2), GenerationState::kStarting);
+  EXPECT_EQ(state(1), GenerationState::kServing);
+  EXPECT_TRUE(os.signals.empty());
+
+  core.on_ready(2);
+  EXPECT_EQ(state(2), GenerationState::kServing);
+  EXPECT_EQ(state(1), GenerationState::kDraining);
+  ASSERT_EQ(os.signals.size(), 1u);
+  EXPECT_EQ(os.signals[0], std::make_pair(1, SIGTERM));
+  EXPECT_EQ(os.replies.count(7), 0u) << "--wait answers only once the old one has drained";
+
+  core.on_exit(pid(1), exited_with(0));
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_TRUE(os.replies[7].ok);
+  EXPECT_EQ(os.replies[7].generation, 2);
+  EXPECT_EQ(core.counters().reloads_ok, 1u);
+}
+
+TEST_F(SupervisorCoreTest, ReloadKeepsOldGenerationWhenNewExitsEarly) {
+  serve_first();
+  core.on_reload(7);
+  core.on_exit(pid(2), exited_with(3));
+  EXPECT_EQ(state(1), GenerationState::kServing);
+  EXPECT_TRUE(os.signals.empty()) << "the old generation must not be touched";
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_NE(os.replies[7].message.find("exited with status 3 before it was ready"),
+            std::string::npos)
+      << os.replies[7].message;
+  EXPECT_NE(os.replies[7].message.find("generation 1 keeps serving"), std::string::npos);
+  EXPECT_EQ(os.replies[7].output_tail, "tail of 2");
+  EXPECT_EQ(core.counters().reloads_failed, 1u);
+  EXPECT_FALSE(core.last_reload()->ok);
+}
+
+TEST_F(SupervisorCoreTest, ReloadKillsNewGenerationNotReadyInTime) {
+  serve_first();
+  core.on_reload(7);
+  advance(9s);
+  EXPECT_EQ(os.replies.count(7), 0u);
+  advance(2s);
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_NE(os.replies[7].message.find("not ready within 10s"), std::string::npos);
+  EXPECT_EQ(os.kills, std::vector<int>{2});
+  EXPECT_EQ(state(1), GenerationState::kServing);
+  // A late proof from the killed generation changes nothing.
+  core.on_ready(2);
+  EXPECT_EQ(state(1), GenerationState::kServing);
+  core.on_exit(pid(2), killed_by(SIGKILL));
+  EXPECT_EQ(state(2), GenerationState::kExited);
+}
+
+TEST_F(SupervisorCoreTest, ReloadsDuringAReloadAreCoalescedIntoOne) {
+  serve_first();
+  core.on_reload(1);
+  core.on_reload(2);
+  core.on_reload(3);
+  EXPECT_EQ(os.spawned, (std::vector<int>{1, 2})) << "never two new generations at once";
+  core.on_ready(2);
+  EXPECT_EQ(os.spawned, (std::vector<int>{1, 2, 3})) << "one more reload for the queued ones";
+  core.on_ready(3);
+  core.on_exit(pid(1), exited_with(0));
+  core.on_exit(pid(2), exited_with(0));
+  EXPECT_TRUE(os.replies[1].ok);
+  EXPECT_TRUE(os.replies[2].ok);
+  EXPECT_TRUE(os.replies[3].ok);
+  EXPECT_EQ(os.replies[2].generation, 3);
+  EXPECT_EQ(core.counters().reloads_coalesced, 2u);
+}
+
+TEST_F(SupervisorCoreTest, DrainingGenerationsAreCapped) {
+  serve_first();
+  core.on_reload(std::nullopt);
+  core.on_ready(2);
+  core.on_reload(std::nullopt);
+  core.on_ready(3);  // generations 1 and 2 drain: the cap of 2 is reached
+  core.on_reload(9);
+  ASSERT_EQ(os.replies.count(9), 1u);
+  EXPECT_FALSE(os.replies[9].ok);
+  EXPECT_NE(os.replies[9].message.find("still draining"), std::string::npos);
+  EXPECT_EQ(os.spawned.size(), 3u);
+}
+
+TEST_F(SupervisorCoreTest, DrainDeadlineKillsTheProcessGroup) {
+  serve_first();
+  core.on_reload(7);
+  core.on_ready(2);
+  advance(4s);
+  EXPECT_TRUE(os.kills.empty());
+  advance(2s);
+  EXPECT_EQ(os.kills, std::vector<int>{1});
+  EXPECT_EQ(core.counters().drain_kills, 1u);
+  core.on_exit(pid(1), killed_by(SIGKILL));
+  EXPECT_TRUE(os.replies[7].ok);
+  EXPECT_NE(os.replies[7].message.find("killed at the drain deadline"), std::string::npos);
+}
+
+TEST_F(SupervisorCoreTest, CrashRestartsWithExponentialBackoff) {
+  serve_first();
+  core.on_exit(pid(1), killed_by(SIGSEGV));
+  EXPECT_EQ(core.counters().crashes, 1u);
+  EXPECT_EQ(core.serving(), nullptr);
+  advance(50ms);
+  EXPECT_EQ(os.spawned.size(), 1u);
+  advance(60ms);
+  ASSERT_EQ(os.spawned.size(), 2u) << "first restart after 100ms";
+  core.on_exit(pid(2), exited_with(1));  // fails before ready
+  advance(150ms);
+  EXPECT_EQ(os.spawned.size(), 2u);
+  advance(100ms);
+  ASSERT_EQ(os.spawned.size(), 3u) << "second restart after 200ms";
+  core.on_ready(3);
+  EXPECT_EQ(state(3), GenerationState::kServing);
+  EXPECT_FALSE(os.exit_code.has_value());
+}
+
+TEST_F(SupervisorCoreTest, FirstGenerationFailingEndsTheSupervisor) {
+  core.start();
+  core.on_exit(pid(1), exited_with(2));
+  ASSERT_TRUE(os.exit_code.has_value());
+  EXPECT_EQ(*os.exit_code, 1);
+}
+
+TEST_F(SupervisorCoreTest, SpawnFailureIsAFailedReload) {
+  serve_first();
+  os.fail_spawn = true;
+  core.on_reload(7);
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_NE(os.replies[7].message.find("could not be started"), std::string::npos);
+  EXPECT_EQ(state(1), GenerationState::kServing);
+}
+
+TEST_F(SupervisorCoreTest, StopDrainsEveryGenerationThenFinishes) {
+  serve_first();
+  core.on_reload(7);
+  core.on_stop();
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_EQ(state(1), GenerationState::kDraining);
+  EXPECT_EQ(os.kills, std::vector<int>{2}) << "the unproven generation is killed";
+  EXPECT_FALSE(os.exit_code.has_value());
+  core.on_exit(pid(2), killed_by(SIGKILL));
+  core.on_exit(pid(1), exited_with(0));
+  ASSERT_TRUE(os.exit_code.has_value());
+  EXPECT_EQ(*os.exit_code, 0);
+}
+
+TEST_F(SupervisorCoreTest, ReloadWhileStoppingIsRefused) {
+  serve_first();
+  core.on_stop();
+  core.on_reload(7);
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_EQ(os.spawned.size(), 1u);
+}
+
+TEST_F(SupervisorCoreTest, SecondStopKillsAtOnce) {
+  serve_first();
+  core.on_stop();
+  EXPECT_TRUE(os.kills.empty());
+  core.on_stop();
+  EXPECT_EQ(os.kills, std::vector<int>{1});
+}
+
+TEST_F(SupervisorCoreTest, NextDeadlineFollowsTheEarliestWork) {
+  EXPECT_FALSE(core.next_deadline().has_value());
+  core.start();
+  EXPECT_EQ(core.next_deadline(), os.clock + 10s);
+  core.on_ready(1);
+  EXPECT_FALSE(core.next_deadline().has_value());
+}
+
+TEST_F(SupervisorCoreTest, ReadyFromAnotherGenerationIsIgnored) {
+  serve_first();
+  core.on_reload(7);
+  core.on_ready(1);  // the old one repeating itself proves nothing about generation 2
+  EXPECT_EQ(state(2), GenerationState::kStarting);
+  core.on_ready(99);
+  EXPECT_EQ(state(2), GenerationState::kStarting);
+}
+
+}  // namespace
+}  // namespace baton
