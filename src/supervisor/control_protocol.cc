@@ -1,0 +1,124 @@
+#include "supervisor/control_protocol.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "baton/fd.h"
+#include "common/syscall.h"
+
+namespace baton {
+
+Result<ControlRequest> parse_control_request(std::string_view line) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Error("request is not a JSON object");
+  auto version = j.find("baton");
+  if (version == j.end() || !version->is_number_integer()) {
+    return Error("request has no protocol version (\"baton\": 1)");
+  }
+  if (version->get<int64_t>() != kControlProtocolVersion) {
+    return Error(fmt::format("unsupported protocol version {}; this supervisor speaks {}",
+                             version->dump(), kControlProtocolVersion));
+  }
+  auto command = j.find("command");
+  if (command == j.end() || !command->is_string()) return Error("request has no command");
+  ControlRequest r;
+  const auto& c = command->get_ref<const std::string&>();
+  if (c == "reload") {
+    r.command = ControlRequest::Command::kReload;
+  } else if (c == "status") {
+    r.command = ControlRequest::Command::kStatus;
+  } else if (c == "stop") {
+    r.command = ControlRequest::Command::kStop;
+  } else {
+    return Error(fmt::format("unknown command '{}'", c.substr(0, 64)));
+  }
+  if (auto wait = j.find("wait"); wait != j.end()) {
+    if (!wait->is_boolean()) return Error("\"wait\" must be true or false");
+    r.wait = wait->get<bool>();
+  }
+  return r;
+}
+
+std::string format_control_request(const ControlRequest& request) {
+  static constexpr const char* kNames[] = {"reload", "status", "stop"};
+  nlohmann::json j = {{"baton", kControlProtocolVersion},
+                      {"command", kNames[static_cast<int>(request.command)]}};
+  if (request.command == ControlRequest::Command::kReload) j["wait"] = request.wait;
+  return j.dump() + "\n";
+}
+
+nlohmann::json control_error(const std::string& message) {
+  return {{"baton", kControlProtocolVersion}, {"ok", false}, {"error", message}};
+}
+
+nlohmann::json control_ok(const std::string& message) {
+  return {{"baton", kControlProtocolVersion}, {"ok", true}, {"message", message}};
+}
+
+Result<nlohmann::json> control_call(const std::string& path, const ControlRequest& request,
+                                    std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return Error("control socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::from_errno("socket");
+  if (retry_eintr(::connect, fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int e = errno;
+    if (e == ENOENT || e == ECONNREFUSED) {
+      return Error(fmt::format("no supervisor is running at {} (start one with 'baton run', or "
+                               "pass --control)",
+                               path));
+    }
+    return Error(e, "connect to the supervisor at " + path);
+  }
+  std::string out = format_control_request(request);
+  if (retry_eintr(::send, fd.get(), out.data(), out.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(out.size())) {
+    return Error::from_errno("send to the supervisor");
+  }
+  std::string in;
+  for (;;) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
+                                                             std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return Error(ETIMEDOUT, fmt::format("no answer from the supervisor within {}s",
+                                          timeout.count() / 1000));
+    }
+    pollfd p{fd.get(), POLLIN, 0};
+    int rc = retry_eintr(::poll, &p, 1, static_cast<int>(left.count()));
+    if (rc < 0) return Error::from_errno("poll");
+    if (rc == 0) continue;
+    char buf[4096];
+    ssize_t n = retry_eintr(::recv, fd.get(), buf, sizeof(buf), 0);
+    if (n < 0) return Error::from_errno("read from the supervisor");
+    if (n == 0) break;
+    in.append(buf, static_cast<size_t>(n));
+    if (in.size() > kMaxControlLine) return Error("reply from the supervisor too long");
+    if (in.find('\n') != std::string::npos) break;
+  }
+  if (in.empty()) return Error("the supervisor closed the connection without a reply");
+  auto j = nlohmann::json::parse(in.substr(0, in.find('\n')), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("ok")) {
+    return Error("malformed reply from the supervisor");
+  }
+  return j;
+}
+
+std::string default_control_path() {
+  if (const char* env = std::getenv("BATON_CONTROL"); env != nullptr && *env != '\0') return env;
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/baton/control.sock";
+  }
+  return fmt::format("/tmp/baton-{}/control.sock", ::getuid());
+}
+
+}  // namespace baton

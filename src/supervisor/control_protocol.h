@@ -1,0 +1,57 @@
+// control_protocol.h: the control socket protocol between `baton reload|status|stop` and a
+// running supervisor. Described here once; version 1.
+//
+// Transport: a unix stream socket (`baton run --control PATH`), mode 0600. The supervisor checks
+// the peer's credentials (SO_PEERCRED): only its own uid and root are served; anyone else gets
+// an error reply and the connection closes.
+// Framing: the client speaks first, one request: one JSON object on one line ending in "\n",
+// at most kMaxControlLine bytes. The supervisor answers with one JSON object on one line and
+// closes the connection. A line that is not such an object is answered with ok:false.
+// Requests:
+//   {"baton":1,"command":"reload","wait":false}  answered at once: the reload was started, or
+//                                                 refused (supervisor stopping, drain limit)
+//   {"baton":1,"command":"reload","wait":true}   answered when it is over: the new generation
+//                                                 serves and the old one has drained, or it failed
+//   {"baton":1,"command":"status"}               answered at once with {"status": {...}}
+//   {"baton":1,"command":"stop"}                 answered at once; the supervisor then drains
+// Replies: {"baton":1,"ok":true|false, "message"|"error": "one line", ...}; a failed reload also
+// carries "output_tail" (the new generation's last output) and "generation" (the one serving).
+// Versioning: "baton" is the protocol version. A supervisor answers a request of another version
+// with ok:false naming the versions it speaks; any incompatible change bumps it.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "baton/result.h"
+
+namespace baton {
+
+constexpr int kControlProtocolVersion = 1;
+constexpr size_t kMaxControlLine = 64 * 1024;
+
+struct ControlRequest {
+  enum class Command { kReload, kStatus, kStop };
+  Command command = Command::kStatus;
+  bool wait = false;
+};
+
+// Parses one request line (without the newline).
+Result<ControlRequest> parse_control_request(std::string_view line);
+std::string format_control_request(const ControlRequest& request);
+
+nlohmann::json control_error(const std::string& message);
+nlohmann::json control_ok(const std::string& message);
+
+// The client side: connects to `path`, sends `request`, returns the reply, all within `timeout`.
+// Errors say what to do: no supervisor at that path, permission, timeout.
+Result<nlohmann::json> control_call(const std::string& path, const ControlRequest& request,
+                                    std::chrono::milliseconds timeout);
+
+// The control socket path used when --control is not given: $BATON_CONTROL, else
+// $XDG_RUNTIME_DIR/baton/control.sock, else /tmp/baton-UID/control.sock.
+std::string default_control_path();
+
+}  // namespace baton

@@ -1,0 +1,75 @@
+#include "supervisor/readiness.h"
+
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace baton {
+
+std::string ReadinessSpec::to_string() const {
+  switch (kind) {
+    case Kind::kNotify:
+      return "notify";
+    case Kind::kHttp:
+      return "http:" + argument;
+    case Kind::kExec:
+      return "exec:" + argument;
+    case Kind::kDelay:
+      return fmt::format("delay:{:g}", static_cast<double>(delay.count()) / 1000.0);
+  }
+  return "?";
+}
+
+Result<ReadinessSpec> parse_readiness(std::string_view text) {
+  ReadinessSpec spec;
+  if (text == "notify") return spec;
+  if (text.starts_with("http:")) {
+    spec.kind = ReadinessSpec::Kind::kHttp;
+    spec.argument = std::string(text.substr(5));
+    if (spec.argument.empty() || spec.argument[0] != '/' ||
+        spec.argument.find_first_of(" \r\n\t") != std::string::npos) {
+      return Error(fmt::format("bad --ready '{}': http:PATH needs a path such as http:/healthz",
+                               text));
+    }
+    return spec;
+  }
+  if (text.starts_with("exec:")) {
+    spec.kind = ReadinessSpec::Kind::kExec;
+    spec.argument = std::string(text.substr(5));
+    if (spec.argument.empty()) return Error("bad --ready 'exec:': give a command, exec:CMD");
+    return spec;
+  }
+  if (text.starts_with("delay:")) {
+    spec.kind = ReadinessSpec::Kind::kDelay;
+    std::string number(text.substr(6));
+    double s = -1;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), s);
+    if (number.empty() || ec != std::errc() || end != number.data() + number.size() ||
+        !std::isfinite(s) || s < 0 || s > 86400) {
+      return Error(fmt::format("bad --ready '{}': delay:SECONDS takes 0 to 86400 seconds", text));
+    }
+    spec.delay = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+    return spec;
+  }
+  return Error(fmt::format(
+      "bad --ready '{}': use notify, http:PATH, exec:CMD or delay:SECONDS", text));
+}
+
+std::string http_probe_request(const std::string& path) {
+  return fmt::format(
+      "GET {} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: baton-ready-probe\r\n"
+      "Connection: close\r\n\r\n",
+      path);
+}
+
+int http_status_of(std::string_view head) {
+  // "HTTP/1.1 200 OK"
+  if (head.size() < 12 || !head.starts_with("HTTP/1.") || head[8] != ' ') return 0;
+  int code = 0;
+  auto [end, ec] = std::from_chars(head.data() + 9, head.data() + 12, code);
+  if (ec != std::errc() || end != head.data() + 12) return 0;
+  return code;
+}
+
+}  // namespace baton

@@ -1,0 +1,150 @@
+#include "supervisor/spawner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "common/syscall.h"
+
+extern char** environ;
+
+namespace baton {
+namespace {
+
+// Writes `value` in decimal into `out` (async-signal-safe; for use between fork and exec).
+void format_pid(char* out, pid_t value) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  while (n > 0) *out++ = digits[--n];
+  *out = '\0';
+}
+
+}  // namespace
+
+Result<std::string> resolve_command(const std::string& command) {
+  auto runnable = [](const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+  };
+  if (command.empty()) return Error("empty command");
+  if (command.find('/') != std::string::npos) {
+    if (!runnable(command)) {
+      return Error(::access(command.c_str(), F_OK) == 0 ? EACCES : ENOENT, "command " + command);
+    }
+    return command;
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + command;
+    if (runnable(candidate)) return candidate;
+    start = end + 1;
+  }
+  return Error(fmt::format("command not found in PATH: {}", command));
+}
+
+Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
+  // Everything is prepared before fork; the child only does async-signal-safe work.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv = *e;
+    std::string key(kv.substr(0, kv.find('=')));
+    bool drop = request.env.count(key) != 0;
+    for (const auto& u : request.unset_env) drop = drop || u == key;
+    if (!drop) env_strings.emplace_back(kv);
+  }
+  for (const auto& [k, v] : request.env) env_strings.push_back(k + "=" + v);
+  env_strings.push_back("LISTEN_PID=" + std::string(24, '\0'));  // filled in by the child
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  char* listen_pid = envp[envp.size() - 2] + std::strlen("LISTEN_PID=");
+  std::vector<std::string> args = request.argv;
+  std::vector<char*> argvp;
+  for (auto& a : args) argvp.push_back(a.data());
+  argvp.push_back(nullptr);
+  const int nfds = static_cast<int>(request.listener_fds.size());
+
+  int out[2], err[2], report[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno("pipe");
+  Fd out_r(out[0]), out_w(out[1]);
+  if (::pipe2(err, O_CLOEXEC) != 0) return Error::from_errno("pipe");
+  Fd err_r(err[0]), err_w(err[1]);
+  // The child writes its exec errno here; a successful exec closes it (CLOEXEC) unwritten.
+  if (::pipe2(report, O_CLOEXEC) != 0) return Error::from_errno("pipe");
+  Fd report_r(report[0]), report_w(report[1]);
+  Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull) return Error::from_errno("open /dev/null");
+
+  pid_t pid = ::fork();
+  if (pid < 0) return Error::from_errno("fork");
+  if (pid == 0) {
+    auto fail = [&](int code) {
+      int e = code;
+      [[maybe_unused]] auto n = ::write(report_w.get(), &e, sizeof(e));
+      ::_exit(127);
+    };
+    ::setpgid(0, 0);
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Listeners go to 3.. via temporary copies above the target range, so that a listener that
+    // already sits in the range is not overwritten before it is moved.
+    const int floor = 3 + nfds + 3;  // above the targets and the report pipe
+    int temps[256];
+    for (int i = 0; i < nfds && i < 256; ++i) {
+      temps[i] = ::fcntl(request.listener_fds[i], F_DUPFD_CLOEXEC, floor);
+      if (temps[i] < 0) fail(errno);
+    }
+    int report_fd = ::fcntl(report_w.get(), F_DUPFD_CLOEXEC, floor);
+    if (report_fd < 0) fail(errno);
+    report_w.release();
+    report_w.reset(report_fd);
+    if (::dup2(devnull.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) {
+      fail(errno);
+    }
+    for (int i = 0; i < nfds; ++i) {
+      if (::dup2(temps[i], 3 + i) < 0) fail(errno);  // dup2 leaves the copy without CLOEXEC
+    }
+    // Nothing else of the supervisor's crosses exec; the report pipe is CLOEXEC and above.
+    for (int fd = 3 + nfds; fd < floor; ++fd) ::close(fd);
+    for (int i = 0; i < nfds; ++i) ::close(temps[i]);
+    ::close_range(static_cast<unsigned>(floor), ~0U, CLOSE_RANGE_CLOEXEC);
+    format_pid(listen_pid, ::getpid());
+    ::execve(argvp[0], argvp.data(), envp.data());
+    fail(errno);
+  }
+  report_w.reset();
+  out_w.reset();
+  err_w.reset();
+  int child_errno = 0;
+  ssize_t n = retry_eintr(::read, report_r.get(), &child_errno, sizeof(child_errno));
+  if (n == sizeof(child_errno)) {
+    int status = 0;
+    retry_eintr(::waitpid, pid, &status, 0);
+    return Error(child_errno, fmt::format("exec {}", request.argv[0]));
+  }
+  ::fcntl(out_r.get(), F_SETFL, O_NONBLOCK);
+  ::fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
+  return SpawnedProcess{pid, std::move(out_r), std::move(err_r)};
+}
+
+}  // namespace baton

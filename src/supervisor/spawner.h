@@ -1,0 +1,42 @@
+// spawner.h: starting one generation of the app.
+//
+// The child gets, and only gets: fd 0 from /dev/null, fds 1 and 2 as pipes read by the supervisor
+// (passed through to its own stdout and stderr), and the listeners from fd 3 on, in order. It
+// runs in a process group of its own (so a generation is killed as a whole), with the signal
+// mask and dispositions reset, and this environment, on top of the supervisor's:
+//   LISTEN_FDS=N  LISTEN_PID=<its own pid>  LISTEN_FDNAMES=a:b  (systemd's socket activation)
+//   SERVER_STARTER_PORT=127.0.0.1:8100=3;...                    (Server::Starter's)
+//   BATON_GENERATION=N   NOTIFY_SOCKET=path (for sd_notify readiness)
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "baton/fd.h"
+#include "baton/result.h"
+
+namespace baton {
+
+struct SpawnRequest {
+  std::vector<std::string> argv;  // argv[0] already resolved to a path (see resolve_command)
+  std::vector<int> listener_fds;  // become fds 3, 4, ...
+  std::map<std::string, std::string> env;  // set (overriding) in the child
+  std::vector<std::string> unset_env;      // removed from the child's environment
+};
+
+struct SpawnedProcess {
+  pid_t pid = -1;
+  Fd stdout_pipe;  // read ends, nonblocking
+  Fd stderr_pipe;
+};
+
+// Forks and execs. Fails (with the exec errno) if the exec itself fails.
+Result<SpawnedProcess> spawn_process(const SpawnRequest& request);
+
+// Finds `command` the way execvp would (PATH search when it has no '/'); checks it can run.
+Result<std::string> resolve_command(const std::string& command);
+
+}  // namespace baton
