@@ -5,7 +5,11 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+// glibc 2.36's <sys/pidfd.h> lacks the extern "C" guard (fixed in 2.37); without it C++ looks for
+// a mangled pidfd_open and the link fails.
+extern "C" {
 #include <sys/pidfd.h>
+}
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
