@@ -173,6 +173,7 @@ Result<Connected> connect_path(const std::string& path) {
 
 Result<Takeover> take_listeners(const std::string& path, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  std::string last_refusal;  // set once the peer proved it speaks the protocol (busy/draining)
   while (true) {
     auto c = connect_path(path);
     if (!c) return c.error();
@@ -190,19 +191,26 @@ Result<Takeover> take_listeners(const std::string& path, std::chrono::millisecon
     }
     int fd = c->fd.get();
     auto legacy = [&](std::string why) -> Result<Takeover> {
+      if (!last_refusal.empty()) {
+        return Error(ETIMEDOUT, fmt::format("handover via {}: old instance pid {} still says '{}' "
+                                            "({})",
+                                            path, t.peer_pid, last_refusal, why));
+      }
       t.outcome = Takeover::Outcome::kLegacyPeer;
       t.detail = std::move(why);
       return std::move(t);
     };
-    if (auto s = send_packet(fd, encode(make_hello({kMinVersion, kVersion, ::getpid()}))); !s) {
-      return legacy(s.error().what());
-    }
+    // A failed send is not the end: a peer that refused us before reading (busy) has queued its
+    // answer and closed, and that answer is still there to read.
+    auto sent = send_packet(fd, encode(make_hello({kMinVersion, kVersion, ::getpid()})));
     auto readable = wait_readable(fd, left(deadline));
     if (!readable) return readable.error();
     if (!*readable) return legacy("no answer to HELLO in time");
     auto p = recv_packet(fd);
     if (!p) return legacy(p.error().what());
-    if (p->eof) return legacy("it closed the connection after HELLO");
+    if (p->eof) {
+      return legacy(sent ? "it closed the connection after HELLO" : sent.error().what());
+    }
     auto m = decode(p->data);
     if (!m) return legacy(m.error().what());
     if (m->type == Type::kRefuse) {
@@ -212,6 +220,7 @@ Result<Takeover> take_listeners(const std::string& path, std::chrono::millisecon
         return legacy(fmt::format("it refused: {} (its versions {}..{})", r->reason,
                                   r->min_version, r->max_version));
       }
+      last_refusal = r->reason;
       if (Clock::now() >= deadline) {
         return Error(ETIMEDOUT, fmt::format("handover via {}: old instance pid {} still says "
                                             "'{}'",
@@ -279,7 +288,7 @@ Result<std::unique_ptr<HandoverParent>> HandoverParent::start(const std::string&
   impl->listen_fd = Fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!impl->listen_fd) return Error::from_errno("socket for handover path");
   ::unlink(tmp.c_str());
-  mode_t old_mask = ::umask(0077);  // 0600 from birth: no window where others may connect
+  mode_t old_mask = ::umask(0177);  // 0600 from birth: no window where others may connect
   int rc = ::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&*sun), sizeof(*sun));
   int bind_errno = errno;
   ::umask(old_mask);
@@ -341,22 +350,6 @@ void HandoverParent::run() {
     }
     if (fds[0].revents) return;
 
-    if (fds[1].revents & POLLIN) {
-      Fd c(retry_eintr(::accept4, im.listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (c) {
-        auto cred = peer_cred(c.get());
-        if (!cred || !uid_allowed(cred->uid)) {
-          log(fmt::format("handover: refused a connection from uid {}: not our owner",
-                          cred ? static_cast<long>(cred->uid) : -1L));
-        } else if (conn) {
-          (void)send_packet(c.get(), encode(make_refuse({"busy with another handover", true})));
-        } else {
-          conn = std::move(c);
-          session = std::make_unique<ParentSession>(self, std::vector<OfferedListener>{}, false);
-        }
-      }
-    }
-
     if (conn && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
       auto p = recv_packet(conn.get());
       if (!p || p->eof) {
@@ -388,6 +381,28 @@ void HandoverParent::run() {
       if (a.close) {
         session.reset();  // a finished conversation, not an abandoned one
         conn.reset();
+      }
+    }
+    if (fds[1].revents & POLLIN) {
+      Fd c(retry_eintr(::accept4, im.listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (c) {
+        auto cred = peer_cred(c.get());
+        if (!cred || !uid_allowed(cred->uid)) {
+          log(fmt::format("handover: refused a connection from uid {}: not our owner",
+                          cred ? static_cast<long>(cred->uid) : -1L));
+        } else if (conn) {
+          // Read its HELLO before answering: closing a unix socket with unread data resets the
+          // connection, and the peer would never see the REFUSE. Bounded, and off the serving
+          // path.
+          auto hello = wait_readable(c.get(), std::chrono::milliseconds(200));
+          if (hello.ok() && *hello) {
+            (void)recv_packet(c.get());
+          }
+          (void)send_packet(c.get(), encode(make_refuse({"busy with another handover", true})));
+        } else {
+          conn = std::move(c);
+          session = std::make_unique<ParentSession>(self, std::vector<OfferedListener>{}, false);
+        }
       }
     }
   }
