@@ -4,7 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,7 +83,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
     return out;
   }
   write_end.reset();
-  Fd pidfd(::pidfd_open(pid, 0));
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
   int64_t deadline = now_ns() + timeout.count();
   bool exited = false;
