@@ -20,6 +20,7 @@ extern "C" {
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -103,6 +104,25 @@ Process Process::spawn(const std::vector<std::string>& argv, const SpawnOptions&
   p.pid_ = pid;
   p.pidfd_ = Fd(::pidfd_open(pid, 0));
   return p;
+}
+
+Process::Process(Process&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::move(other.pidfd_)),
+      status_(std::exchange(other.status_, std::nullopt)),
+      output_path_(std::move(other.output_path_)),
+      own_output_(std::exchange(other.own_output_, false)) {}
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    Process previous(std::move(*this));  // the child held so far is reaped when this goes
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    status_ = std::exchange(other.status_, std::nullopt);
+    output_path_ = std::move(other.output_path_);
+    own_output_ = std::exchange(other.own_output_, false);
+  }
+  return *this;
 }
 
 Process::~Process() {

@@ -55,8 +55,9 @@ struct SpawnOptions {
 class Process {
  public:
   static Process spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
-  Process(Process&&) = default;
-  Process& operator=(Process&&) = default;
+  // A moved-from Process owns nothing: its destructor neither kills nor unlinks.
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
   ~Process();
 
   pid_t pid() const { return pid_; }
