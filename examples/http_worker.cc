@@ -24,6 +24,9 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxHeader = 16 * 1024;     // larger request heads get 431 and a close
 constexpr long kMaxSlowMs = 10 * 60 * 1000;  // /slow?ms= is capped at ten minutes
 constexpr int kAcceptBatch = 64;             // accepts per wakeup, so one busy listener can't starve
+// A connection accepted but not yet used when the drain starts is not idle: its first request is
+// most likely in flight (the client just connected to send it). It gets this long to arrive.
+constexpr auto kFreshGrace = std::chrono::seconds(2);
 
 // Tag bits in epoll data: listeners and the drain fd are told apart from connections by a tag.
 constexpr uint64_t kTagListener = 1ULL << 62;
@@ -40,12 +43,14 @@ struct Conn {
   bool close_after_write = false;
   bool want_write = false;     // EPOLLOUT registered
   bool slow_close = false;     // the pending /slow response must close the connection
+  long served = 0;             // responses generated so far
 };
 
 struct Timer {
   Clock::time_point when;
   int fd;
   uint64_t serial;
+  bool grace = false;  // the end of kFreshGrace, not a /slow response
   bool operator>(const Timer& o) const { return when > o.when; }
 };
 
@@ -180,8 +185,10 @@ class Worker {
         c->slow_close = true;
       } else if (c->out_off < c->out.size()) {
         c->close_after_write = true;
-      } else if (c->in.empty()) {
+      } else if (c->in.empty() && c->served > 0) {
         idle.push_back(fd);
+      } else if (c->in.empty()) {
+        timers_.push({Clock::now() + kFreshGrace, fd, c->serial, true});
       }
       // else: a partial request is arriving; it is answered with "Connection: close".
     }
@@ -329,6 +336,7 @@ class Worker {
                           keep ? "" : "Connection: close\r\n");
     c.out.append(head, static_cast<size_t>(n));
     c.out.append(body);
+    ++c.served;
     if (!keep) c.close_after_write = true;
   }
 
@@ -378,6 +386,10 @@ class Worker {
       auto it = conns_.find(t.fd);
       if (it == conns_.end() || it->second->serial != t.serial) continue;  // connection gone
       Conn& c = *it->second;
+      if (t.grace) {
+        if (c.served == 0 && c.in.empty() && !c.waiting) close_conn(t.fd);
+        continue;
+      }
       c.waiting = false;
       respond(c, 200, hello_body_, !c.slow_close && !draining_);
       if (c.close_after_write) {

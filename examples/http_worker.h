@@ -5,9 +5,10 @@
 // shared with other processes (the previous/next instance): EAGAIN from accept(2) is normal.
 //
 // Drain (the drain fd becomes readable): the worker takes the listeners out of its epoll set at
-// once and reports it; then it closes idle keep-alive connections, answers at most the request in
-// progress on each other connection (with "Connection: close") and closes it; it returns when it
-// holds no connection.
+// once and reports it; then it closes idle keep-alive connections (answered at least once),
+// answers at most the request in progress on each other connection (with "Connection: close") and
+// closes it; it returns when it holds no connection. A connection accepted but not used yet is
+// not idle: its first request is probably in flight, so it gets a short grace to arrive.
 #pragma once
 
 #include <string>

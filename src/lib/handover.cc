@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <thread>
 
@@ -271,6 +272,9 @@ struct HandoverParent::Impl {
   Fd stop_fd;  // eventfd: the destructor asks the thread to end
   dev_t dev = 0;
   ino_t ino = 0;
+  // Set once a successor was told to go ahead: from then on the path is the successor's to
+  // replace, and unlinking it (even after checking the inode) could race with its rename.
+  std::atomic<bool> handed_over{false};
   std::thread thread;
 };
 
@@ -316,7 +320,7 @@ HandoverParent::~HandoverParent() {
   [[maybe_unused]] ssize_t n = ::write(impl_->stop_fd.get(), &one, sizeof(one));
   if (impl_->thread.joinable()) impl_->thread.join();
   struct stat st{};
-  if (::lstat(impl_->path.c_str(), &st) == 0 && st.st_dev == impl_->dev &&
+  if (!impl_->handed_over && ::lstat(impl_->path.c_str(), &st) == 0 && st.st_dev == impl_->dev &&
       st.st_ino == impl_->ino) {
     ::unlink(impl_->path.c_str());
   }
@@ -377,7 +381,10 @@ void HandoverParent::run() {
       });
       log(a.log);
       if (!sent) log(fmt::format("handover: {}", sent.error().what()));
-      if (a.start_drain && im.hooks.drain) im.hooks.drain();
+      if (a.start_drain) {
+        im.handed_over = true;
+        if (im.hooks.drain) im.hooks.drain();
+      }
       if (a.close) {
         session.reset();  // a finished conversation, not an abandoned one
         conn.reset();

@@ -55,7 +55,8 @@ class HandoverParent {
   };
   // Binds `path` (at a temporary name, then renamed over `path`), mode 0600, and starts the thread.
   static Result<std::unique_ptr<HandoverParent>> start(const std::string& path, Hooks hooks);
-  // Stops the thread; unlinks `path` only if it still names our socket.
+  // Stops the thread; unlinks `path` only if no successor was handed the listeners and the path
+  // still names our socket.
   ~HandoverParent();
 
  private:

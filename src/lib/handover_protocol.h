@@ -25,7 +25,8 @@
 // Either side may close at any time. The old instance keeps accepting until it receives READY: a
 // new instance dying before that (connection EOF) changes nothing for it. After DRAINING, the new
 // instance binds its own handover socket at a temporary name and renames it over the path, so the
-// path always names a live instance; the old one never unlinks a path that is no longer its own.
+// path always names a live instance. An old instance that sent DRAINING never unlinks the path
+// (the successor replaces it); one stopping without a successor unlinks it if it is still its own.
 //
 // Versions: V is the highest version in both ranges. HELLO's first line and its three fields
 // never change; any incompatible change elsewhere bumps the version (and kVersion below).
