@@ -1,0 +1,40 @@
+// libbaton as a user gets it: `cmake --install`, then a separate project finds it with
+// find_package(baton) and another links it with pkg-config flags; both binaries run.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace baton::test {
+namespace {
+
+TEST(LibInstall, FindPackageAndPkgConfigConsumersBuildAndRun) {
+  TempDir dir;
+  const std::string prefix = dir.file("prefix");
+  auto inst = run({BATON_CMAKE, "--install", BATON_LIB_BUILD_DIR, "--prefix", prefix}, 120s);
+  ASSERT_EQ(inst.exit_code, 0) << inst.output;
+
+  auto cfg = run({BATON_CMAKE, "-S", BATON_CONSUMER_SRC, "-B", dir.file("b"),
+                  "-DCMAKE_PREFIX_PATH=" + prefix},
+                 120s);
+  ASSERT_EQ(cfg.exit_code, 0) << cfg.output;
+  auto build = run({BATON_CMAKE, "--build", dir.file("b")}, 300s);
+  ASSERT_EQ(build.exit_code, 0) << build.output;
+  auto ran = run({dir.file("b") + "/consumer"}, 30s);
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_NE(ran.output.find("consumer ready on 127.0.0.1:"), std::string::npos) << ran.output;
+
+  // pkg-config, through a shell since the flags are split into words there.
+  const std::string pc = "PKG_CONFIG_PATH=" + prefix + "/" + BATON_LIBDIR + "/pkgconfig";
+  auto pc_build = run({"/bin/sh", "-c",
+                       "c++ " + std::string(BATON_CONSUMER_SRC) + "/main.cc -o " +
+                           dir.file("pc-consumer") + " $(" + pc +
+                           " pkg-config --cflags --libs baton)"},
+                      300s);
+  ASSERT_EQ(pc_build.exit_code, 0) << pc_build.output;
+  ran = run({dir.file("pc-consumer")}, 30s);
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_NE(ran.output.find("consumer drained"), std::string::npos) << ran.output;
+}
+
+}  // namespace
+}  // namespace baton::test
