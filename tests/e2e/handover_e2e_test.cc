@@ -1,5 +1,6 @@
 // Direct handover and drain, end to end: real processes (the example server and handover_app, a
 // different build), real sockets, a real keep-alive load client counting failed requests.
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -272,6 +273,56 @@ TEST(ExampleServer, RoutesAndHeaders) {
   auto slow = http_get(addr, "/slow?ms=50");
   ASSERT_TRUE(slow.ok());
   EXPECT_EQ(slow->status, 200);
+}
+
+// The listeners a supervisor passes (LISTEN_FDS from fd 3, named, the baton-probe one last) are all
+// served; readiness and stopping go to NOTIFY_SOCKET. A python launcher stands in for the
+// supervisor: it binds, puts the sockets at 3 and 4 and execs the server (same pid).
+TEST(ExampleServer, ServesEveryInheritedListenerAndNotifies) {
+  TempDir dir;
+  const std::string notify_path = dir.file("notify");
+  Fd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  auto na = parse_address("unix:" + notify_path).value();
+  ASSERT_EQ(::bind(notify.get(), na.sockaddr_ptr(), na.length), 0);
+  const std::string launcher = R"(
+import os, socket, sys
+a = socket.socket(); a.bind(("127.0.0.1", 0)); a.listen(128)
+b = socket.socket(); b.bind(("127.0.0.1", 0)); b.listen(128)
+print("launcher: %s:%d %s:%d" % (a.getsockname() + b.getsockname()), flush=True)
+fa, fb = os.dup(a.fileno()), os.dup(b.fileno())
+os.dup2(fa, 3); os.dup2(fb, 4)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="2", LISTEN_FDNAMES="http:baton-probe")
+os.execv(sys.argv[1], sys.argv[1:])
+)";
+  SpawnOptions o;
+  o.env["NOTIFY_SOCKET"] = notify_path;
+  o.env["BATON_GENERATION"] = "4";
+  Process p = Process::spawn({"/usr/bin/env", "python3", "-c", launcher, example_binary(), "--listen",
+                              "127.0.0.1:1", "--init-seconds", "0"},
+                             o);
+  ASSERT_TRUE(p.wait_for_output("ready on ", 20s)) << p.output();
+  std::smatch m;
+  std::string out = p.output();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("launcher: (\\S+) (\\S+)"))) << out;
+  const std::string http = m[1], probe = m[2];
+  EXPECT_NE(out.find("ready on " + http + "," + probe), std::string::npos) << out;
+  for (const std::string& a : {http, probe}) {
+    auto r = http_get(a, "/healthz");
+    ASSERT_TRUE(r.ok()) << a << ": " << r.error().what();
+    EXPECT_EQ(r->body, "ok\n");
+    EXPECT_EQ(r->headers["x-baton-generation"], "4");
+  }
+  auto next = [&] {
+    pollfd pf{notify.get(), POLLIN, 0};
+    if (::poll(&pf, 1, 5000) != 1) return std::string();
+    char buf[256];
+    ssize_t n = ::recv(notify.get(), buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  };
+  EXPECT_EQ(next(), "READY=1");
+  p.signal(SIGTERM);
+  EXPECT_EQ(next(), "STOPPING=1");
+  EXPECT_EQ(p.wait_exit_code(10s), 0) << p.output();
 }
 
 TEST(ExampleServer, BadFlagsGiveOneLineAndNonZeroExit) {
