@@ -26,7 +26,8 @@ extern char** environ;
 namespace baton::soak {
 namespace {
 
-constexpr size_t kKeepOutput = 4096;
+// `baton status --json` lists every generation; its whole output is needed to parse it.
+constexpr size_t kKeepStatusOutput = 16 * 1024 * 1024;
 
 std::string last_line(const std::string& text) {
   std::string t = text;
@@ -43,7 +44,8 @@ double seconds_since(int64_t start_ns, int64_t t) {
 
 }  // namespace
 
-CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::nanoseconds timeout) {
+CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::nanoseconds timeout,
+                           size_t keep_output) {
   CommandOutcome out;
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) {
@@ -94,8 +96,8 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
       ssize_t n = ::read(read_end.get(), buf, sizeof(buf));
       if (n > 0) {
         out.output.append(buf, static_cast<size_t>(n));
-        if (out.output.size() > 2 * kKeepOutput) {
-          out.output.erase(0, out.output.size() - kKeepOutput);
+        if (out.output.size() > 2 * keep_output) {
+          out.output.erase(0, out.output.size() - keep_output);
         }
         continue;
       }
@@ -123,7 +125,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   drain();
-  if (out.output.size() > kKeepOutput) out.output.erase(0, out.output.size() - kKeepOutput);
+  if (out.output.size() > keep_output) out.output.erase(0, out.output.size() - keep_output);
   if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status)) out.exit_code = 128 + WTERMSIG(status);
   return out;
@@ -203,7 +205,7 @@ Result<std::string> Reloader::observe(bool wait_for_answer) {
       argv.push_back("--control");
       argv.push_back(options_.control);
     }
-    CommandOutcome c = run_command(argv, std::chrono::seconds(10));
+    CommandOutcome c = run_command(argv, std::chrono::seconds(10), kKeepStatusOutput);
     if (!c.error.empty()) return Error(c.error);
     if (c.exit_code != 0) {
       return Error(fmt::format("baton status failed (exit {}): {}", c.exit_code,
@@ -240,7 +242,6 @@ Status Reloader::preflight() {
     }
     return Error("--verify-header " + options_.verify_header + ": " + v.error().what());
   }
-  if (!options_.command.empty()) return check_command_exists(options_.command);
   return {};
 }
 

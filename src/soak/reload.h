@@ -62,13 +62,15 @@ struct ReloadOptions {
 struct CommandOutcome {
   int exit_code = -1;  // 128+signal when killed by one; -1 when it could not start
   bool timed_out = false;
-  std::string output;  // stdout+stderr, the last 4 KiB
+  std::string output;  // stdout+stderr, the last `keep_output` bytes
   std::string error;   // when it could not start
 };
 
 // Runs argv (argv[0] a path or a name looked up in PATH) in its own process group, with
-// stdin from /dev/null, capturing output; the group is killed on timeout.
-CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::nanoseconds timeout);
+// stdin from /dev/null, capturing the last `keep_output` bytes of its output; the group is killed
+// on timeout.
+CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::nanoseconds timeout,
+                           size_t keep_output = 4096);
 
 // The value of serving_generation in `baton status --json` output, or an error naming the problem.
 Result<long long> parse_serving_generation(const std::string& status_json);
@@ -85,8 +87,9 @@ class Reloader {
            double planned_duration_s, std::atomic<int64_t>* window_until_ns);
   ~Reloader();
 
-  // Checks, before the run, that reloading can work: for the default command, that
-  // `baton status` answers with a serving generation. Errors are for the user, one line.
+  // Checks, before the run, that reloads can be verified: for the default command, that
+  // `baton status` answers with a serving generation; with --verify-header, that the server's
+  // response carries the header. Errors are for the user, one line.
   Status preflight();
   // Starts the reload thread; `start_ns` is time 0 of the run.
   void start(int64_t start_ns);

@@ -132,18 +132,6 @@ int run_soak(const SoakFlags& f) {
   auto address = parse_address(url->authority());
   if (!address) return bad(fmt::format("cannot resolve {}: {}", url->host, address.error().what()));
 
-  // --- The server must answer before the run means anything.
-  std::string probe_request = build_request(*url, true, f.headers);
-  auto first = probe_get(*address, probe_request, "",
-                         std::min<std::chrono::nanoseconds>(*timeout, std::chrono::seconds(10)));
-  if (!first) {
-    return bad(fmt::format("{} is not answering: {}", f.url, first.error().what()));
-  }
-  if (first->status < 200 || first->status >= 300) {
-    std::fprintf(stderr, "baton soak: warning: %s answers %d before the run; those count as "
-                 "failures\n", f.url.c_str(), first->status);
-  }
-
   ReloadOptions ro;
   ro.count = f.reloads;
   ro.command = f.reload_cmd;
@@ -190,7 +178,31 @@ int run_soak(const SoakFlags& f) {
   };
   Reloader reloader(ro, fraction, f.requests > 0 ? 0 : duration_s, &window_until);
   Reloader* rel = &reloader;
-  if (auto s = reloader.preflight(); !s) return bad(s.error().what());
+  // Local checks first (a missing command, an unreachable supervisor), then the server.
+  if (f.reloads > 0 && !f.reload_cmd.empty()) {
+    if (auto s = check_command_exists(f.reload_cmd); !s) return bad(s.error().what());
+  }
+  if (f.reload_cmd.empty()) {
+    if (auto s = reloader.preflight(); !s) return bad(s.error().what());
+  }
+  // --- The server must at least accept connections, or the run means nothing. A server that
+  // accepts but answers badly is loaded anyway: its failures are what the report is for.
+  std::string probe_request = build_request(*url, true, f.headers);
+  auto first = probe_get(*address, probe_request, "",
+                         std::min<std::chrono::nanoseconds>(*timeout, std::chrono::seconds(10)));
+  if (!first && first.error().context().starts_with("connect ")) {
+    return bad(fmt::format("{} is not answering: {}", f.url, first.error().what()));
+  }
+  if (!first) {
+    std::fprintf(stderr, "baton soak: warning: %s accepts connections but %s\n", f.url.c_str(),
+                 first.error().what().c_str());
+  } else if (first->status < 200 || first->status >= 300) {
+    std::fprintf(stderr, "baton soak: warning: %s answers %d before the run; those count as "
+                 "failures\n", f.url.c_str(), first->status);
+  }
+  if (!f.reload_cmd.empty()) {
+    if (auto s = reloader.preflight(); !s) return bad(s.error().what());
+  }
 
   start = now_ns();
   if (auto s = load.start(start); !s) return bad(s.error().what());
