@@ -59,8 +59,10 @@ Result<std::string> read_at(const std::string& path, off_t offset, size_t size) 
 
 Status check_elf(const std::string& path, const std::string& head) {
   if (head.size() < EI_NIDENT + 2 || head[EI_CLASS] != ELFCLASS64) {
-    return Error(path + " is a 32-bit program: the 64-bit libbaton_adopt.so cannot load into it, "
-                        "so --adopt cannot hand it baton's sockets" + kAdvice);
+    return Error(path +
+                 " is a 32-bit program: the 64-bit libbaton_adopt.so cannot load into it, "
+                 "so --adopt cannot hand it baton's sockets" +
+                 kAdvice);
   }
   if (head.size() < sizeof(Elf64_Ehdr)) return Error(path + ": truncated ELF header");
   Elf64_Ehdr eh;
@@ -69,7 +71,8 @@ Status check_elf(const std::string& path, const std::string& head) {
   if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 4096) {
     return Error(path + ": unreadable ELF program headers");
   }
-  auto table = read_at(path, static_cast<off_t>(eh.e_phoff), size_t{eh.e_phnum} * sizeof(Elf64_Phdr));
+  auto table =
+      read_at(path, static_cast<off_t>(eh.e_phoff), size_t{eh.e_phnum} * sizeof(Elf64_Phdr));
   if (!table) return table.error();
   if (table->size() != size_t{eh.e_phnum} * sizeof(Elf64_Phdr)) {
     return Error(path + ": truncated ELF program headers");
@@ -79,8 +82,10 @@ Status check_elf(const std::string& path, const std::string& head) {
     std::memcpy(&ph, table->data() + i * sizeof(Elf64_Phdr), sizeof(ph));
     if (ph.p_type == PT_INTERP) return {};
   }
-  return Error(path + " is statically linked: LD_PRELOAD cannot load into it, so --adopt cannot "
-                      "hand it baton's sockets" + kAdvice);
+  return Error(path +
+               " is statically linked: LD_PRELOAD cannot load into it, so --adopt cannot "
+               "hand it baton's sockets" +
+               kAdvice);
 }
 
 Status check(const std::string& program, int depth) {
@@ -90,17 +95,19 @@ Status check(const std::string& program, int depth) {
   if (::stat(path.c_str(), &st) != 0) return Error::from_errno(path);
   if (!S_ISREG(st.st_mode)) return Error(path + " is not a regular file");
   if ((st.st_mode & (S_ISUID | S_ISGID)) != 0) {
-    return Error(path + " is setuid/setgid: the loader ignores LD_PRELOAD for it, so --adopt "
-                        "cannot hand it baton's sockets");
+    return Error(path +
+                 " is setuid/setgid: the loader ignores LD_PRELOAD for it, so --adopt "
+                 "cannot hand it baton's sockets");
   }
   auto head = read_head(path, 256);
   if (!head) return head.error();
-  if (head->starts_with("\x7f" "ELF")) return check_elf(path, *head);
+  if (head->starts_with("\x7f"
+                        "ELF"))
+    return check_elf(path, *head);
   if (head->starts_with("#!")) {
     if (depth >= kMaxInterpreterDepth) return Error(path + ": too many nested #! interpreters");
-    std::string line = head->substr(2, head->find('\n') == std::string::npos
-                                           ? std::string::npos
-                                           : head->find('\n') - 2);
+    std::string line = head->substr(
+        2, head->find('\n') == std::string::npos ? std::string::npos : head->find('\n') - 2);
     std::stringstream words(line);
     std::string interpreter, argument;
     words >> interpreter >> argument;

@@ -16,7 +16,8 @@
 //     Ties go to the held socket of the app's own address family, then to the first in order.
 //   - Anything else (another specific address, another port) does not match: the app binds it
 //     itself, untouched.
-//   - Unix sockets match by exact path (or abstract name); the caller makes relative paths absolute.
+//   - Unix sockets match by exact path (or abstract name); the caller makes relative paths
+//   absolute.
 #pragma once
 
 #include <sys/socket.h>
@@ -29,14 +30,14 @@ namespace baton::adopt {
 // One socket baton handed over (LISTEN_FDS), as the library sees it at load.
 struct HeldSocket {
   int fd = -1;
-  int type = 0;            // SOCK_STREAM or SOCK_DGRAM
-  bool v6only = false;     // IPV6_V6ONLY of an AF_INET6 socket
-  bool probe = false;      // the supervisor's per-generation probe listener ("baton-probe")
-  dev_t dev = 0;           // identity of the socket (fstat), to recognise it under any fd number
+  int type = 0;         // SOCK_STREAM or SOCK_DGRAM
+  bool v6only = false;  // IPV6_V6ONLY of an AF_INET6 socket
+  bool probe = false;   // the supervisor's per-generation probe listener ("baton-probe")
+  dev_t dev = 0;        // identity of the socket (fstat), to recognise it under any fd number
   ino_t ino = 0;
   sockaddr_storage addr{};  // getsockname()
   socklen_t addr_len = 0;
-  char name[65] = {};      // its LISTEN_FDNAMES entry ("" when unnamed)
+  char name[65] = {};  // its LISTEN_FDNAMES entry ("" when unnamed)
 };
 
 enum class MatchQuality { kNone = 0, kOverlaps = 1, kCovers = 2, kExact = 3 };

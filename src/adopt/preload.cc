@@ -19,7 +19,8 @@
 //                    process's reference; baton and the other generation keep the socket.
 //   getsockname(fd)  not interposed: the app's fd is baton's socket, so it reports baton's address.
 //   unlink(PATH)     of a unix socket path baton holds: success, without removing it (libuv, for
-//                    one, unlinks its socket file on close, which would strand the next generation).
+//                    one, unlinks its socket file on close, which would strand the next
+//                    generation).
 //
 // Readiness: proof that THIS process serves, although it shares its public socket with the old
 // generation. With NOTIFY_SOCKET set, at its first adoption the library opens a private loopback
@@ -138,21 +139,21 @@ Fn real(std::atomic<Fn>& slot, const char* name) {
 
 HeldSocket g_held[kMaxHeld];
 int g_held_count = 0;
-bool g_active = false;           // this process adopts (BATON_ADOPT=1, LISTEN_PID is us)
-bool g_has_unix = false;         // some held socket is a unix path (unlink protection)
+bool g_active = false;    // this process adopts (BATON_ADOPT=1, LISTEN_PID is us)
+bool g_has_unix = false;  // some held socket is a unix path (unlink protection)
 char g_notify_path[sizeof(sockaddr_un::sun_path)] = {};
-socklen_t g_notify_len = 0;      // 0: no NOTIFY_SOCKET
+socklen_t g_notify_len = 0;  // 0: no NOTIFY_SOCKET
 ReadyMode g_ready_mode = ReadyMode::kHttp;
 char g_ready_path[512] = "/";
-int g_supervisor_probe = -1;     // index of the held "baton-probe" listener, or -1
+int g_supervisor_probe = -1;  // index of the held "baton-probe" listener, or -1
 
 std::atomic<bool> g_adopted_once{false};
-std::atomic<bool> g_routing{false};       // route the private listener into the app's accept path
-std::atomic<int> g_private_fd{-1};        // that listener (ours, or the supervisor's baton-probe)
-std::atomic<int> g_probe_event_fd{-1};    // accept mode: the interposer signals the probe thread
+std::atomic<bool> g_routing{false};     // route the private listener into the app's accept path
+std::atomic<int> g_private_fd{-1};      // that listener (ours, or the supervisor's baton-probe)
+std::atomic<int> g_probe_event_fd{-1};  // accept mode: the interposer signals the probe thread
 sockaddr_storage g_private_addr{};
 socklen_t g_private_len = 0;
-char g_probe_host[128] = "localhost";     // Host header of the probe: the public address
+char g_probe_host[128] = "localhost";  // Host header of the probe: the public address
 
 // ---- output -------------------------------------------------------------------------------------
 
@@ -186,8 +187,8 @@ void notify(const char* format, ...) {
   sa.sun_family = AF_UNIX;
   memcpy(sa.sun_path, g_notify_path, g_notify_len);
   socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + g_notify_len);
-  if (sendto(fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa),
-             len) < 0) {
+  if (sendto(fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), len) <
+      0) {
     log_line("cannot notify the supervisor on NOTIFY_SOCKET: %s", strerror(errno));
   }
   close(fd);
@@ -266,10 +267,14 @@ void parse_ready_mode() {
     strcpy(g_ready_path, mode + 5);
   } else {
     g_ready_mode = ReadyMode::kNone;
-    log_line("BATON_ADOPT_READY=%s is not http:/PATH, accept, bind or none; "
-             "this generation will not declare itself ready", mode);
-    notify("BATON_ADOPT_ERROR=BATON_ADOPT_READY=%s is not http:/PATH, accept, bind or none\n"
-           "STATUS=baton-adopt: bad BATON_ADOPT_READY", mode);
+    log_line(
+        "BATON_ADOPT_READY=%s is not http:/PATH, accept, bind or none; "
+        "this generation will not declare itself ready",
+        mode);
+    notify(
+        "BATON_ADOPT_ERROR=BATON_ADOPT_READY=%s is not http:/PATH, accept, bind or none\n"
+        "STATUS=baton-adopt: bad BATON_ADOPT_READY",
+        mode);
   }
 }
 
@@ -368,7 +373,8 @@ int open_private_listener(int family) {
     }
   } else if (family == AF_INET6) {
     // [::1], or ::ffff:127.0.0.1 where IPv6 loopback is off (dual-stack sockets accept it).
-    static const unsigned char kMapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const unsigned char kMapped[16] = {0, 0, 0,    0,    0,   0, 0, 0,
+                                              0, 0, 0xff, 0xff, 127, 0, 0, 1};
     for (int attempt = 0; attempt < 2 && fd < 0; ++attempt) {
       fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
       if (fd < 0) break;
@@ -520,7 +526,8 @@ void start_readiness(const HeldSocket& adopted) {
     return;
   }
   held_address(adopted, g_probe_host, sizeof(g_probe_host));
-  if (strncmp(g_probe_host, "unix:", 5) == 0) snprintf(g_probe_host, sizeof(g_probe_host), "localhost");
+  if (strncmp(g_probe_host, "unix:", 5) == 0)
+    snprintf(g_probe_host, sizeof(g_probe_host), "localhost");
   int fd = open_private_listener(adopted.addr.ss_family);
   if (fd < 0) {
     log_line("cannot open the private readiness listener (%s); not declaring readiness",
@@ -569,8 +576,8 @@ const sockaddr* absolute_unix(const sockaddr* addr, socklen_t* len, sockaddr_un*
   size_t path_len = strnlen(un->sun_path, *len - offset);
   *out = sockaddr_un{};
   out->sun_family = AF_UNIX;
-  int n = snprintf(out->sun_path, sizeof(out->sun_path), "%s/%.*s", cwd,
-                   static_cast<int>(path_len), un->sun_path);
+  int n = snprintf(out->sun_path, sizeof(out->sun_path), "%s/%.*s", cwd, static_cast<int>(path_len),
+                   un->sun_path);
   if (n < 0 || static_cast<size_t>(n) >= sizeof(out->sun_path)) return addr;
   *len = static_cast<socklen_t>(offset + static_cast<size_t>(n) + 1);
   return reinterpret_cast<const sockaddr*>(out);
@@ -597,8 +604,10 @@ int try_adopt(int fd, const sockaddr* addr, socklen_t len) {
     if (family != AF_UNIX && address_port(addr, len) != 0) {
       char summary[512];
       held_summary(summary, sizeof(summary));
-      log_line("bind %s: baton holds no listener for it (it holds %s); the app binds it itself, "
-               "so it will not be handed over on reload", want, summary);
+      log_line(
+          "bind %s: baton holds no listener for it (it holds %s); the app binds it itself, "
+          "so it will not be handed over on reload",
+          want, summary);
       notify("BATON_ADOPT_PASSTHROUGH=%s\nSTATUS=baton-adopt: the app bound %s itself", want, want);
     }
     return 0;
@@ -608,8 +617,8 @@ int try_adopt(int fd, const sockaddr* addr, socklen_t len) {
   held_address(h, have, sizeof(have));
   struct stat st;
   if (fstat(h.fd, &st) != 0 || st.st_ino != h.ino || st.st_dev != h.dev) {
-    log_line("bind %s: baton's listener %s (fd %d) was closed by the app; binding it itself",
-             want, have, h.fd);
+    log_line("bind %s: baton's listener %s (fd %d) was closed by the app; binding it itself", want,
+             have, h.fd);
     return 0;
   }
 
@@ -628,8 +637,10 @@ int try_adopt(int fd, const sockaddr* addr, socklen_t len) {
     for (int i = 0; i < g_held_count; ++i) fcntl(g_held[i].fd, F_SETFD, FD_CLOEXEC);
   }
   if (m.quality == MatchQuality::kOverlaps) {
-    log_line("bind %s: adopted baton's listener %s=%s (fd %d); the app asked for more, it serves "
-             "what baton holds", want, held_name(h), have, h.fd);
+    log_line(
+        "bind %s: adopted baton's listener %s=%s (fd %d); the app asked for more, it serves "
+        "what baton holds",
+        want, held_name(h), have, h.fd);
   } else {
     log_line("bind %s: adopted baton's listener %s=%s (fd %d)", want, held_name(h), have, h.fd);
   }
@@ -745,8 +756,10 @@ BATON_EXPORT int shutdown(int fd, int how) {
   if (is_adopted(fd)) {
     static std::atomic<bool> logged{false};
     if (!logged.exchange(true)) {
-      log_line("shutdown() of adopted listener fd %d ignored: it would stop it for every "
-               "generation (close() is fine)", fd);
+      log_line(
+          "shutdown() of adopted listener fd %d ignored: it would stop it for every "
+          "generation (close() is fine)",
+          fd);
     }
     return 0;
   }
@@ -772,8 +785,8 @@ BATON_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout) {
 }
 
 BATON_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask) {
-  int r = routed_poll(fds, nfds,
-                      [&](pollfd* f, nfds_t n) { return REAL(ppoll)(f, n, timeout, mask); });
+  int r =
+      routed_poll(fds, nfds, [&](pollfd* f, nfds_t n) { return REAL(ppoll)(f, n, timeout, mask); });
   if (r != -2) return r;
   return REAL(ppoll)(fds, nfds, timeout, mask);
 }

@@ -83,18 +83,30 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--bind") bind_text = next();
-    else if (a == "--also-bind") also_text = next();
-    else if (a == "--family") family_text = next();
-    else if (a == "--reuseaddr") reuseaddr = true;
-    else if (a == "--reuseport") reuseport = true;
-    else if (a == "--v6only") v6only = std::atoi(next().c_str());
-    else if (a == "--nonblock") nonblock = true;
-    else if (a == "--no-cloexec") cloexec = false;
-    else if (a == "--backlog") backlog = std::atoi(next().c_str());
-    else if (a == "--wait") wait_mode = next();
-    else if (a == "--hold") hold = true;
-    else if (a == "--shutdown-listener") shutdown_listener = true;
+    if (a == "--bind")
+      bind_text = next();
+    else if (a == "--also-bind")
+      also_text = next();
+    else if (a == "--family")
+      family_text = next();
+    else if (a == "--reuseaddr")
+      reuseaddr = true;
+    else if (a == "--reuseport")
+      reuseport = true;
+    else if (a == "--v6only")
+      v6only = std::atoi(next().c_str());
+    else if (a == "--nonblock")
+      nonblock = true;
+    else if (a == "--no-cloexec")
+      cloexec = false;
+    else if (a == "--backlog")
+      backlog = std::atoi(next().c_str());
+    else if (a == "--wait")
+      wait_mode = next();
+    else if (a == "--hold")
+      hold = true;
+    else if (a == "--shutdown-listener")
+      shutdown_listener = true;
     else {
       std::fprintf(stderr, "testapp: unknown argument '%s'\n", a.c_str());
       return 2;
@@ -106,7 +118,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_term;  // no SA_RESTART: a blocked accept/poll returns EINTR
   sigaction(SIGTERM, &sa, nullptr);
   sa.sa_handler = on_usr1;
