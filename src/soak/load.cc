@@ -36,6 +36,7 @@ struct Conn {
   bool reused = false;        // this socket already carried a complete response
   bool peer_closed = false;   // EPOLLRDHUP seen: do not reuse
   bool retrying = false;      // the current attempt is the retry
+  bool readable = false;      // an input edge came while sending: read once the request is out
   Outcome first;              // outcome of the first attempt when retrying
   int64_t start_ns = 0;       // latency is measured from here
   int64_t deadline_ns = 0;
@@ -119,6 +120,7 @@ void LoadGenerator::Worker::begin(int i, int64_t start) {
 void LoadGenerator::Worker::attempt(int i) {
   Conn& c = conns[i];
   c.sent = 0;
+  c.readable = false;
   c.parser.reset();
   if (c.fd >= 0 && c.peer_closed) close_conn(c);
   if (c.fd >= 0) {
@@ -194,6 +196,7 @@ void LoadGenerator::Worker::on_event(int i, uint32_t events) {
       break;
     }
     case ConnState::kSending:
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) c.readable = true;
       if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) do_send(i);
       break;
     case ConnState::kReceiving:
@@ -219,8 +222,13 @@ void LoadGenerator::Worker::do_send(int i) {
     c.sent += static_cast<size_t>(n);
   }
   c.state = ConnState::kReceiving;
-  // The response may already be there (an edge seen while sending would be lost otherwise).
-  do_receive(i, EPOLLIN);
+  // No read now: the response cannot be there yet, and its arrival raises an edge. (A speculative
+  // recv() here would cost one EAGAIN syscall per request.) Only an edge that came while the
+  // request was still going out, e.g. the server closing, must be acted on now.
+  if (c.readable) {
+    c.readable = false;
+    do_receive(i, EPOLLIN);
+  }
 }
 
 void LoadGenerator::Worker::do_receive(int i, uint32_t events) {
@@ -233,6 +241,7 @@ void LoadGenerator::Worker::do_receive(int i, uint32_t events) {
       size_t used = 0;
       auto st = c.parser.feed(buffer.data(), static_cast<size_t>(n), &used);
       if (st == ResponseParser::State::kComplete) {
+        now = now_ns();
         // Bytes after the response: the server sent something nobody asked for; do not reuse.
         if (used < static_cast<size_t>(n)) c.peer_closed = true;
         complete(i);
