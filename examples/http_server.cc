@@ -39,20 +39,23 @@ struct Flags {
   double drain_timeout = 30;
 };
 
-// Counts workers that detached their listeners and workers that finished.
+// Counts workers that are accepting, that detached their listeners, and that finished.
 struct Progress {
   std::mutex mu;
   std::condition_variable cv;
+  int accepting = 0;
   int detached = 0;
   int finished = 0;
 };
 
-void on_detached(void* arg) {
-  auto* p = static_cast<Progress*>(arg);
+void count(Progress* p, int Progress::*counter) {
   std::lock_guard lock(p->mu);
-  ++p->detached;
+  ++(p->*counter);
   p->cv.notify_all();
 }
+
+void on_accepting(void* arg) { count(static_cast<Progress*>(arg), &Progress::accepting); }
+void on_detached(void* arg) { count(static_cast<Progress*>(arg), &Progress::detached); }
 
 std::string generation_from_env() {
   const char* g = std::getenv("BATON_GENERATION");
@@ -135,18 +138,23 @@ int main(int argc, char** argv) {
 
   Progress progress;
   example::WorkerConfig config{fds, inst.drain_fd(), gen};
+  example::WorkerHooks hooks{on_accepting, on_detached, &progress};
   std::vector<std::thread> workers;
   for (int i = 0; i < flags.threads; ++i) {
     workers.emplace_back([&] {
-      int err = example::run_worker(config, on_detached, &progress);
+      int err = example::run_worker(config, hooks);
       if (err != 0) {
         std::fprintf(stderr, "baton-example-http: worker: %s\n", std::strerror(err));
-        on_detached(&progress);  // so the drain does not wait for a worker that never attached
+        on_accepting(&progress);  // counted, so neither ready nor the drain waits for it
+        on_detached(&progress);
       }
-      std::lock_guard lock(progress.mu);
-      ++progress.finished;
-      progress.cv.notify_all();
+      count(&progress, &Progress::finished);
     });
+  }
+  {
+    // Ready means accepting: every worker has the listeners in its epoll set.
+    std::unique_lock lock(progress.mu);
+    progress.cv.wait(lock, [&] { return progress.accepting == flags.threads; });
   }
 
   if (auto s = inst.ready(); !s) {

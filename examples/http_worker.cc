@@ -24,8 +24,13 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxHeader = 16 * 1024;     // larger request heads get 431 and a close
 constexpr long kMaxSlowMs = 10 * 60 * 1000;  // /slow?ms= is capped at ten minutes
 constexpr int kAcceptBatch = 64;             // accepts per wakeup, so one busy listener can't starve
-// A connection accepted but not yet used when the drain starts is not idle: its first request is
-// most likely in flight (the client just connected to send it). It gets this long to arrive.
+// Closing a keep-alive connection the moment the drain starts races with the client's next
+// request, already on its way on a busy connection: the client sees the connection closed without
+// an answer (wrk counts a read error, careful clients retry). So a connection with no request in
+// progress is closed only if no request arrives within a grace; one that does arrive is answered
+// with "Connection: close". A connection accepted but never used gets longer: its first request is
+// almost certainly in flight.
+constexpr auto kIdleGrace = std::chrono::milliseconds(250);
 constexpr auto kFreshGrace = std::chrono::seconds(2);
 
 // Tag bits in epoll data: listeners and the drain fd are told apart from connections by a tag.
@@ -124,8 +129,7 @@ Request parse_head(std::string_view head) {
 
 class Worker {
  public:
-  Worker(const WorkerConfig& c, void (*detached)(void*), void* arg)
-      : config_(c), detached_(detached), arg_(arg) {
+  Worker(const WorkerConfig& c, const WorkerHooks& hooks) : config_(c), hooks_(hooks) {
     pid_ = std::to_string(::getpid());
     hello_body_ = "hello from generation " + config_.generation + " pid " + pid_ + "\n";
   }
@@ -147,6 +151,7 @@ class Worker {
     dev.events = EPOLLIN;
     dev.data.u64 = kTagDrain;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, config_.drain_fd, &dev) != 0) return errno;
+    if (hooks_.accepting) hooks_.accepting(hooks_.arg);
 
     epoll_event events[256];
     while (!(draining_ && conns_.empty())) {
@@ -178,21 +183,18 @@ class Worker {
     draining_ = true;
     for (int l : config_.listeners) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
     ::epoll_ctl(epfd_, EPOLL_CTL_DEL, config_.drain_fd, nullptr);
-    detached_(arg_);
-    std::vector<int> idle;
+    if (hooks_.detached) hooks_.detached(hooks_.arg);
+    const auto now = Clock::now();
     for (auto& [fd, c] : conns_) {
       if (c->waiting) {
         c->slow_close = true;
       } else if (c->out_off < c->out.size()) {
         c->close_after_write = true;
-      } else if (c->in.empty() && c->served > 0) {
-        idle.push_back(fd);
       } else if (c->in.empty()) {
-        timers_.push({Clock::now() + kFreshGrace, fd, c->serial, true});
+        timers_.push({now + (c->served > 0 ? kIdleGrace : kFreshGrace), fd, c->serial, true});
       }
       // else: a partial request is arriving; it is answered with "Connection: close".
     }
-    for (int fd : idle) close_conn(fd);
   }
 
   void accept_from(int listener) {
@@ -387,7 +389,7 @@ class Worker {
       if (it == conns_.end() || it->second->serial != t.serial) continue;  // connection gone
       Conn& c = *it->second;
       if (t.grace) {
-        if (c.served == 0 && c.in.empty() && !c.waiting) close_conn(t.fd);
+        if (c.in.empty() && !c.waiting && c.out_off >= c.out.size()) close_conn(t.fd);
         continue;
       }
       c.waiting = false;
@@ -401,8 +403,7 @@ class Worker {
   }
 
   const WorkerConfig& config_;
-  void (*detached_)(void*);
-  void* arg_;
+  WorkerHooks hooks_;
   std::string pid_;
   std::string hello_body_;
   int epfd_ = -1;
@@ -414,8 +415,8 @@ class Worker {
 
 }  // namespace
 
-int run_worker(const WorkerConfig& config, void (*detached)(void*), void* arg) {
-  Worker w(config, detached, arg);
+int run_worker(const WorkerConfig& config, const WorkerHooks& hooks) {
+  Worker w(config, hooks);
   return w.run();
 }
 

@@ -5,10 +5,11 @@
 // shared with other processes (the previous/next instance): EAGAIN from accept(2) is normal.
 //
 // Drain (the drain fd becomes readable): the worker takes the listeners out of its epoll set at
-// once and reports it; then it closes idle keep-alive connections (answered at least once),
-// answers at most the request in progress on each other connection (with "Connection: close") and
-// closes it; it returns when it holds no connection. A connection accepted but not used yet is
-// not idle: its first request is probably in flight, so it gets a short grace to arrive.
+// once and reports it; then it answers at most the request in progress on each connection (with
+// "Connection: close") and closes it, and closes idle keep-alive connections: those on which no
+// request arrives within a short grace (250 ms; 2 s for a connection never used yet), since on a
+// busy connection the next request is usually already on its way. It returns when it holds no
+// connection.
 #pragma once
 
 #include <string>
@@ -22,8 +23,15 @@ struct WorkerConfig {
   std::string generation;      // X-Baton-Generation
 };
 
-// Runs the loop until drained. `detached()` is called once the listeners left this worker's epoll.
-// Returns 0, or an errno if the loop could not be set up.
-int run_worker(const WorkerConfig& config, void (*detached)(void*), void* arg);
+// Progress reports from a worker, called on the worker's thread.
+struct WorkerHooks {
+  void (*accepting)(void* arg) = nullptr;  // the listeners are in the epoll set: ready to serve
+  void (*detached)(void* arg) = nullptr;   // the listeners left the epoll set: drain started
+  void* arg = nullptr;
+};
+
+// Runs the loop until drained. Returns 0, or an errno if the loop could not be set up (then
+// neither hook was called).
+int run_worker(const WorkerConfig& config, const WorkerHooks& hooks);
 
 }  // namespace example

@@ -36,11 +36,9 @@ void legacy_on_term(int) {
   [[maybe_unused]] ssize_t n = ::write(g_legacy_drain_fd, &one, sizeof(one));
 }
 
-void detached(void*) {}
-
 int serve(const std::vector<int>& fds, int drain_fd) {
   example::WorkerConfig config{fds, drain_fd, "77"};
-  return example::run_worker(config, detached, nullptr);
+  return example::run_worker(config, {});
 }
 
 int legacy(const std::string& path, const std::string& address, bool reuse_port) {

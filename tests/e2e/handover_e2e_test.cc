@@ -51,6 +51,18 @@ std::string ready_address(Process& p, const std::string& marker = "ready on ") {
 
 size_t fd_count(pid_t pid) { return open_fds(pid).size(); }
 
+// "3:socket:[123] 4:anon_inode:[eventfd] ...", for failure messages.
+std::string describe_fds(pid_t pid) {
+  std::string out;
+  for (int fd : open_fds(pid)) {
+    char target[256] = {};
+    std::string link = fmt::format("/proc/{}/fd/{}", pid, fd);
+    ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+    out += fmt::format("{}:{} ", fd, n > 0 ? target : "?");
+  }
+  return out;
+}
+
 // Waits until `pid` holds exactly `n` descriptors (connections close asynchronously).
 bool settles_at(pid_t pid, size_t n) {
   return wait_until([&] { return fd_count(pid) == n; }, 10s);
@@ -94,7 +106,7 @@ TEST(HandoverE2E, FiftyHandoversUnderLoadFailNoRequestAndLeakNoDescriptor) {
 
   // The 51st instance holds what the first held: listener, handover socket, epoll sets, eventfds.
   EXPECT_TRUE(settles_at(current->pid(), baseline))
-      << fd_count(current->pid()) << " descriptors, first instance had " << baseline;
+      << describe_fds(current->pid()) << "; the first instance had " << baseline;
   auto r = http_get(addr, "/");
   ASSERT_TRUE(r.ok()) << r.error().what();
   EXPECT_EQ(r->headers["x-baton-generation"], "50");
@@ -121,7 +133,7 @@ TEST(HandoverE2E, NewInstanceFailingBeforeReadyLeavesTheOldServing) {
   load.stop();
   expect_no_failures(load);
   EXPECT_EQ(load.by_pid().size(), 1u);  // the old instance answered everything
-  EXPECT_TRUE(settles_at(old.pid(), baseline)) << fd_count(old.pid()) << " vs " << baseline;
+  EXPECT_TRUE(settles_at(old.pid(), baseline)) << describe_fds(old.pid()) << " vs " << baseline;
 
   // And it still hands over when a healthy successor comes.
   Process next = start_example(path, 1);
