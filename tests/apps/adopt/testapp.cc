@@ -11,8 +11,8 @@
 // (held_cloexec: FD_CLOEXEC of fd 3, "-" when fd 3 is not open), then `also=A` for --also-bind.
 // It answers every HTTP request with 200 "pid=PID". --hold waits for SIGUSR1 before its first
 // wait/accept (a server still starting up). On SIGTERM it close()s its listener, prints "closed",
-// and exits; --shutdown-listener calls shutdown(SHUT_RDWR) on the listener first, as some runtimes
-// do to wake their accept threads.
+// and exits (--unlink-on-exit: also unlinks its unix socket path); --shutdown-listener calls
+// shutdown(SHUT_RDWR) on the listener first, as some runtimes do to wake their accept threads.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -72,7 +72,7 @@ void serve(int conn) {
 int main(int argc, char** argv) {
   std::string bind_text, also_text, family_text, wait_mode = "poll";
   bool reuseaddr = false, reuseport = false, nonblock = false, cloexec = true, hold = false;
-  bool shutdown_listener = false;
+  bool shutdown_listener = false, unlink_on_exit = false;
   int v6only = -1, backlog = 16;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -107,6 +107,8 @@ int main(int argc, char** argv) {
       hold = true;
     else if (a == "--shutdown-listener")
       shutdown_listener = true;
+    else if (a == "--unlink-on-exit")
+      unlink_on_exit = true;
     else {
       std::fprintf(stderr, "testapp: unknown argument '%s'\n", a.c_str());
       return 2;
@@ -203,6 +205,8 @@ int main(int argc, char** argv) {
   }
   if (shutdown_listener && shutdown(fd, SHUT_RDWR) != 0) die("shutdown");
   close(fd);
+  // As libuv does on close: remove the socket file (the adoption library keeps baton's).
+  if (unlink_on_exit && !addr->unix_path().empty()) unlink(addr->unix_path().c_str());
   std::printf("closed\n");
   std::fflush(stdout);
   return 0;
