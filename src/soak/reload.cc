@@ -323,6 +323,15 @@ void Reloader::reload_once(ReloadRecord& r) {
     return;
   }
   auto after = observe(true);
+  if (!options_.command.empty()) {
+    // A restart command may return before the old process is gone (kill only sends a signal):
+    // keep looking until a different process answers, within the verify timeout.
+    int64_t deadline = now_ns() + options_.verify_timeout.count();
+    while (after && *after == r.before && now_ns() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      after = observe(true);
+    }
+  }
   if (!after) {
     r.error = "could not check after the reload: " + after.error().what();
     return;

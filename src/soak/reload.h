@@ -8,7 +8,8 @@
 //     serving_generation must change (the supervisor's status schema, version 1);
 //   --reload-cmd CMD: `/bin/sh -c CMD`, exit status 0 is success; with --verify-header NAME the
 //     reloader GETs the URL on a fresh connection before and after, and the header's value must
-//     change (e.g. X-Pid: a new process answers); without it the reload is "unverified".
+//     change (e.g. X-Pid: a new process answers) within verify_timeout of the command's end (a
+//     command may return while the old process still answers); without it, "unverified".
 // While a reload runs, and for `window_after` past its end, completed requests count in the
 // reload windows (see LoadGenerator).
 //
