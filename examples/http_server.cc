@@ -173,13 +173,14 @@ int main(int argc, char** argv) {
   {
     std::unique_lock lock(progress.mu);
     // Our copies of the listeners close once no worker can accept from them any more.
-    in_time = progress.cv.wait_until(lock, deadline, [&] { return progress.detached == flags.threads; });
+    in_time =
+        progress.cv.wait_until(lock, deadline, [&] { return progress.detached == flags.threads; });
   }
   (void)inst.close_listeners();
   if (in_time) {
     std::unique_lock lock(progress.mu);
-    in_time = progress.cv.wait_until(lock, deadline,
-                                     [&] { return progress.finished == flags.threads; });
+    in_time =
+        progress.cv.wait_until(lock, deadline, [&] { return progress.finished == flags.threads; });
   }
   if (!in_time) {
     std::fprintf(stderr, "example: generation %s pid %ld drain deadline passed\n", gen.c_str(),

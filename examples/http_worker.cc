@@ -23,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxHeader = 16 * 1024;     // larger request heads get 431 and a close
 constexpr long kMaxSlowMs = 10 * 60 * 1000;  // /slow?ms= is capped at ten minutes
-constexpr int kAcceptBatch = 64;             // accepts per wakeup, so one busy listener can't starve
+constexpr int kAcceptBatch = 64;  // accepts per wakeup, so one busy listener can't starve
 // Closing a keep-alive connection the moment the drain starts races with the client's next
 // request, already on its way on a busy connection: the client sees the connection closed without
 // an answer (wrk counts a read error, careful clients retry). So a connection with no request in
@@ -43,12 +43,12 @@ struct Conn {
   std::string in;
   std::string out;
   size_t out_off = 0;
-  bool waiting = false;        // a /slow request is pending on a timer
+  bool waiting = false;  // a /slow request is pending on a timer
   bool keep_alive_pending = true;
   bool close_after_write = false;
-  bool want_write = false;     // EPOLLOUT registered
-  bool slow_close = false;     // the pending /slow response must close the connection
-  long served = 0;             // responses generated so far
+  bool want_write = false;  // EPOLLOUT registered
+  bool slow_close = false;  // the pending /slow response must close the connection
+  long served = 0;          // responses generated so far
 };
 
 struct Timer {
@@ -284,9 +284,8 @@ class Worker {
       Request r = parse_head(std::string_view(c.in).substr(0, end));
       size_t total = end + 4 + r.content_length;
       if (r.bad || r.chunked) {
-        respond(c, r.chunked ? 501 : 400, r.chunked ? "chunked bodies not supported\n"
-                                                    : "bad request\n",
-                false);
+        respond(c, r.chunked ? 501 : 400,
+                r.chunked ? "chunked bodies not supported\n" : "bad request\n", false);
         break;
       }
       if (c.in.size() < total) break;  // body still arriving

@@ -7,7 +7,8 @@
 //
 //   auto inst = baton::Instance::create(options);   // early: drain signal handler, environment
 //   ... expensive initialisation ...
-//   inst->listeners() / inst->listen("http", "127.0.0.1:8080")   // sockets: inherited, taken, or bound
+//   inst->listeners() / inst->listen("http", "127.0.0.1:8080")   // sockets: inherited, taken, or
+//   bound
 //   ... start accepting on them (nonblocking + epoll) ...
 //   inst->ready();                        // READY=1; in handover mode the old instance now drains
 //   inst->status("42 connections");       // optional STATUS= text
@@ -74,7 +75,7 @@ enum class ListenerOrigin {
 // One listening socket. The descriptor is owned by the Instance: it stays valid until
 // close_listeners() or the Instance's destruction. Do not close it yourself.
 struct Listener {
-  std::string name;     // LISTEN_FDNAMES entry, SERVER_STARTER_PORT key, or the name given to listen()
+  std::string name;  // LISTEN_FDNAMES entry, SERVER_STARTER_PORT key, or the name given to listen()
   std::string address;  // e.g. "127.0.0.1:8080", "[::1]:80", "unix:/run/app.sock", "udp:..."
   int fd = -1;          // borrowed; CLOEXEC, O_NONBLOCK
   int type = 0;         // SOCK_STREAM or SOCK_DGRAM

@@ -218,8 +218,8 @@ Result<Takeover> take_listeners(const std::string& path, std::chrono::millisecon
       auto r = parse_refuse(*m);
       if (!r) return r.error();
       if (!r->retry) {
-        return legacy(fmt::format("it refused: {} (its versions {}..{})", r->reason,
-                                  r->min_version, r->max_version));
+        return legacy(fmt::format("it refused: {} (its versions {}..{})", r->reason, r->min_version,
+                                  r->max_version));
       }
       last_refusal = r->reason;
       if (Clock::now() >= deadline) {
@@ -235,8 +235,8 @@ Result<Takeover> take_listeners(const std::string& path, std::chrono::millisecon
       return Error(EPROTO, fmt::format("handover via {}: {}", path, offer.error().what()));
     }
     for (size_t i = 0; i < offer->listeners.size(); ++i) {
-      auto info = describe_listener(p->fds[i].get(), offer->listeners[i].name,
-                                    ListenerOrigin::kHandover);
+      auto info =
+          describe_listener(p->fds[i].get(), offer->listeners[i].name, ListenerOrigin::kHandover);
       if (!info) return info.error();  // every received descriptor is closed with `p`
       if (info->type != offer->listeners[i].type) {
         return Error(EPROTO, fmt::format("handover: listener {} is not of the type announced",
@@ -302,7 +302,7 @@ Result<std::unique_ptr<HandoverParent>> HandoverParent::start(const std::string&
     ::unlink(tmp.c_str());
     return e;
   }
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     impl->dev = st.st_dev;
     impl->ino = st.st_ino;
@@ -319,7 +319,7 @@ HandoverParent::~HandoverParent() {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(impl_->stop_fd.get(), &one, sizeof(one));
   if (impl_->thread.joinable()) impl_->thread.join();
-  struct stat st{};
+  struct stat st {};
   if (!impl_->handed_over && ::lstat(impl_->path.c_str(), &st) == 0 && st.st_dev == impl_->dev &&
       st.st_ino == impl_->ino) {
     ::unlink(impl_->path.c_str());
@@ -344,9 +344,8 @@ void HandoverParent::run() {
   };
 
   while (true) {
-    pollfd fds[3] = {{im.stop_fd.get(), POLLIN, 0},
-                     {im.listen_fd.get(), POLLIN, 0},
-                     {conn.get(), POLLIN, 0}};
+    pollfd fds[3] = {
+        {im.stop_fd.get(), POLLIN, 0}, {im.listen_fd.get(), POLLIN, 0}, {conn.get(), POLLIN, 0}};
     int rc = retry_eintr(::poll, fds, conn ? 3 : 2, -1);
     if (rc < 0) {
       log(Error::from_errno("handover: poll").what());

@@ -13,8 +13,8 @@ namespace {
 constexpr std::string_view kMagic = "baton-handover ";
 
 constexpr std::pair<Type, std::string_view> kTypes[] = {
-    {Type::kHello, "HELLO"},   {Type::kOffer, "OFFER"},       {Type::kRefuse, "REFUSE"},
-    {Type::kReady, "READY"},   {Type::kDraining, "DRAINING"},
+    {Type::kHello, "HELLO"}, {Type::kOffer, "OFFER"},       {Type::kRefuse, "REFUSE"},
+    {Type::kReady, "READY"}, {Type::kDraining, "DRAINING"},
 };
 
 bool printable(std::string_view s) {
@@ -126,9 +126,9 @@ Message make_hello(const Hello& h) {
 Message make_offer(const Offer& o) {
   Message m{Type::kOffer, {{"version", std::to_string(o.version)}, {"pid", std::to_string(o.pid)}}};
   for (const auto& l : o.listeners) {
-    m.fields.emplace_back("listener", fmt::format("{} {} {}", l.name,
-                                                  l.type == SOCK_DGRAM ? "dgram" : "stream",
-                                                  l.address));
+    m.fields.emplace_back(
+        "listener",
+        fmt::format("{} {} {}", l.name, l.type == SOCK_DGRAM ? "dgram" : "stream", l.address));
   }
   return m;
 }
@@ -150,7 +150,8 @@ Message make_ready() { return {Type::kReady, {}}; }
 Message make_draining(pid_t pid) { return {Type::kDraining, {{"pid", std::to_string(pid)}}}; }
 
 Result<Hello> parse_hello(const Message& m) {
-  if (m.type != Type::kHello) return Error(fmt::format("expected HELLO, got {}", type_name(m.type)));
+  if (m.type != Type::kHello)
+    return Error(fmt::format("expected HELLO, got {}", type_name(m.type)));
   auto min = field_int(m, "min_version", 1, 1 << 20);
   if (!min) return min.error();
   auto max = field_int(m, "max_version", 1, 1 << 20);
@@ -162,7 +163,8 @@ Result<Hello> parse_hello(const Message& m) {
 }
 
 Result<Offer> parse_offer(const Message& m, size_t fds_received) {
-  if (m.type != Type::kOffer) return Error(fmt::format("expected OFFER, got {}", type_name(m.type)));
+  if (m.type != Type::kOffer)
+    return Error(fmt::format("expected OFFER, got {}", type_name(m.type)));
   auto version = field_int(m, "version", 1, 1 << 20);
   if (!version) return version.error();
   if (*version < kMinVersion || *version > kVersion) {
@@ -182,8 +184,8 @@ Result<Offer> parse_offer(const Message& m, size_t fds_received) {
     if (type != "stream" && type != "dgram") {
       return Error(fmt::format("OFFER: listener type '{}' is neither stream nor dgram", type));
     }
-    o.listeners.push_back({v.substr(0, s1), type == "dgram" ? SOCK_DGRAM : SOCK_STREAM,
-                           v.substr(s2 + 1)});
+    o.listeners.push_back(
+        {v.substr(0, s1), type == "dgram" ? SOCK_DGRAM : SOCK_STREAM, v.substr(s2 + 1)});
   }
   if (o.listeners.size() > static_cast<size_t>(kMaxFds)) {
     return Error(fmt::format("OFFER: more than {} listeners", kMaxFds));
@@ -243,11 +245,11 @@ ParentAction ParentSession::on_packet(std::string_view packet, size_t fds_receiv
     int version = std::min(hello->max_version, kVersion);
     if (version < std::max(hello->min_version, kMinVersion)) {
       state_ = State::kDone;
-      a.reply = encode(make_refuse({fmt::format("no common protocol version (mine {}..{}, yours "
-                                                "{}..{})",
-                                                kMinVersion, kVersion, hello->min_version,
-                                                hello->max_version),
-                                    false, kMinVersion, kVersion}));
+      a.reply = encode(
+          make_refuse({fmt::format("no common protocol version (mine {}..{}, yours "
+                                   "{}..{})",
+                                   kMinVersion, kVersion, hello->min_version, hello->max_version),
+                       false, kMinVersion, kVersion}));
       a.close = true;
       a.log = fmt::format("handover: refused pid {}: no common protocol version", peer_pid_);
       return a;

@@ -101,11 +101,11 @@ Result<pid_t> parse_draining(const Message& m);
 
 // The old instance's side of one connection, without I/O: packet in, what to do out.
 struct ParentAction {
-  std::string reply;          // packet to send; empty: none
-  bool attach_fds = false;    // send the listener descriptors with `reply`
-  bool start_drain = false;   // the new instance accepts: drain now
-  bool close = false;         // end the connection (after sending `reply`)
-  std::string log;            // one line worth logging; empty: nothing
+  std::string reply;         // packet to send; empty: none
+  bool attach_fds = false;   // send the listener descriptors with `reply`
+  bool start_drain = false;  // the new instance accepts: drain now
+  bool close = false;        // end the connection (after sending `reply`)
+  std::string log;           // one line worth logging; empty: nothing
 };
 
 class ParentSession {

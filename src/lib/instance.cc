@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -36,12 +36,13 @@ void trigger_drain() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   int64_t unset = 0;
-  g_drain_asked_ns.compare_exchange_strong(unset,
-                                           static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+  g_drain_asked_ns.compare_exchange_strong(
+      unset, static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
   if (g_draining.exchange(true)) return;
   uint64_t one = 1;
   int fd = g_drain_fd.load();
-  if (fd >= 0) [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof(one));
+  if (fd >= 0) [[maybe_unused]]
+    ssize_t n = ::write(fd, &one, sizeof(one));
 }
 
 void on_signal(int) {
@@ -68,8 +69,8 @@ struct Instance::State {
 
   bool takeover_attempted = false;
   bool took_over = false;
-  Fd takeover_connection;           // to the old instance, until ready()
-  pid_t old_pid = 0;                // a legacy (non-speaking) old instance, when known
+  Fd takeover_connection;  // to the old instance, until ready()
+  pid_t old_pid = 0;       // a legacy (non-speaking) old instance, when known
   bool terminate_old_at_ready = false;
   bool ready = false;
   std::unique_ptr<handover::HandoverParent> parent;
@@ -147,7 +148,8 @@ Status Instance::State::take_over() {
       break;
     case handover::Takeover::Outcome::kLegacyPeer:
       old_pid = t->peer_pid;
-      log(fmt::format("handover: pid {} serves {} but does not speak handover protocol 1 ({}); "
+      log(
+          fmt::format("handover: pid {} serves {} but does not speak handover protocol 1 ({}); "
                       "will fall back when binding",
                       t->peer_pid, options.handover_path, t->detail));
       break;
@@ -251,14 +253,15 @@ Result<Listener> Instance::listen(std::string_view name, std::string_view addres
 Status Instance::ready() {
   if (s_->ready) return {};
   if (s_->takeover_connection) {
-    auto drained = handover::finish_takeover(s_->takeover_connection.get(),
-                                             s_->options.handover_timeout);
+    auto drained =
+        handover::finish_takeover(s_->takeover_connection.get(), s_->options.handover_timeout);
     if (drained) {
       s_->log(fmt::format("handover: pid {} acknowledged and drains", *drained));
     } else {
-      s_->log(fmt::format("handover: no drain acknowledgement from the old instance ({}); both "
-                          "accept until it stops",
-                          drained.error().what()));
+      s_->log(
+          fmt::format("handover: no drain acknowledgement from the old instance ({}); both "
+                      "accept until it stops",
+                      drained.error().what()));
     }
     s_->takeover_connection.reset();
   }

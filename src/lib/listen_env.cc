@@ -75,20 +75,21 @@ Result<std::vector<ListenFdEntry>> parse_listen_fds_env(const char* listen_pid,
     names = split(listen_fdnames, ':');
     if (count == 0 && names.size() == 1 && names[0].empty()) names.clear();
     if (static_cast<long long>(names.size()) != count) {
-      return Error(fmt::format("LISTEN_FDNAMES has {} names but LISTEN_FDS={}", names.size(),
-                               count));
+      return Error(
+          fmt::format("LISTEN_FDNAMES has {} names but LISTEN_FDS={}", names.size(), count));
     }
     for (auto n : names) {
       if (!valid_fd_name(n)) {
-        return Error(fmt::format("LISTEN_FDNAMES: invalid name '{}' (1-255 printable characters, "
-                                 "no ':')",
-                                 std::string(n)));
+        return Error(
+            fmt::format("LISTEN_FDNAMES: invalid name '{}' (1-255 printable characters, "
+                        "no ':')",
+                        std::string(n)));
       }
     }
   }
   for (int i = 0; i < count; ++i) {
-    out.push_back({names.empty() ? std::string("unknown") : std::string(names[i]),
-                   kListenFdsStart + i});
+    out.push_back(
+        {names.empty() ? std::string("unknown") : std::string(names[i]), kListenFdsStart + i});
   }
   return out;
 }
@@ -138,8 +139,8 @@ Result<Listener> describe_listener(int fd, std::string name, ListenerOrigin orig
     int acc = 0;
     len = sizeof(acc);
     if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 || acc == 0) {
-      return Error(fmt::format("descriptor {} ({}): a stream socket that is not listening", fd,
-                               name));
+      return Error(
+          fmt::format("descriptor {} ({}): a stream socket that is not listening", fd, name));
     }
   }
   if (auto s = set_cloexec(fd, true); !s) return s.error();
@@ -159,9 +160,8 @@ Result<std::vector<OwnedListener>> inherit_listeners_from_env() {
       fds_env != nullptr
           ? parse_listen_fds_env(std::getenv("LISTEN_PID"), fds_env, std::getenv("LISTEN_FDNAMES"),
                                  ::getpid())
-          : parse_server_starter_port(std::getenv("SERVER_STARTER_PORT")
-                                          ? std::getenv("SERVER_STARTER_PORT")
-                                          : "");
+          : parse_server_starter_port(
+                std::getenv("SERVER_STARTER_PORT") ? std::getenv("SERVER_STARTER_PORT") : "");
   for (const char* v : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "SERVER_STARTER_PORT"}) {
     ::unsetenv(v);
   }
@@ -179,8 +179,8 @@ Result<std::vector<OwnedListener>> inherit_listeners_from_env() {
     }
   }
   if (missing != nullptr) {
-    return Error(EBADF,
-                 fmt::format("inherited descriptor {} ({}) is not open", missing->fd, missing->name));
+    return Error(
+        EBADF, fmt::format("inherited descriptor {} ({}) is not open", missing->fd, missing->name));
   }
   for (size_t i = 0; i < entries->size(); ++i) {
     auto info = describe_listener(owned[i].get(), (*entries)[i].name, ListenerOrigin::kInherited);

@@ -24,8 +24,8 @@ std::string app_binary() { return HANDOVER_APP_BIN; }
 Process start_example(const std::string& handover, int generation,
                       const std::string& listen = "127.0.0.1:0",
                       std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {example_binary(), "--listen", listen, "--init-seconds", "0.05",
-                                   "--threads", "2"};
+  std::vector<std::string> argv = {example_binary(), "--listen",  listen, "--init-seconds",
+                                   "0.05",           "--threads", "2"};
   if (!handover.empty()) {
     argv.push_back("--handover");
     argv.push_back(handover);
@@ -86,8 +86,8 @@ TEST(HandoverE2E, FiftyHandoversUnderLoadFailNoRequestAndLeakNoDescriptor) {
   std::vector<pid_t> pids = {current->pid()};
   for (int gen = 1; gen <= 50; ++gen) {
     Process next = start_example(path, gen);
-    ASSERT_TRUE(next.wait_for_output("ready on " + addr, 20s))
-        << "generation " << gen << ":\n" << next.output();
+    ASSERT_TRUE(next.wait_for_output("ready on " + addr, 20s)) << "generation " << gen << ":\n"
+                                                               << next.output();
     EXPECT_EQ(current->wait_exit_code(30s), 0) << current->output();
     EXPECT_NE(current->output().find("drained"), std::string::npos);
     long before = load.ok();
@@ -177,7 +177,8 @@ TEST(HandoverE2E, LegacyInstanceWithReusePortIsOverlappedThenStopped) {
   ASSERT_FALSE(addr.empty()) << legacy.output();
   Process next = start_example(path, 1, addr);
   ASSERT_TRUE(next.wait_for_output("ready on " + addr, 20s)) << next.output();
-  EXPECT_NE(next.output().find("handover fallback: SO_REUSEPORT overlap on " + addr), std::string::npos)
+  EXPECT_NE(next.output().find("handover fallback: SO_REUSEPORT overlap on " + addr),
+            std::string::npos)
       << next.output();
   EXPECT_EQ(legacy.wait_exit_code(20s), 0) << legacy.output();  // it got SIGTERM at ready
   auto r = http_get(addr, "/");
@@ -195,7 +196,8 @@ TEST(HandoverE2E, LegacyInstanceWithoutReusePortIsTerminatedThenBound) {
   ASSERT_TRUE(next.wait_for_output("ready on " + addr, 20s)) << next.output();
   const std::string out = next.output();
   EXPECT_NE(out.find("does not speak handover protocol 1"), std::string::npos) << out;
-  EXPECT_NE(out.find("handover fallback: terminate-then-bind on " + addr), std::string::npos) << out;
+  EXPECT_NE(out.find("handover fallback: terminate-then-bind on " + addr), std::string::npos)
+      << out;
   EXPECT_EQ(legacy.wait_exit_code(20s), 0) << legacy.output();
   auto r = http_get(addr, "/");
   ASSERT_TRUE(r.ok()) << r.error().what();
@@ -309,8 +311,8 @@ os.execv(sys.argv[1], sys.argv[1:])
   SpawnOptions o;
   o.env["NOTIFY_SOCKET"] = notify_path;
   o.env["BATON_GENERATION"] = "4";
-  Process p = Process::spawn({"/usr/bin/env", "python3", "-c", launcher, example_binary(), "--listen",
-                              "127.0.0.1:1", "--init-seconds", "0"},
+  Process p = Process::spawn({"/usr/bin/env", "python3", "-c", launcher, example_binary(),
+                              "--listen", "127.0.0.1:1", "--init-seconds", "0"},
                              o);
   ASSERT_TRUE(p.wait_for_output("ready on ", 20s)) << p.output();
   std::smatch m;

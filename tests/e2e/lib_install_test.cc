@@ -13,9 +13,9 @@ TEST(LibInstall, FindPackageAndPkgConfigConsumersBuildAndRun) {
   auto inst = run({BATON_CMAKE, "--install", BATON_LIB_BUILD_DIR, "--prefix", prefix}, 120s);
   ASSERT_EQ(inst.exit_code, 0) << inst.output;
 
-  auto cfg = run({BATON_CMAKE, "-S", BATON_CONSUMER_SRC, "-B", dir.file("b"),
-                  "-DCMAKE_PREFIX_PATH=" + prefix},
-                 120s);
+  auto cfg = run(
+      {BATON_CMAKE, "-S", BATON_CONSUMER_SRC, "-B", dir.file("b"), "-DCMAKE_PREFIX_PATH=" + prefix},
+      120s);
   ASSERT_EQ(cfg.exit_code, 0) << cfg.output;
   auto build = run({BATON_CMAKE, "--build", dir.file("b")}, 300s);
   ASSERT_EQ(build.exit_code, 0) << build.output;
@@ -25,11 +25,11 @@ TEST(LibInstall, FindPackageAndPkgConfigConsumersBuildAndRun) {
 
   // pkg-config, through a shell since the flags are split into words there.
   const std::string pc = "PKG_CONFIG_PATH=" + prefix + "/" + BATON_LIBDIR + "/pkgconfig";
-  auto pc_build = run({"/bin/sh", "-c",
-                       "c++ " + std::string(BATON_CONSUMER_SRC) + "/main.cc -o " +
-                           dir.file("pc-consumer") + " $(" + pc +
-                           " pkg-config --cflags --libs baton)"},
-                      300s);
+  auto pc_build =
+      run({"/bin/sh", "-c",
+           "c++ " + std::string(BATON_CONSUMER_SRC) + "/main.cc -o " + dir.file("pc-consumer") +
+               " $(" + pc + " pkg-config --cflags --libs baton)"},
+          300s);
   ASSERT_EQ(pc_build.exit_code, 0) << pc_build.output;
   ran = run({dir.file("pc-consumer")}, 30s);
   EXPECT_EQ(ran.exit_code, 0) << ran.output;

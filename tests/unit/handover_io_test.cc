@@ -43,7 +43,10 @@ struct FakeOld {
       Listener l{"http", address, listener.get(), SOCK_STREAM, ListenerOrigin::kBound};
       fn(std::vector<Listener>{l}, draining.load());
     };
-    hooks.drain = [this] { ++drains; draining = true; };
+    hooks.drain = [this] {
+      ++drains;
+      draining = true;
+    };
     hooks.log = [this](const std::string& line) {
       std::lock_guard lock(mu);
       lines.push_back(line);
@@ -115,7 +118,7 @@ TEST(Handover, NoPeerWhenThePathIsMissingOrStale) {
 TEST(Handover, TakesWorkingListenersThenOldDrainsOnReady) {
   test::TempDir dir;
   FakeOld old(dir.file("h"));
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(dir.file("h").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 

@@ -54,9 +54,9 @@ TEST(HandoverCodec, OfferMustCarryOneDescriptorPerListener) {
 
 TEST(HandoverCodec, MalformedOffersAreRejected) {
   auto offer = [](std::string body) { return msg("baton-handover OFFER\n" + body); };
-  EXPECT_FALSE(parse_offer(offer("pid=1\n"), 0).ok());                  // no version
-  EXPECT_FALSE(parse_offer(offer("version=2\npid=1\n"), 0).ok());       // not offered
-  EXPECT_FALSE(parse_offer(offer("version=1\npid=0\n"), 0).ok());       // bad pid
+  EXPECT_FALSE(parse_offer(offer("pid=1\n"), 0).ok());             // no version
+  EXPECT_FALSE(parse_offer(offer("version=2\npid=1\n"), 0).ok());  // not offered
+  EXPECT_FALSE(parse_offer(offer("version=1\npid=0\n"), 0).ok());  // bad pid
   EXPECT_FALSE(parse_offer(offer("version=1\npid=1\nlistener=http\n"), 1).ok());
   EXPECT_FALSE(parse_offer(offer("version=1\npid=1\nlistener=a raw 1.2.3.4:5\n"), 1).ok());
   EXPECT_FALSE(parse_offer(offer("version=1\npid=1\nlistener= stream x\n"), 1).ok());
@@ -67,17 +67,17 @@ TEST(HandoverCodec, MalformedOffersAreRejected) {
 TEST(HandoverCodec, FramingViolationsAreRejected) {
   EXPECT_FALSE(decode("").ok());
   EXPECT_FALSE(decode("GET / HTTP/1.1\r\n\r\n").ok());
-  EXPECT_FALSE(decode("baton-handover HELLO").ok());             // no final newline
-  EXPECT_FALSE(decode("baton-handover \n").ok());                // no type
-  EXPECT_FALSE(decode("baton-handover BOGUS\n").ok());           // unknown type
-  EXPECT_FALSE(decode("baton-handover hello\n").ok());           // types are upper case
+  EXPECT_FALSE(decode("baton-handover HELLO").ok());    // no final newline
+  EXPECT_FALSE(decode("baton-handover \n").ok());       // no type
+  EXPECT_FALSE(decode("baton-handover BOGUS\n").ok());  // unknown type
+  EXPECT_FALSE(decode("baton-handover hello\n").ok());  // types are upper case
   EXPECT_FALSE(decode("baton-handover HELLO\nnoequals\n").ok());
-  EXPECT_FALSE(decode("baton-handover HELLO\nBad=1\n").ok());    // keys are [a-z_]
+  EXPECT_FALSE(decode("baton-handover HELLO\nBad=1\n").ok());  // keys are [a-z_]
   EXPECT_FALSE(decode("baton-handover HELLO\n=1\n").ok());
   EXPECT_FALSE(decode("baton-handover HELLO\npid=1\npid=2\n").ok());  // repeated key
   EXPECT_FALSE(decode(std::string("baton-handover HELLO\npid=1\0\n", 28)).ok());
   EXPECT_FALSE(decode("baton-handover HELLO\npid=\x01\n").ok());
-  EXPECT_FALSE(decode("baton-handover READY\n\n").ok());         // empty line
+  EXPECT_FALSE(decode("baton-handover READY\n\n").ok());  // empty line
   std::string big = "baton-handover HELLO\nx=" + std::string(kMaxPacket, 'a') + "\n";
   EXPECT_FALSE(decode(big).ok());
   EXPECT_TRUE(decode("baton-handover READY\n").ok());
@@ -85,13 +85,13 @@ TEST(HandoverCodec, FramingViolationsAreRejected) {
 
 TEST(HandoverCodec, HelloFieldsAreChecked) {
   auto hello = [](std::string body) { return parse_hello(msg("baton-handover HELLO\n" + body)); };
-  EXPECT_FALSE(hello("min_version=1\nmax_version=1\n").ok());            // no pid
+  EXPECT_FALSE(hello("min_version=1\nmax_version=1\n").ok());  // no pid
   EXPECT_FALSE(hello("min_version=x\nmax_version=1\npid=3\n").ok());
-  EXPECT_FALSE(hello("min_version=2\nmax_version=1\npid=3\n").ok());     // empty range
+  EXPECT_FALSE(hello("min_version=2\nmax_version=1\npid=3\n").ok());  // empty range
   EXPECT_FALSE(hello("min_version=1\nmax_version=1\npid=-3\n").ok());
   EXPECT_FALSE(hello("min_version=1\nmax_version=1\npid=99999999999\n").ok());
   EXPECT_TRUE(hello("min_version=1\nmax_version=9\npid=3\n").ok());
-  EXPECT_FALSE(parse_hello(msg(encode(make_ready()))).ok());         // wrong type
+  EXPECT_FALSE(parse_hello(msg(encode(make_ready()))).ok());  // wrong type
 }
 
 TEST(HandoverCodec, RefuseReasonIsSanitised) {
