@@ -204,7 +204,8 @@ TEST_P(AdoptReadinessTest, ReadyOnlyOnceTheNewGenerationItselfServes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WaitModes, AdoptReadinessTest,
-                         ::testing::Values("poll", "epoll", "blocking"));
+                         ::testing::Values("poll", "epoll", "blocking"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST_F(AdoptLibraryTest, AcceptReadinessModeWorksForAnyProtocol) {
   HeldListener held = hold_listener("127.0.0.1:0");
