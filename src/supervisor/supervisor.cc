@@ -442,12 +442,11 @@ void Supervisor::on_probe_event(int id) {
 
 void Supervisor::exec_probe_attempt(int id) {
   GenerationIo* io = io_for(id);
-  const Generation* g = core_.find(id);
-  if (io == nullptr || g == nullptr) return;
+  if (io == nullptr) return;
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   env_strings.push_back(fmt::format("BATON_GENERATION={}", id));
-  env_strings.push_back(fmt::format("BATON_PID={}", g->pid));
+  env_strings.push_back(fmt::format("BATON_PID={}", io->pid));
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);

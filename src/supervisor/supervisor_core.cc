@@ -211,9 +211,10 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
   attempt_.reset();
   Generation* g = find_mutable(a.generation);
   std::string tail = os_.output_tail(a.generation);
-  if (g != nullptr && g->state != GenerationState::kExited && !g->killed) {
-    g->killed = true;
-    os_.kill_group(*g);
+  if (g != nullptr && g->state == GenerationState::kStarting && !g->killed) {
+    // Not proven ready, yet it shares the listeners and may have accepted connections: it gets
+    // the drain signal and the drain deadline like any old generation, so they are not reset.
+    drain(*g);
   }
   const Generation* keeps = serving();
   std::string outcome_text =

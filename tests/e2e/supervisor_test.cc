@@ -1,0 +1,347 @@
+// End-to-end tests of `baton run`: real supervisor, real apps, real sockets, real clients.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+namespace baton::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A supervisor under test, with its control socket in a private directory.
+class Baton {
+ public:
+  Baton(const TempDir& dir, std::vector<std::string> run_args, std::vector<std::string> app)
+      : control_(dir.file("control.sock")) {
+    std::vector<std::string> argv = {baton_binary(), "run", "--control", control_};
+    argv.insert(argv.end(), run_args.begin(), run_args.end());
+    argv.push_back("--");
+    argv.insert(argv.end(), app.begin(), app.end());
+    process_.emplace(Process::spawn(argv));
+  }
+  Process& process() { return *process_; }
+  const std::string& control() const { return control_; }
+
+  CommandResult ctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 120s) {
+    std::vector<std::string> argv = {baton_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--control");
+    argv.push_back(control_);
+    return run(argv, timeout);
+  }
+  nlohmann::json status() {
+    auto r = ctl({"status", "--json"});
+    if (r.exit_code != 0) return nlohmann::json();
+    return nlohmann::json::parse(r.output, nullptr, false);
+  }
+  // Waits until a generation serves; returns the first listener's address.
+  std::string wait_serving(std::chrono::milliseconds timeout = 30s) {
+    std::string address;
+    wait_until(
+        [&] {
+          auto s = status();
+          if (!s.is_object() || s.value("serving_generation", 0) == 0) return false;
+          address = s["listeners"][0]["address"];
+          return true;
+        },
+        timeout, 50ms);
+    return address;
+  }
+
+ private:
+  std::string control_;
+  std::optional<Process> process_;
+};
+
+// New-connection-per-request load from a few threads, every failure kept with its reason.
+class Load {
+ public:
+  Load(std::string address, int threads, std::string path = "/") {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, address, path] {
+        while (!stop_) {
+          auto r = http_get(address, path, 10s);
+          ++requests_;
+          if (!r.ok() || r->status != 200) {
+            std::lock_guard lock(mu_);
+            failures_.push_back(r.ok() ? "status " + std::to_string(r->status) : r.error().what());
+          }
+        }
+      });
+    }
+  }
+  ~Load() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  int requests() const { return requests_; }
+  std::vector<std::string> failures() {
+    std::lock_guard lock(mu_);
+    return failures_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::vector<std::string> failures_;
+  std::vector<std::thread> threads_;
+};
+
+// The app a test runs through this wrapper reads its arguments from a file at each start, so a
+// test "deploys" a new version by rewriting the file before a reload.
+std::vector<std::string> versioned_app(const TempDir& dir, const std::string& args) {
+  std::ofstream(dir.file("args")) << args;
+  return {"/bin/sh", "-c", "exec " + testapp_binary() + " $(cat " + dir.file("args") + ")"};
+}
+
+TEST(Supervisor, FiftyReloadsUnderLoadFailNoRequest) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary(), "--init-ms", "1000"});
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  Load load(address, 4);
+  for (int i = 0; i < 50; ++i) {
+    auto r = baton.ctl({"reload", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << "reload " << i << ": " << r.output;
+  }
+  load.stop();
+  auto s = baton.status();
+  EXPECT_EQ(s["serving_generation"], 51);
+  EXPECT_EQ(s["counters"]["reloads_ok"], 50);
+  EXPECT_GT(load.requests(), 500);
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty()) << load.failures().size() << " of "
+                                                     << load.requests() << " failed";
+}
+
+TEST(Supervisor, ReloadKeepsOldGenerationWhenNewExitsAtStart) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, versioned_app(dir, "--init-ms 200"));
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  Load load(address, 2);
+  std::ofstream(dir.file("args")) << "--init-ms 300 --exit-at-start 3";
+  auto r = baton.ctl({"reload", "--wait"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("exited with status 3 before it was ready"));
+  EXPECT_THAT(r.output, HasSubstr("generation 1 keeps serving"));
+  EXPECT_THAT(r.output, HasSubstr("failing at start with status 3")) << "the output tail";
+  auto body = http_get(address, "/");
+  ASSERT_TRUE(body.ok());
+  EXPECT_THAT(body->body, HasSubstr("generation 1 "));
+  load.stop();
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty());
+  auto s = baton.status();
+  EXPECT_EQ(s["last_reload"]["result"], "failed");
+  EXPECT_EQ(s["counters"]["reloads_failed"], 1);
+
+  // The next good version goes through.
+  std::ofstream(dir.file("args")) << "--init-ms 200";
+  EXPECT_EQ(baton.ctl({"reload", "--wait"}).exit_code, 0);
+  EXPECT_THAT(http_get(address, "/")->body, HasSubstr("generation 3 "));
+}
+
+TEST(Supervisor, ReloadKeepsOldGenerationWhenNewIsNeverReady) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready-timeout", "2"},
+              versioned_app(dir, "--init-ms 100"));
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  Load load(address, 2);
+  std::ofstream(dir.file("args")) << "--never-ready";
+  auto r = baton.ctl({"reload", "--wait"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("was not ready within 2s"));
+  load.stop();
+  // The unready generation shared the socket for 2 s and may have taken connections: it served
+  // them, so nothing failed, but the old generation must still be the one serving.
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty());
+  auto s = baton.status();
+  EXPECT_EQ(s["serving_generation"], 1);
+  ASSERT_TRUE(wait_until([&] { return baton.status()["generations"][1]["state"] == "exited"; }, 5s));
+}
+
+TEST(Supervisor, SlowRequestInFlightCompletesAcrossReload) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary(), "--init-ms", "200"});
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty());
+  std::optional<Result<HttpResponse>> slow;
+  std::thread t([&] { slow = http_get(address, "/slow?ms=2500", 20s); });
+  std::this_thread::sleep_for(300ms);  // let generation 1 accept it before the reload
+  auto r = baton.ctl({"reload", "--wait"});
+  t.join();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(slow->ok()) << slow->error().what();
+  EXPECT_EQ((*slow)->status, 200);
+  EXPECT_THAT((*slow)->body, HasSubstr("generation 1 ")) << "served by the draining generation";
+  EXPECT_THAT(baton.process().output(), HasSubstr("generation 1 (pid"));
+}
+
+TEST(Supervisor, OldGenerationIgnoringSigtermIsKilledAtDrainDeadline) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--drain-timeout", "1"},
+              versioned_app(dir, "--ignore-sigterm"));
+  ASSERT_FALSE(baton.wait_serving().empty());
+  std::ofstream(dir.file("args")) << "";
+  auto start = Clock::now();
+  auto r = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("killed at the drain deadline"));
+  EXPECT_GE(Clock::now() - start, 1s);
+  auto s = baton.status();
+  EXPECT_EQ(s["counters"]["drain_kills"], 1);
+  EXPECT_EQ(s["generations"][0]["exit_signal"], SIGKILL);
+}
+
+TEST(Supervisor, AppSeesOnlyStdioAndItsListeners) {
+  TempDir dir;
+  Baton baton(dir,
+              {"--listen", "a=127.0.0.1:0", "--listen", "b=unix:" + dir.file("s.sock"),
+               "--listen", "u=udp:127.0.0.1:0"},
+              {testapp_binary(), "--fd-report", dir.file("fds")});
+  ASSERT_FALSE(baton.wait_serving().empty()) << baton.process().output();
+  std::ifstream in(dir.file("fds"));
+  std::set<int> fds;
+  for (int fd; in >> fd;) fds.insert(fd);
+  EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3, 4, 5}));
+  // And the environment that says what they are.
+  auto s = baton.status();
+  EXPECT_EQ(s["listeners"][1]["name"], "b");
+  EXPECT_EQ(s["listeners"][2]["address"].get<std::string>().rfind("udp:127.0.0.1:", 0), 0u);
+  struct stat st{};
+  ASSERT_EQ(::stat(dir.file("s.sock").c_str(), &st), 0);
+  auto reply = http_get("unix:" + dir.file("s.sock"), "/");
+  ASSERT_TRUE(reply.ok()) << reply.error().what();
+  EXPECT_EQ(reply->status, 200);
+}
+
+TEST(Supervisor, HttpReadinessIsProvenByTheNewGeneration) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz", "--ready-timeout", "3"},
+              versioned_app(dir, "--no-notify --init-ms 300"));
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  // A new generation answering 503 on its own probe listener is not ready, although the old one
+  // answers 200 on the shared public socket.
+  std::ofstream(dir.file("args")) << "--never-ready";
+  auto r = baton.ctl({"reload", "--wait"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("not ready within 3s (http:/healthz)"));
+  std::ofstream(dir.file("args")) << "--no-notify --init-ms 300";
+  r = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(Supervisor, ExecAndDelayReadiness) {
+  TempDir dir;
+  {
+    Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "exec:test -f " + dir.file("go")},
+                {testapp_binary(), "--no-notify"});
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(baton.status()["serving_generation"], 0) << "not ready before the check passes";
+    std::ofstream(dir.file("go")) << "";
+    EXPECT_FALSE(baton.wait_serving(10s).empty());
+  }
+  TempDir dir2;
+  Baton baton(dir2, {"--listen", "127.0.0.1:0", "--ready", "delay:0.5"},
+              {testapp_binary(), "--no-notify"});
+  EXPECT_FALSE(baton.wait_serving(10s).empty());
+}
+
+TEST(Supervisor, CrashedGenerationIsRestartedAndClientsQueue) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary(), "--init-ms", "300"});
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty());
+  int pid = baton.status()["generations"][0]["pid"];
+  ::kill(pid, SIGKILL);
+  // The socket stays open: a request sent now waits in the backlog for generation 2.
+  auto r = http_get(address, "/", 10s);
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_THAT(r->body, HasSubstr("generation 2 "));
+  EXPECT_EQ(baton.status()["counters"]["crashes"], 1);
+}
+
+TEST(Supervisor, StopDrainsAndExitsZeroLeavingNothingBound) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "unix:" + dir.file("s.sock")}, {testapp_binary()});
+  ASSERT_FALSE(baton.wait_serving().empty());
+  auto r = baton.ctl({"stop"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(baton.process().wait_exit_code(10s), 0);
+  struct stat st{};
+  EXPECT_NE(::stat(dir.file("s.sock").c_str(), &st), 0) << "unix listener removed";
+  EXPECT_NE(::stat(baton.control().c_str(), &st), 0) << "control socket removed";
+}
+
+TEST(Supervisor, SigtermStopsAndSighupReloads) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary()});
+  ASSERT_FALSE(baton.wait_serving().empty());
+  baton.process().signal(SIGHUP);
+  EXPECT_TRUE(wait_until([&] { return baton.status()["serving_generation"] == 2; }, 10s));
+  baton.process().signal(SIGTERM);
+  EXPECT_EQ(baton.process().wait_exit_code(10s), 0);
+}
+
+TEST(Supervisor, FirstGenerationFailingEndsTheSupervisorNonZero) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary(), "--exit-at-start", "4"});
+  auto code = baton.process().wait_exit_code(10s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(baton.process().output(), HasSubstr("start failed: generation 1 exited with status 4"));
+}
+
+TEST(Supervisor, ControlSocketRefusesAnotherUid) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another uid";
+  TempDir dir;
+  ::chmod(dir.path().c_str(), 0755);  // the directory is not what stops the other user
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary()});
+  ASSERT_FALSE(baton.wait_serving().empty());
+  SpawnOptions nobody;
+  nobody.uid = 65534;
+  auto r = run({baton_binary(), "reload", "--control", baton.control()}, 10s, nobody);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("ermission denied"));
+  EXPECT_EQ(baton.status()["serving_generation"], 1) << "no reload happened";
+}
+
+TEST(Supervisor, UnmodifiedSocketActivatedServerReloads) {
+  if (::access("/usr/bin/gunicorn", X_OK) != 0) GTEST_SKIP() << "gunicorn is not installed";
+  TempDir dir;
+  // gunicorn takes LISTEN_FDS as systemd passes them; it serves every listener it is given, the
+  // private probe listener too, so http readiness proves its workers answer.
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/"},
+              {"/usr/bin/gunicorn", "--chdir", std::string(BATON_TEST_APPS_DIR), "--workers", "2",
+               "--graceful-timeout", "10", "wsgi_app:app"});
+  std::string address = baton.wait_serving(60s);
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  Load load(address, 2);
+  for (int i = 0; i < 5; ++i) {
+    auto r = baton.ctl({"reload", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  }
+  load.stop();
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty());
+  EXPECT_GT(load.requests(), 20);
+  EXPECT_THAT(http_get(address, "/")->body, HasSubstr("gunicorn generation 6 "));
+}
+
+}  // namespace
+}  // namespace baton::test
