@@ -13,5 +13,7 @@ target_compile_definitions(lib_install_test PRIVATE
   BATON_CMAKE="${CMAKE_COMMAND}"
   BATON_LIB_BUILD_DIR="${PROJECT_BINARY_DIR}/src/lib"
   BATON_LIBDIR="${CMAKE_INSTALL_LIBDIR}"
-  BATON_CONSUMER_SRC="${CMAKE_CURRENT_SOURCE_DIR}/e2e/lib_consumer")
+  BATON_CONSUMER_SRC="${CMAKE_CURRENT_SOURCE_DIR}/e2e/lib_consumer"
+  # A sanitized libbaton.a needs the sanitizer runtime in whatever links it.
+  BATON_CONSUMER_FLAGS="$<$<BOOL:${BATON_SANITIZE}>:-fsanitize=address,undefined>")
 add_dependencies(lib_install_test baton_lib)

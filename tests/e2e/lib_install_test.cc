@@ -13,8 +13,10 @@ TEST(LibInstall, FindPackageAndPkgConfigConsumersBuildAndRun) {
   auto inst = run({BATON_CMAKE, "--install", BATON_LIB_BUILD_DIR, "--prefix", prefix}, 120s);
   ASSERT_EQ(inst.exit_code, 0) << inst.output;
 
+  const std::string flags = BATON_CONSUMER_FLAGS;
   auto cfg = run(
-      {BATON_CMAKE, "-S", BATON_CONSUMER_SRC, "-B", dir.file("b"), "-DCMAKE_PREFIX_PATH=" + prefix},
+      {BATON_CMAKE, "-S", BATON_CONSUMER_SRC, "-B", dir.file("b"), "-DCMAKE_PREFIX_PATH=" + prefix,
+       "-DCMAKE_CXX_FLAGS=" + flags, "-DCMAKE_EXE_LINKER_FLAGS=" + flags},
       120s);
   ASSERT_EQ(cfg.exit_code, 0) << cfg.output;
   auto build = run({BATON_CMAKE, "--build", dir.file("b")}, 300s);
@@ -27,8 +29,8 @@ TEST(LibInstall, FindPackageAndPkgConfigConsumersBuildAndRun) {
   const std::string pc = "PKG_CONFIG_PATH=" + prefix + "/" + BATON_LIBDIR + "/pkgconfig";
   auto pc_build =
       run({"/bin/sh", "-c",
-           "c++ " + std::string(BATON_CONSUMER_SRC) + "/main.cc -o " + dir.file("pc-consumer") +
-               " $(" + pc + " pkg-config --cflags --libs baton)"},
+           "c++ " + flags + " " + std::string(BATON_CONSUMER_SRC) + "/main.cc -o " +
+               dir.file("pc-consumer") + " $(" + pc + " pkg-config --cflags --libs baton)"},
           300s);
   ASSERT_EQ(pc_build.exit_code, 0) << pc_build.output;
   ran = run({dir.file("pc-consumer")}, 30s);
