@@ -343,5 +343,91 @@ TEST(Supervisor, UnmodifiedSocketActivatedServerReloads) {
   EXPECT_THAT(http_get(address, "/")->body, HasSubstr("gunicorn generation 6 "));
 }
 
+// Bad input: one clear line, a non-zero exit, nothing left running or bound.
+class BadInput : public ::testing::Test {
+ protected:
+  // Runs `baton ARGS`; checks the exit code, that the error is one line, and that nothing of
+  // the supervisor's stays behind in the directory (control socket, notify socket).
+  std::string expect_refused(std::vector<std::string> args, int code = 2) {
+    std::vector<std::string> argv = {baton_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, 10s);
+    EXPECT_EQ(r.exit_code, code) << r.output;
+    std::string first = r.output.substr(0, r.output.find('\n'));
+    EXPECT_THAT(first, ::testing::StartsWith("baton")) << r.output;
+    return r.output;
+  }
+  TempDir dir;
+};
+
+TEST_F(BadInput, UnknownFlag) {
+  EXPECT_THAT(expect_refused({"run", "--frobnicate", "--", "/bin/true"}), HasSubstr("frobnicate"));
+}
+
+TEST_F(BadInput, BadAddresses) {
+  for (const char* bad : {"70000", "127.0.0.1:x", "::1:80", "unix:", "bad name=80"}) {
+    EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", bad, "--",
+                                testapp_binary()}),
+                HasSubstr("bad ")) << bad;
+  }
+}
+
+TEST_F(BadInput, MissingOrUnknownCommand) {
+  EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0"}),
+              HasSubstr("missing the command"));
+  EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0", "--",
+                              "no-such-command-xyz"}),
+              HasSubstr("command not found"));
+  EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--", testapp_binary()}),
+              HasSubstr("at least one --listen"));
+  EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0",
+                              "--ready", "sometimes", "--", testapp_binary()}),
+              HasSubstr("bad --ready"));
+  EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0",
+                              "--drain-signal", "SIGNOPE", "--", testapp_binary()}),
+              HasSubstr("bad --drain-signal"));
+}
+
+TEST_F(BadInput, PortInUseLeavesNothingBound) {
+  // Hold a port, then ask for it and a second free one: the second must not stay bound.
+  auto held = Process::spawn({baton_binary(), "run", "--control", dir.file("a.sock"), "--listen",
+                              "127.0.0.1:0", "--", testapp_binary()});
+  std::string address;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = run({baton_binary(), "status", "--json", "--control", dir.file("a.sock")}, 5s);
+        auto j = nlohmann::json::parse(r.output, nullptr, false);
+        if (!j.is_object() || j["serving_generation"] == 0) return false;
+        address = j["listeners"][0]["address"];
+        return true;
+      },
+      20s));
+  std::string out = expect_refused({"run", "--control", dir.file("b.sock"), "--listen",
+                                    "unix:" + dir.file("free.sock"), "--listen", address, "--",
+                                    testapp_binary()},
+                                   1);
+  EXPECT_THAT(out, HasSubstr("bind " + address + ": Address already in use"));
+  struct stat st{};
+  EXPECT_NE(::stat(dir.file("free.sock").c_str(), &st), 0) << "the free listener was released";
+  EXPECT_NE(::stat(dir.file("b.sock").c_str(), &st), 0) << "no control socket left";
+}
+
+TEST_F(BadInput, SecondSupervisorOnTheSameControlPath) {
+  Baton first(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary()});
+  ASSERT_FALSE(first.wait_serving().empty());
+  std::string out = expect_refused({"run", "--control", first.control(), "--listen",
+                                    "127.0.0.1:0", "--", testapp_binary()},
+                                   1);
+  EXPECT_THAT(out, HasSubstr("another supervisor"));
+  EXPECT_EQ(first.status()["serving_generation"], 1) << "the first one is unharmed";
+}
+
+TEST_F(BadInput, UnreachableControlSocket) {
+  EXPECT_THAT(expect_refused({"reload", "--control", dir.file("nobody.sock")}),
+              HasSubstr("no supervisor is running at"));
+  EXPECT_THAT(expect_refused({"status", "--control", dir.file("nobody.sock")}),
+              HasSubstr("no supervisor is running at"));
+}
+
 }  // namespace
 }  // namespace baton::test

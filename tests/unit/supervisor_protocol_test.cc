@@ -1,0 +1,101 @@
+// Unit tests of the supervisor's protocol pieces: control requests, readiness specs, sd_notify.
+#include <gtest/gtest.h>
+
+#include "supervisor/control_protocol.h"
+#include "supervisor/notify_socket.h"
+#include "supervisor/readiness.h"
+
+namespace baton {
+namespace {
+
+TEST(ControlProtocol, RoundTripsEveryCommand) {
+  for (auto cmd : {ControlRequest::Command::kReload, ControlRequest::Command::kStatus,
+                   ControlRequest::Command::kStop}) {
+    for (bool wait : {false, true}) {
+      ControlRequest in{cmd, cmd == ControlRequest::Command::kReload && wait};
+      std::string line = format_control_request(in);
+      ASSERT_EQ(line.back(), '\n');
+      line.pop_back();
+      auto out = parse_control_request(line);
+      ASSERT_TRUE(out.ok()) << out.error().what();
+      EXPECT_EQ(out->command, in.command);
+      EXPECT_EQ(out->wait, in.wait);
+    }
+  }
+}
+
+TEST(ControlProtocol, RejectsMalformedRequestsWithAReason) {
+  struct Case {
+    const char* line;
+    const char* reason;
+  } cases[] = {
+      {"", "not a JSON object"},
+      {"reload", "not a JSON object"},
+      {"[1,2]", "not a JSON object"},
+      {R"({"command":"reload"})", "no protocol version"},
+      {R"({"baton":"1","command":"reload"})", "no protocol version"},
+      {R"({"baton":2,"command":"reload"})", "unsupported protocol version 2"},
+      {R"({"baton":1})", "no command"},
+      {R"({"baton":1,"command":7})", "no command"},
+      {R"({"baton":1,"command":"explode"})", "unknown command 'explode'"},
+      {R"({"baton":1,"command":"reload","wait":"yes"})", "must be true or false"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_control_request(c.line);
+    ASSERT_FALSE(r.ok()) << c.line;
+    EXPECT_NE(r.error().what().find(c.reason), std::string::npos)
+        << c.line << " -> " << r.error().what();
+  }
+}
+
+TEST(Readiness, ParsesEveryKind) {
+  EXPECT_EQ(parse_readiness("notify")->kind, ReadinessSpec::Kind::kNotify);
+  auto http = parse_readiness("http:/healthz?full=1");
+  ASSERT_TRUE(http.ok());
+  EXPECT_EQ(http->argument, "/healthz?full=1");
+  EXPECT_EQ(http->to_string(), "http:/healthz?full=1");
+  auto exec = parse_readiness("exec:curl -fs localhost:8080/ready");
+  ASSERT_TRUE(exec.ok());
+  EXPECT_EQ(exec->argument, "curl -fs localhost:8080/ready");
+  auto delay = parse_readiness("delay:2.5");
+  ASSERT_TRUE(delay.ok());
+  EXPECT_EQ(delay->delay, std::chrono::milliseconds(2500));
+  EXPECT_EQ(delay->to_string(), "delay:2.5");
+}
+
+TEST(Readiness, RejectsBadSpecs) {
+  for (const char* bad : {"", "ready", "http:", "http:healthz", "http:/a b", "exec:", "delay:",
+                          "delay:-1", "delay:abc", "delay:1e9", "delay:nan", "notify:x"}) {
+    auto r = parse_readiness(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.error().what().find("bad --ready"), std::string::npos);
+    }
+  }
+}
+
+TEST(Readiness, HttpVerdictNeedsAStatusLine) {
+  EXPECT_EQ(http_status_of("HTTP/1.1 200 OK\r\n"), 200);
+  EXPECT_EQ(http_status_of("HTTP/1.0 204 No Content\r\n"), 204);
+  EXPECT_EQ(http_status_of("HTTP/1.1 503 Unavailable\r\n"), 503);
+  EXPECT_EQ(http_status_of("HTTP/1.1 2"), 0);
+  EXPECT_EQ(http_status_of("SSH-2.0-OpenSSH\r\n"), 0);
+  EXPECT_EQ(http_status_of("HTTP/1.1 xyz\r\n"), 0);
+  EXPECT_NE(http_probe_request("/healthz").find("GET /healthz HTTP/1.1\r\n"), std::string::npos);
+}
+
+TEST(Notify, ParsesTheKeysBatonReads) {
+  auto m = parse_notify("READY=1\nSTATUS=Serving 12 clients\nMAINPID=42\nX-UNKNOWN=1");
+  EXPECT_TRUE(m.ready);
+  EXPECT_FALSE(m.stopping);
+  ASSERT_TRUE(m.status.has_value());
+  EXPECT_EQ(*m.status, "Serving 12 clients");
+  EXPECT_TRUE(parse_notify("STOPPING=1").stopping);
+  EXPECT_FALSE(parse_notify("READY=0").ready);
+  EXPECT_FALSE(parse_notify("READY=10").ready);
+  EXPECT_FALSE(parse_notify("XREADY=1").ready);
+  EXPECT_FALSE(parse_notify("").ready);
+}
+
+}  // namespace
+}  // namespace baton
