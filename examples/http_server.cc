@@ -157,8 +157,10 @@ int main(int argc, char** argv) {
     progress.cv.wait(lock, [&] { return progress.accepting == flags.threads; });
   }
 
+  bool ready_failed = false;
   if (auto s = inst.ready(); !s) {
     std::fprintf(stderr, "baton-example-http: %s\n", s.error().what().c_str());
+    ready_failed = true;
     inst.request_drain();
   } else {
     std::fprintf(stderr, "example: generation %s pid %ld ready on %s\n", gen.c_str(), pid,
@@ -190,5 +192,5 @@ int main(int argc, char** argv) {
   }
   for (auto& w : workers) w.join();
   std::fprintf(stderr, "example: generation %s pid %ld drained\n", gen.c_str(), pid);
-  return 0;
+  return ready_failed ? 1 : 0;
 }

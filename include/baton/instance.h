@@ -116,8 +116,11 @@ class Instance {
   // Verb 3: ready. Tells the world this instance serves: in handover mode, tells the old instance
   // to drain (and waits for its acknowledgement), then starts offering its listeners on
   // handover_path; then sends READY=1 to NOTIFY_SOCKET when set. Call it once accepting.
-  // Errors: sending to NOTIFY_SOCKET failed, or the handover path could not be served. A missing
-  // acknowledgement from the old instance is logged, not an error (both instances accept then).
+  // Errors (all before the old instance is told anything, so it keeps serving): the handover
+  // socket cannot be bound next to handover_path; handover mode but listeners()/listen() never
+  // called. Also an error: sending READY=1 failed (the handover has happened by then). Logged, not
+  // errors: a missing acknowledgement from the old instance (both accept until it stops), and a
+  // failure to rename our socket over handover_path (only the next handover is lost).
   Status ready();
 
   // Verb 4: status. Sends STATUS=text to NOTIFY_SOCKET (no-op when unset). Newlines are replaced.

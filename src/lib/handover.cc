@@ -267,6 +267,8 @@ Result<pid_t> finish_takeover(int connection, std::chrono::milliseconds timeout)
 
 struct HandoverParent::Impl {
   std::string path;
+  std::string tmp;  // where the socket is bound until publish() renames it to `path`
+  bool published = false;
   Hooks hooks;
   Fd listen_fd;
   Fd stop_fd;  // eventfd: the destructor asks the thread to end
@@ -278,39 +280,61 @@ struct HandoverParent::Impl {
   std::thread thread;
 };
 
-Result<std::unique_ptr<HandoverParent>> HandoverParent::start(const std::string& path,
-                                                              Hooks hooks) {
+Result<std::unique_ptr<HandoverParent>> HandoverParent::prepare(const std::string& path,
+                                                                Hooks hooks) {
   std::unique_ptr<HandoverParent> parent(new HandoverParent());
   auto impl = std::make_unique<Impl>();
   impl->path = path;
+  impl->tmp = fmt::format("{}.{}.new", path, ::getpid());
   impl->hooks = std::move(hooks);
-  // Bind at a private name and rename over the path: the path names the old instance until the
-  // very moment it names us, so a third instance never finds it missing.
-  const std::string tmp = fmt::format("{}.{}.new", path, ::getpid());
-  auto sun = unix_address(tmp);
+  auto sun = unix_address(impl->tmp);
   if (!sun) return sun.error();
   impl->listen_fd = Fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!impl->listen_fd) return Error::from_errno("socket for handover path");
-  ::unlink(tmp.c_str());
-  mode_t old_mask = ::umask(0177);  // 0600 from birth: no window where others may connect
-  int rc = ::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&*sun), sizeof(*sun));
-  int bind_errno = errno;
-  ::umask(old_mask);
-  if (rc != 0) return Error(bind_errno, fmt::format("bind handover path {}", tmp));
-  if (::listen(impl->listen_fd.get(), 16) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    Error e = Error::from_errno(fmt::format("listen on / rename to handover path {}", path));
-    ::unlink(tmp.c_str());
+  ::unlink(impl->tmp.c_str());
+  if (::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&*sun), sizeof(*sun)) != 0) {
+    return Error::from_errno(fmt::format("bind handover path {}", impl->tmp));
+  }
+  // 0600 before listen(): until listen() nobody can connect, so there is no window where another
+  // user could (the peer-credential check would refuse them anyway).
+  if (::chmod(impl->tmp.c_str(), 0600) != 0 || ::listen(impl->listen_fd.get(), 16) != 0) {
+    Error e = Error::from_errno(fmt::format("chmod/listen handover path {}", impl->tmp));
+    ::unlink(impl->tmp.c_str());
     return e;
   }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    impl->dev = st.st_dev;
-    impl->ino = st.st_ino;
-  }
   impl->stop_fd = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!impl->stop_fd) return Error::from_errno("eventfd");
+  if (!impl->stop_fd) {
+    Error e = Error::from_errno("eventfd");
+    ::unlink(impl->tmp.c_str());
+    return e;
+  }
   parent->impl_ = std::move(impl);
-  parent->impl_->thread = std::thread([p = parent.get()] { p->run(); });
+  return parent;
+}
+
+Status HandoverParent::publish() {
+  Impl& im = *impl_;
+  if (im.thread.joinable()) return {};
+  // The rename replaces the old instance's socket atomically: the path names the old instance
+  // until the very moment it names us, so a third instance never finds it missing.
+  if (::rename(im.tmp.c_str(), im.path.c_str()) != 0) {
+    return Error::from_errno(fmt::format("rename {} to {}", im.tmp, im.path));
+  }
+  im.published = true;
+  struct stat st {};
+  if (::lstat(im.path.c_str(), &st) == 0) {
+    im.dev = st.st_dev;
+    im.ino = st.st_ino;
+  }
+  im.thread = std::thread([this] { run(); });
+  return {};
+}
+
+Result<std::unique_ptr<HandoverParent>> HandoverParent::start(const std::string& path,
+                                                              Hooks hooks) {
+  auto parent = prepare(path, std::move(hooks));
+  if (!parent) return parent.error();
+  if (auto s = (*parent)->publish(); !s) return s.error();
   return parent;
 }
 
@@ -319,6 +343,10 @@ HandoverParent::~HandoverParent() {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(impl_->stop_fd.get(), &one, sizeof(one));
   if (impl_->thread.joinable()) impl_->thread.join();
+  if (!impl_->published) {
+    ::unlink(impl_->tmp.c_str());
+    return;
+  }
   struct stat st {};
   if (!impl_->handed_over && ::lstat(impl_->path.c_str(), &st) == 0 && st.st_dev == impl_->dev &&
       st.st_ino == impl_->ino) {

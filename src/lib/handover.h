@@ -53,10 +53,16 @@ class HandoverParent {
     std::function<void()> drain;  // the new instance is ready
     std::function<void(const std::string&)> log;
   };
-  // Binds `path` (at a temporary name, then renamed over `path`), mode 0600, and starts the thread.
+  // Binds the socket, mode 0600, at a private name next to `path` ("PATH.PID.new"); nothing is
+  // visible at `path` yet. Fails early (before the old instance is told to drain) on a bad path.
+  static Result<std::unique_ptr<HandoverParent>> prepare(const std::string& path, Hooks hooks);
+  // Renames the socket over `path` (atomically replacing the old instance's) and starts answering
+  // on a thread. Idempotent.
+  Status publish();
+  // prepare() then publish().
   static Result<std::unique_ptr<HandoverParent>> start(const std::string& path, Hooks hooks);
   // Stops the thread; unlinks `path` only if no successor was handed the listeners and the path
-  // still names our socket.
+  // still names our socket (or the private name, if never published).
   ~HandoverParent();
 
  private:

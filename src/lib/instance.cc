@@ -41,8 +41,10 @@ void trigger_drain() {
   if (g_draining.exchange(true)) return;
   uint64_t one = 1;
   int fd = g_drain_fd.load();
-  if (fd >= 0) [[maybe_unused]]
+  if (fd >= 0) {
     ssize_t n = ::write(fd, &one, sizeof(one));
+    (void)n;  // adding 1 to an eventfd only fails on overflow, after 2^64-2 drains
+  }
 }
 
 void on_signal(int) {
@@ -252,6 +254,29 @@ Result<Listener> Instance::listen(std::string_view name, std::string_view addres
 
 Status Instance::ready() {
   if (s_->ready) return {};
+  // In handover mode the successor's socket is bound first (at a private name): a bad path fails
+  // here, while the old instance still serves, not after it was told to drain.
+  std::unique_ptr<handover::HandoverParent> parent;
+  if (!s_->options.handover_path.empty()) {
+    if (!s_->takeover_attempted) {
+      return Error("ready() in handover mode before listeners() or listen(): nothing was taken");
+    }
+    handover::HandoverParent::Hooks hooks;
+    State* st = s_.get();
+    hooks.with_listeners = [st](const auto& fn) {
+      std::lock_guard lock(st->mu);
+      std::vector<Listener> ls;
+      if (!st->closed) {
+        for (const auto& l : st->listeners) ls.push_back(l.info);
+      }
+      fn(ls, g_draining.load() || st->closed);
+    };
+    hooks.drain = [] { trigger_drain(); };
+    hooks.log = [st](const std::string& line) { st->log(line); };
+    auto prepared = handover::HandoverParent::prepare(s_->options.handover_path, std::move(hooks));
+    if (!prepared) return prepared.error();
+    parent = std::move(*prepared);
+  }
   if (s_->takeover_connection) {
     auto drained =
         handover::finish_takeover(s_->takeover_connection.get(), s_->options.handover_timeout);
@@ -271,22 +296,15 @@ Status Instance::ready() {
     }
     s_->terminate_old_at_ready = false;
   }
-  if (!s_->options.handover_path.empty()) {
-    handover::HandoverParent::Hooks hooks;
-    State* st = s_.get();
-    hooks.with_listeners = [st](const auto& fn) {
-      std::lock_guard lock(st->mu);
-      std::vector<Listener> ls;
-      if (!st->closed) {
-        for (const auto& l : st->listeners) ls.push_back(l.info);
-      }
-      fn(ls, g_draining.load() || st->closed);
-    };
-    hooks.drain = [] { trigger_drain(); };
-    hooks.log = [st](const std::string& line) { st->log(line); };
-    auto parent = handover::HandoverParent::start(s_->options.handover_path, std::move(hooks));
-    if (!parent) return parent.error();
-    s_->parent = std::move(*parent);
+  if (parent) {
+    // Past this point the old instance drains: failing ready() would leave nobody serving, so a
+    // path that cannot be published only costs the next handover, and says so.
+    if (auto s = parent->publish(); !s) {
+      s_->log(fmt::format("handover: cannot serve {} for a successor: {}",
+                          s_->options.handover_path, s.error().what()));
+    } else {
+      s_->parent = std::move(parent);
+    }
   }
   s_->ready = true;
   return s_->notify("READY=1");

@@ -258,6 +258,37 @@ TEST(Handover, PathIsUnlinkedOnlyWhileItIsStillOurs) {
   EXPECT_EQ(::access(dir.file("h").c_str(), F_OK), -1);
 }
 
+TEST(Handover, PreparedSocketIsInvisibleUntilPublished) {
+  test::TempDir dir;
+  const std::string path = dir.file("h");
+  HandoverParent::Hooks hooks;
+  hooks.with_listeners = [](const auto& fn) { fn(std::vector<Listener>{}, false); };
+  {
+    auto prepared = HandoverParent::prepare(path, hooks);
+    ASSERT_TRUE(prepared.ok()) << prepared.error().what();
+    EXPECT_EQ(::access(path.c_str(), F_OK), -1);  // nothing at the path yet
+    auto t = take_listeners(path, 1s);
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(t->outcome, Takeover::Outcome::kNoPeer);
+  }  // never published: its private name is gone too
+  EXPECT_EQ(::access((path + "." + std::to_string(::getpid()) + ".new").c_str(), F_OK), -1);
+
+  auto prepared = HandoverParent::prepare(path, hooks);
+  ASSERT_TRUE(prepared.ok());
+  ASSERT_TRUE((*prepared)->publish().ok());
+  auto t = take_listeners(path, 1s);
+  ASSERT_TRUE(t.ok()) << t.error().what();
+  EXPECT_EQ(t->outcome, Takeover::Outcome::kTaken);
+  EXPECT_TRUE(t->listeners.empty());
+}
+
+TEST(Handover, UnusablePathFailsAtPrepare) {
+  auto p = HandoverParent::prepare("/nonexistent-dir/h", {});
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), ENOENT);
+  EXPECT_FALSE(HandoverParent::prepare("/tmp/" + std::string(120, 'x'), {}).ok());
+}
+
 TEST(Handover, AnotherUserCannotTakeTheSockets) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
   test::TempDir dir;

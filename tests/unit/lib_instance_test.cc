@@ -175,6 +175,21 @@ TEST(Instance, ListenAfterCloseIsAnError) {
   EXPECT_FALSE((*inst)->listen("b", "127.0.0.1:0").ok());
 }
 
+TEST(Instance, HandoverModeReadyNeedsListenersFirst) {
+  test::TempDir dir;
+  InstanceOptions o;
+  o.handover_path = dir.file("h");
+  o.log = [](const std::string&) {};
+  auto inst = Instance::create(o);
+  ASSERT_TRUE(inst.ok());
+  auto early = (*inst)->ready();
+  ASSERT_FALSE(early.ok());
+  EXPECT_NE(early.error().what().find("before listeners()"), std::string::npos);
+  ASSERT_TRUE((*inst)->listen("http", "127.0.0.1:0").ok());
+  ASSERT_TRUE((*inst)->ready().ok());
+  EXPECT_EQ(::access(dir.file("h").c_str(), F_OK), 0);  // serving the path for a successor
+}
+
 TEST(Instance, RequestDrainMakesTheFdReadableWithADeadline) {
   InstanceOptions o;
   o.drain_timeout = 7s;
