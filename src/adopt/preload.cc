@@ -347,7 +347,12 @@ __attribute__((constructor)) void baton_adopt_init() {
   }
   if (g_held_count == 0) return;
   for (int i = 0; i < g_held_count; ++i) {
-    if (g_held[i].probe) g_supervisor_probe = i;
+    if (!g_held[i].probe) continue;
+    g_supervisor_probe = i;
+    // The routed accept must never block on it. Only this generation accepts on this listener
+    // (the supervisor connects to it), so setting O_NONBLOCK on the shared description is safe.
+    int fl = fcntl(g_held[i].fd, F_GETFL);
+    if (fl >= 0) fcntl(g_held[i].fd, F_SETFL, fl | O_NONBLOCK);
   }
   parse_ready_mode();
   g_active = true;

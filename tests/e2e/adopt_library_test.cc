@@ -207,6 +207,31 @@ INSTANTIATE_TEST_SUITE_P(WaitModes, AdoptReadinessTest,
                          ::testing::Values("poll", "epoll", "blocking"),
                          [](const auto& info) { return std::string(info.param); });
 
+// `baton run --adopt --ready http:PATH`: the supervisor passes its own per-generation probe
+// listener ("baton-probe", last); the library routes it into the app's accept path for good, so
+// the supervisor's probe reaches this generation, and ordinary traffic still flows.
+TEST_P(AdoptReadinessTest, SupervisorsProbeListenerIsRoutedIntoTheAppsAcceptPath) {
+  HeldListener held = hold_listener("127.0.0.1:0");
+  HeldListener probe = hold_listener("127.0.0.1:0");  // blocking, as the supervisor creates it
+  std::vector<std::string> argv{testapp_binary(), "--bind", "127.0.0.1:" + port_of(held), "--wait",
+                                GetParam()};
+  Process p = start_generation({{&held, "http"}, {&probe, "baton-probe"}}, argv, notify_.path(), 1);
+  ASSERT_TRUE(notify_.wait_for(p.pid(), "BATON_ADOPTED=http " + held.address.to_string(), kTimeout))
+      << p.output();
+  for (int i = 0; i < 3; ++i) {
+    auto r = http_get(probe.address, "/", 5s);
+    ASSERT_TRUE(r) << "probe " << i << ": " << r.error().what() << "\n" << p.output();
+    EXPECT_EQ(r->body, pid_body(p));
+    for (int j = 0; j < 5; ++j) {
+      auto pub = http_get(held.address, "/", 5s);
+      ASSERT_TRUE(pub) << "public " << j << ": " << pub.error().what();
+      EXPECT_EQ(pub->body, pid_body(p));
+    }
+  }
+  notify_.drain(100ms);
+  EXPECT_FALSE(notify_.received(p.pid(), "READY=1")) << "the supervisor decides readiness here";
+}
+
 TEST_F(AdoptLibraryTest, AcceptReadinessModeWorksForAnyProtocol) {
   HeldListener held = hold_listener("127.0.0.1:0");
   SpawnOptions o;
