@@ -43,6 +43,15 @@ METHODS = {
     "baton-handover": "5b. baton direct handover (library)",
     "baton-adopt": "5c. baton adoption (unmodified app)",
 }
+# What reload.py starts at each restart, for the reproduce section.
+RESTART_NOTE = {
+    "kill-start": "SIGTERM the old pid, wait for its exit, start the same command again, "
+                  "wait for new ready",
+    "bind-retry": "start the same app with --mode retry --bind-retry-ms 150 --replace-pid OLD, wait for new ready + old draining",
+    "reuseport": "start the same command with --replace-pid OLD, wait for new ready + old draining",
+    "server-starter": "SIGHUP to start_server, wait for new ready + old draining",
+    "baton-handover": "start the same command again, wait for new ready + old draining",
+}
 SHAPES = {"close": "new connection per request", "keepalive": "keep-alive"}
 
 
@@ -431,7 +440,11 @@ def render(results, idle, wrk, meta, commands):
              f"threads, {a['duration']} s) with {a['reloads']} restarts spread over the run "
              f"(restart i due at (i + 0.5) / {a['reloads']} of it), {a['runs']} runs per cell, "
              "both load shapes. Load generator and servers share the CPUs, so throughput is "
-             "comparable between rows, not an absolute figure.")
+             "not an absolute figure; and the machine was shared with other work during the run"
+             + (f" (load average {meta['loadavg'][0]:.1f} at the start, "
+                f"{meta['loadavg'][1]:.1f} at the end)" if "loadavg" in meta else "")
+             + ", so req/s and latency differ by up to 2x between runs of one cell (see "
+             "`summary.json`). Failures and restart times are the figures to compare.")
     L.append("")
     L.append("How to read it:")
     L.append("- **failed**: requests whose final outcome was not a 2xx response, per run. A "
@@ -523,7 +536,10 @@ def render(results, idle, wrk, meta, commands):
         L.append(f"wrk -t{a['load_threads']} -c{a['connections']} -d{a['duration']}s on the same "
                  "server, keep-alive, with the same restart schedule fired by the driver. wrk "
                  "does not retry: its *read* errors include requests soak retries. Compare with "
-                 "the soak run 1 row of the same cell.")
+                 "the soak run 1 row of the same cell; wrk ran afterwards, as a run of its own, so "
+                 "its totals differ with the machine's load. wrk reports a refused connect as a "
+                 "*write* error (its connect is non-blocking; the refusal surfaces at the first "
+                 "write), soak as *refused*.")
         L.append("")
         L.append("| method | wrk requests | wrk req/s | wrk socket errors | wrk non-2xx | wrk p50 "
                  "| wrk p99 | soak requests | soak req/s | soak failed (1st try) |")
@@ -553,6 +569,8 @@ def render(results, idle, wrk, meta, commands):
     for method in METHODS:
         if method in commands:
             L.append(f"# {METHODS[method]}")
+            if method in RESTART_NOTE:
+                L.append(f"#   reload.py: {RESTART_NOTE[method]}")
             for c in commands[method]:
                 L.append(c.replace(meta.get("python", "?"), "python3").replace(
                     meta.get("build", "?") + "/", "build/").replace(REPO + "/", ""))
@@ -636,6 +654,7 @@ def main():
 
     set_subreaper()
     t_start = time.monotonic()
+    load_start = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="baton-restart-bench.")
     os.makedirs(args.raw, exist_ok=True)
     results, commands, after_load = [], {}, []
@@ -730,6 +749,7 @@ def main():
         pass
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": time.monotonic() - t_start, "cpus": os.cpu_count(), "cpu_model": cpu_model,
+            "loadavg": [load_start, os.getloadavg()[0]],
             "kernel": platform.release(), "python": sys.executable, "build": build, "mem": mem, "network": network, "args": vars(args),
             "versions": {"start_server": subprocess.run(
                 [bins["start_server"], "--version"], capture_output=True, text=True).stdout.strip(),
