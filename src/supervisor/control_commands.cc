@@ -137,8 +137,8 @@ void add_control_option(CLI::App* cmd, ControlFlags& f) {
 void add_control_commands(CLI::App& app, Action& action) {
   auto flags = std::make_shared<ControlFlags>();
   CLI::App* r = app.add_subcommand(
-      "reload",
-      "Start a new generation; once it is proven ready, drain the old one.\n"
+      "reload", "Start a new generation; once it is proven ready, drain the old one");
+  r->footer(
       "Without --wait it returns once the new generation is starting. With --wait it returns\n"
       "when the new generation serves and the old one has drained (exit 0), or when the new one\n"
       "failed (exit 1, with the reason and its last output); the old one then keeps serving.");

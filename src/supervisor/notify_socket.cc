@@ -20,6 +20,12 @@ NotifyMessage parse_notify(std::string_view text) {
     if (line == "READY=1") m.ready = true;
     if (line == "STOPPING=1") m.stopping = true;
     if (line.starts_with("STATUS=")) m.status = std::string(line.substr(7));
+    if (line == "BATON_ADOPT_LOADED=1") m.adopt_loaded = true;
+    if (line.starts_with("BATON_ADOPTED=")) m.adopted = std::string(line.substr(14));
+    if (line.starts_with("BATON_ADOPT_PASSTHROUGH=")) {
+      m.adopt_passthrough = std::string(line.substr(24));
+    }
+    if (line.starts_with("BATON_ADOPT_ERROR=")) m.adopt_error = std::string(line.substr(18));
     start = end + 1;
   }
   return m;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "adopt/check.h"
 #include "cli/commands.h"
 #include "supervisor/control_protocol.h"
 #include "supervisor/spawner.h"
@@ -113,6 +114,8 @@ int run(const RunFlags& f) {
   if (f.adopt) {
     auto lib = find_adopt_library();
     if (!lib) return fail(lib.error().what());
+    if (auto s = adopt::check_adopt_library(*lib); !s) return fail(s.error().what());
+    if (auto s = adopt::check_adoptable(config.command[0]); !s) return fail(s.error().what());
     config.adopt_library = *lib;
   }
   return run_supervisor(config);
@@ -123,9 +126,8 @@ int run(const RunFlags& f) {
 void add_run_command(CLI::App& app, Action& action) {
   auto flags = std::make_shared<RunFlags>();
   CLI::App* run_app = app.add_subcommand(
-      "run",
-      "Supervise a server: own its listening sockets and run generation after generation of it.\n"
-      "\n"
+      "run", "Supervise a server: own its listening sockets, run generation after generation");
+  run_app->footer(
       "Every generation gets the sockets from fd 3 (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, as\n"
       "systemd passes them; SERVER_STARTER_PORT as Server::Starter does) and BATON_GENERATION.\n"
       "On reload ('baton reload' or SIGHUP) a new generation starts; only once it is proven\n"
@@ -136,7 +138,10 @@ void add_run_command(CLI::App& app, Action& action) {
       "  baton run --listen 8080 -- ./server --config prod.toml\n"
       "  baton run --listen http=127.0.0.1:8080 --listen admin=unix:/run/app.sock \\\n"
       "            --ready http:/healthz -- java -jar app.jar\n"
-      "  baton run --adopt --listen 8000 -- python3 -m http.server 8000");
+      "  baton run --adopt --listen 8000 -- python3 -m http.server 8000\n"
+      "\n"
+      "Exit status: 0 after a stop, 1 when the first generation fails or setting up fails (port in\n"
+      "use, another supervisor on the control socket), 2 for bad options.");
   run_app->add_option("--listen", flags->listen,
                       "[NAME=]ADDRESS to listen on, repeatable: 8080, 127.0.0.1:8080, [::1]:8080, "
                       "unix:/path, udp:HOST:PORT")
@@ -147,8 +152,8 @@ void add_run_command(CLI::App& app, Action& action) {
                       "0), delay:SECONDS (alive that long; weakest)")
       ->capture_default_str();
   run_app->add_option("--ready-timeout", flags->ready_timeout,
-                      "seconds a new generation has to prove it is ready, else it is killed "
-                      "and the reload fails")
+                      "seconds a new generation has to prove it is ready, else the reload "
+                      "fails and it is drained and stopped")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
   run_app->add_option("--drain-timeout", flags->drain_timeout,

@@ -69,6 +69,9 @@ struct GenerationIo {
   // exec readiness
   pid_t exec_pid = -1;
   EventLoop::TimerId timer = 0;
+  // --adopt: what libbaton_adopt.so reported from inside the app
+  bool adopt_loaded = false;
+  bool adopted = false;
 };
 
 struct ControlClient {
@@ -96,6 +99,7 @@ class Supervisor final : public SupervisorOs {
     ::kill(-g.pid, SIGKILL);
   }
   std::string output_tail(int id) override;
+  std::string failure_hint(int id) override;
   void reply(WaiterId waiter, const ReloadOutcome& outcome) override;
   void log(const std::string& line) override { log_line(line); }
   void finished(int exit_code) override {
@@ -345,6 +349,21 @@ std::string Supervisor::output_tail(int id) {
   return io != nullptr ? io->tail : std::string();
 }
 
+std::string Supervisor::failure_hint(int id) {
+  GenerationIo* io = io_for(id);
+  if (io == nullptr || config_.adopt_library.empty()) return {};
+  if (!io->adopt_loaded) {
+    return "the adoption library did not load into the app (statically linked, setuid, or a "
+           "wrapper dropped LD_PRELOAD)";
+  }
+  if (!io->adopted) {
+    std::string held;
+    for (const auto& l : listeners_) held += (held.empty() ? "" : ", ") + l.address.to_string();
+    return "the app never bound an address baton holds (baton holds " + held + ")";
+  }
+  return {};
+}
+
 void Supervisor::forget_generation_io(int id) {
   GenerationIo* io = io_for(id);
   if (io == nullptr) return;
@@ -562,6 +581,17 @@ void Supervisor::on_notify() {
       core_.on_ready(*gen);
     }
     if (received->message.stopping) log(fmt::format("generation {} says it is stopping", *gen));
+    const NotifyMessage& m = received->message;
+    if (GenerationIo* io = io_for(*gen)) {
+      io->adopt_loaded = io->adopt_loaded || m.adopt_loaded;
+      io->adopted = io->adopted || m.adopted.has_value();
+    }
+    if (m.adopted) log(fmt::format("generation {}: adopted {}", *gen, *m.adopted));
+    if (m.adopt_passthrough) {
+      log(fmt::format("generation {} bound {} itself: baton does not hold that address",
+                      *gen, *m.adopt_passthrough));
+    }
+    if (m.adopt_error) log(fmt::format("generation {}: adoption error: {}", *gen, *m.adopt_error));
   }
 }
 

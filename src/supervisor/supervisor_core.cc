@@ -360,8 +360,10 @@ void SupervisorCore::on_tick() {
   if (attempt_) {
     Generation* g = find_mutable(attempt_->generation);
     if (g != nullptr && g->state == GenerationState::kStarting && now >= g->deadline) {
-      fail_attempt(fmt::format("generation {} was not ready within {:g}s ({})", g->id,
-                               seconds(options_.ready_timeout), options_.readiness));
+      std::string hint = os_.failure_hint(g->id);
+      fail_attempt(fmt::format("generation {} was not ready within {:g}s ({}){}", g->id,
+                               seconds(options_.ready_timeout), options_.readiness,
+                               hint.empty() ? "" : ": " + hint));
     }
   }
   for (auto& g : generations_) {

@@ -66,6 +66,8 @@ class SupervisorOs {
   virtual void kill_group(const Generation& g) = 0;
   // The last output of a generation, for failure reports.
   virtual std::string output_tail(int id) = 0;
+  // What the shell knows of why generation `id` did not become ready ("" when nothing).
+  virtual std::string failure_hint(int /*id*/) { return {}; }
   virtual void reply(WaiterId waiter, const ReloadOutcome& outcome) = 0;
   // One line for the operator (stderr in the real shell).
   virtual void log(const std::string& line) = 0;

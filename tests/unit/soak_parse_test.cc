@@ -48,7 +48,9 @@ TEST(SoakUrl, RejectsBadUrls) {
                           "http://u@h/", "http://h/a b", "http://h^/"}) {
     auto u = parse_url(bad);
     EXPECT_FALSE(u.ok()) << bad;
-    if (!u.ok()) EXPECT_NE(u.error().what().find("bad URL"), std::string::npos);
+    if (!u.ok()) {
+      EXPECT_NE(u.error().what().find("bad URL"), std::string::npos);
+    }
   }
   auto https = parse_url("https://x/");
   ASSERT_FALSE(https.ok());
