@@ -192,18 +192,23 @@ void SupervisorCore::finish_attempt(bool ok, const std::string& message) {
   const Generation* g = find(a.generation);
   ReloadOutcome outcome{ok, message, "", g != nullptr ? g->id : 0};
   if (a.purpose == Purpose::kReload) {
-    ++counters_.reloads_ok;
-    if (last_reload_ && last_reload_->id == a.reload_id) {
-      last_reload_->in_progress = false;
-      last_reload_->ok = true;
-      last_reload_->message = message;
-      last_reload_->finished_at = os_.now();
-    }
-    os_.log(fmt::format("reload {} ok: {}", a.reload_id, message));
+    end_reload(a.reload_id, true, message);
   } else if (a.purpose == Purpose::kRestart) {
     os_.log(fmt::format("restart ok: {}", message));
   }
   for (auto w : a.waiters) os_.reply(w, outcome);
+}
+
+// Counts, records and logs the end of reload `reload_id`.
+void SupervisorCore::end_reload(int reload_id, bool ok, const std::string& message) {
+  ++(ok ? counters_.reloads_ok : counters_.reloads_failed);
+  if (last_reload_ && last_reload_->id == reload_id) {
+    last_reload_->in_progress = false;
+    last_reload_->ok = ok;
+    last_reload_->message = message;
+    last_reload_->finished_at = os_.now();
+  }
+  os_.log(fmt::format("reload {} {}: {}", reload_id, ok ? "ok" : "failed", message));
 }
 
 void SupervisorCore::fail_attempt(const std::string& reason) {
@@ -228,14 +233,7 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
       }
       break;
     case Purpose::kReload:
-      ++counters_.reloads_failed;
-      if (last_reload_ && last_reload_->id == a.reload_id) {
-        last_reload_->in_progress = false;
-        last_reload_->ok = false;
-        last_reload_->message = outcome_text;
-        last_reload_->finished_at = os_.now();
-      }
-      os_.log(fmt::format("reload {} failed: {}", a.reload_id, outcome_text));
+      end_reload(a.reload_id, false, outcome_text);
       break;
     case Purpose::kRestart:
       os_.log(fmt::format("restart failed: {}", reason));

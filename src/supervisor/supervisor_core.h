@@ -146,6 +146,7 @@ class SupervisorCore {
   void start_generation(Purpose purpose, std::vector<WaiterId> waiters);
   void fail_attempt(const std::string& reason);
   void finish_attempt(bool ok, const std::string& message);
+  void end_reload(int reload_id, bool ok, const std::string& message);
   void drain(Generation& g);
   void schedule_restart();
   void on_reload_pending();
