@@ -79,6 +79,9 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   for (auto& a : args) argvp.push_back(a.data());
   argvp.push_back(nullptr);
   const int nfds = static_cast<int>(request.listener_fds.size());
+  if (nfds > kMaxSpawnListeners) {
+    return Error(fmt::format("{} listeners; at most {} can be passed", nfds, kMaxSpawnListeners));
+  }
 
   int out[2], err[2], report[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno("pipe");
@@ -109,8 +112,8 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     // Listeners go to 3.. via temporary copies above the target range, so that a listener that
     // already sits in the range is not overwritten before it is moved.
     const int floor = 3 + nfds + 3;  // above the targets and the report pipe
-    int temps[256];
-    for (int i = 0; i < nfds && i < 256; ++i) {
+    int temps[kMaxSpawnListeners];
+    for (int i = 0; i < nfds; ++i) {
       temps[i] = ::fcntl(request.listener_fds[i], F_DUPFD_CLOEXEC, floor);
       if (temps[i] < 0) fail(errno);
     }

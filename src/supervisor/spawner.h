@@ -20,6 +20,9 @@
 
 namespace baton {
 
+// Listeners one child can be given (fds 3 to 3 + this - 1).
+constexpr int kMaxSpawnListeners = 128;
+
 struct SpawnRequest {
   std::vector<std::string> argv;  // argv[0] already resolved to a path (see resolve_command)
   std::vector<int> listener_fds;  // become fds 3, 4, ...

@@ -513,9 +513,7 @@ void Supervisor::reap_children() {
     }
     if (was_probe) continue;
     std::optional<int> gen;
-    for (const auto& g : core_.generations()) {
-      if (g.pid == pid && g.state != GenerationState::kExited) gen = g.id;
-    }
+    if (const Generation* g = core_.find_pid(pid)) gen = g->id;
     core_.on_exit(pid, status);
     if (gen) {
       if (GenerationIo* io = io_for(*gen)) {
@@ -552,9 +550,7 @@ void Supervisor::on_signal() {
 }
 
 std::optional<int> Supervisor::generation_of_pid(pid_t pid) {
-  for (const auto& g : core_.generations()) {
-    if (g.pid == pid && g.state != GenerationState::kExited) return g.id;
-  }
+  if (const Generation* g = core_.find_pid(pid)) return g->id;
   // Not a main process: a process of the generation's group (a worker or a child) may speak for
   // it, as under systemd's NotifyAccess=all, confined here to the generation's process group.
   std::ifstream stat(fmt::format("/proc/{}/stat", pid));
@@ -566,9 +562,7 @@ std::optional<int> Supervisor::generation_of_pid(pid_t pid) {
   if (std::sscanf(content.c_str() + close + 1, " %c %d %d", &state, &ppid, &pgid) != 3) {
     return std::nullopt;
   }
-  for (const auto& g : core_.generations()) {
-    if (g.pid == pgid && g.state != GenerationState::kExited) return g.id;
-  }
+  if (const Generation* g = core_.find_pid(pgid)) return g->id;
   return std::nullopt;
 }
 

@@ -66,6 +66,7 @@ void serve(int conn, bool healthy) {
   std::string body = "generation " + std::string(std::getenv("BATON_GENERATION") ?: "0") +
                      " pid " + std::to_string(::getpid()) + "\n";
   if (path.starts_with("/slow?ms=")) {
+    std::fprintf(stderr, "testapp: pid %d serving %s\n", ::getpid(), path.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(path.c_str() + 9)));
   } else if (path == "/healthz") {
     code = healthy ? 200 : 503;

@@ -182,7 +182,9 @@ TEST(Supervisor, SlowRequestInFlightCompletesAcrossReload) {
   ASSERT_FALSE(address.empty());
   std::optional<Result<HttpResponse>> slow;
   std::thread t([&] { slow = http_get(address, "/slow?ms=2500", 20s); });
-  std::this_thread::sleep_for(300ms);  // let generation 1 accept it before the reload
+  // Generation 1 has the request in hand before the reload starts.
+  ASSERT_TRUE(baton.process().wait_for_output("serving /slow?ms=2500", 10s))
+      << baton.process().output();
   auto r = baton.ctl({"reload", "--wait"});
   t.join();
   EXPECT_EQ(r.exit_code, 0) << r.output;
