@@ -28,7 +28,9 @@ Result<Fd> bind_listener(const Address& address, const BindOptions& options) {
 
   int one = 1;
   if (address.transport != Transport::kUnix) {
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    // TCP only: on UDP, SO_REUSEADDR would let a second socket bind the same port unseen.
+    if (address.transport == Transport::kTcp &&
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
       return Error::from_errno(fmt::format("SO_REUSEADDR on {}", where));
     }
     if (options.reuse_port &&

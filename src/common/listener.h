@@ -19,7 +19,8 @@ struct BindOptions {
 
 // Creates a socket for `address`, binds it, and (for stream sockets) listens. The descriptor is
 // CLOEXEC and blocking. A stale unix socket file (one nobody accepts on) is replaced; a live one
-// is "address in use". TCP sockets get SO_REUSEADDR, as every server sets it.
+// is "address in use". TCP sockets get SO_REUSEADDR, as every server sets it (UDP ones do not:
+// there it would let a second socket share the port).
 Result<Fd> bind_listener(const Address& address, const BindOptions& options);
 
 // The address a socket is bound to (the real port when bound to port 0).

@@ -1,0 +1,60 @@
+#include "supervisor/steering_group.h"
+
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+namespace baton {
+
+bool steerable(const Address& address) {
+  return address.transport != Transport::kUnix &&
+         (address.family() == AF_INET || address.family() == AF_INET6);
+}
+
+Result<SteeringGroup> SteeringGroup::open(const Address& address, const BindOptions& options) {
+  if (!steerable(address)) return Error(EINVAL, "steer " + address.to_string());
+  // A socket with SO_REUSEPORT would join the group of another supervisor of the same user on
+  // this address instead of failing; a plain bind first keeps "address in use" an error. It is
+  // closed before the member is bound: the two cannot be bound at once.
+  BindOptions plain = options;
+  plain.reuse_port = false;
+  Address resolved = address;
+  {
+    auto probe = bind_listener(address, plain);
+    if (!probe) return probe.error();
+    auto bound = bound_address(probe->get(), address.transport);
+    if (!bound) return bound.error();
+    resolved = *bound;
+  }
+  BindOptions member = options;
+  member.reuse_port = true;
+  SteeringGroup group(resolved, member);
+  if (auto s = group.grow(1); !s) return s.error();
+  return group;
+}
+
+int SteeringGroup::member(int slot) const {
+  return slot >= 0 && slot < size() ? members_[static_cast<size_t>(slot)].get() : -1;
+}
+
+Status SteeringGroup::grow(int slots) {
+  while (size() < slots) {
+    auto fd = bind_listener(address_, options_);
+    if (!fd) return fd.error();
+    members_.push_back(std::move(fd).value());
+  }
+  return {};
+}
+
+Status SteeringGroup::steer(const std::vector<sock_filter>& program) {
+  if (members_.empty() || program.empty()) return Error(EINVAL, "steer: nothing to attach");
+  sock_fprog prog{static_cast<unsigned short>(program.size()),
+                  const_cast<sock_filter*>(program.data())};
+  if (::setsockopt(members_[0].get(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) !=
+      0) {
+    return Error::from_errno(fmt::format("SO_ATTACH_REUSEPORT_CBPF on {}", address_.to_string()));
+  }
+  return {};
+}
+
+}  // namespace baton

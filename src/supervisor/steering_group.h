@@ -1,0 +1,55 @@
+// steering_group.h: the SO_REUSEPORT group of one listener, held by the supervisor.
+//
+// Member i is generation slot i's socket (see steering.h for the invariant). Members are created
+// CLOEXEC and blocking, like every listener baton binds; they are closed only when the group is
+// destroyed, that is when the supervisor exits. Not thread-safe; the supervisor's loop owns it.
+//
+// Kernel facts this relies on (checked on Linux 6.18 by tests/e2e/steering_socket_test.cc):
+//   - a TCP socket joins the group at listen(2), a UDP socket at bind(2), at the end of the
+//     group's array, so bind-and-listen order is index order;
+//   - `ret #i` of the attached program sends the new connection (or datagram) to member i; an
+//     index past the end falls back to the kernel's hash over all members;
+//   - closing member i (not the last) moves the last member into index i: indices shift, which
+//     is why members are never closed while running;
+//   - attaching again replaces the program in one step (no moment without one).
+#pragma once
+
+#include <linux/filter.h>
+
+#include <vector>
+
+#include "baton/fd.h"
+#include "baton/result.h"
+#include "common/address.h"
+#include "common/listener.h"
+
+namespace baton {
+
+// True when a listener of this transport can be steered (TCP or UDP over IPv4 or IPv6).
+bool steerable(const Address& address);
+
+class SteeringGroup {
+ public:
+  // Binds member 0 of a group for `address`. Fails with EADDRINUSE when anything else holds the
+  // address, even another SO_REUSEPORT group of the same user: a plain bind is tried first.
+  // A port of 0 is resolved to the port the kernel picked; address() reports it.
+  static Result<SteeringGroup> open(const Address& address, const BindOptions& options);
+
+  int size() const { return static_cast<int>(members_.size()); }
+  // Member socket of `slot` (borrowed; the group keeps it open), or -1 past the end.
+  int member(int slot) const;
+  // Appends members until there are at least `slots`.
+  Status grow(int slots);
+  // Attaches `program`, replacing the one attached before, if any, in one step.
+  Status steer(const std::vector<sock_filter>& program);
+  const Address& address() const { return address_; }
+
+ private:
+  SteeringGroup(Address address, BindOptions options)
+      : address_(address), options_(options) {}
+  Address address_;
+  BindOptions options_;
+  std::vector<Fd> members_;
+};
+
+}  // namespace baton

@@ -1,0 +1,185 @@
+// The kernel facts steering relies on, checked with real sockets on 127.0.0.1 and ::1 (see
+// src/supervisor/steering_group.h), and the programs of steering.h run by the kernel.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "supervisor/steering.h"
+#include "supervisor/steering_group.h"
+
+namespace baton {
+namespace {
+
+constexpr int kWaitMs = 5000;
+
+Address addr(const std::string& text) {
+  auto a = parse_address(text);
+  EXPECT_TRUE(a) << text;
+  return *a;
+}
+
+// A client socket of the group's family bound to a kernel-chosen loopback port (not connected).
+Fd client_socket(const Address& to, std::uint16_t* port) {
+  Fd fd(::socket(to.family(), to.socket_type() | SOCK_CLOEXEC, 0));
+  EXPECT_TRUE(fd);
+  Address local = addr(to.family() == AF_INET6 ? "[::1]:0" : "127.0.0.1:0");
+  EXPECT_EQ(::bind(fd.get(), local.sockaddr_ptr(), local.length), 0);
+  auto bound = bound_address(fd.get(), to.transport);
+  EXPECT_TRUE(bound);
+  if (port != nullptr) *port = static_cast<std::uint16_t>(bound->port());
+  return fd;
+}
+
+// Which of `members` received the new connection (or datagram) from `client`; -1 when none did
+// within the wait, -2 when more than one did.
+int landed(const std::vector<int>& members, bool stream) {
+  std::vector<pollfd> fds;
+  for (int m : members) fds.push_back(pollfd{m, POLLIN, 0});
+  if (::poll(fds.data(), fds.size(), kWaitMs) <= 0) return -1;
+  int found = -1;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if ((fds[i].revents & POLLIN) == 0) continue;
+    if (found != -1) return -2;
+    found = static_cast<int>(i);
+    if (stream) {
+      Fd conn(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC));
+      EXPECT_TRUE(conn);
+    } else {
+      char buf[64];
+      EXPECT_GT(::recv(fds[i].fd, buf, sizeof(buf), 0), 0);
+    }
+  }
+  return found;
+}
+
+int send_one(const Address& to, std::uint16_t* port = nullptr) {
+  Fd c = client_socket(to, port);
+  if (to.transport == Transport::kUdp) {
+    return static_cast<int>(::sendto(c.get(), "x", 1, 0, to.sockaddr_ptr(), to.length));
+  }
+  return ::connect(c.get(), to.sockaddr_ptr(), to.length);
+}
+
+std::vector<int> members_of(const SteeringGroup& g) {
+  std::vector<int> m;
+  for (int i = 0; i < g.size(); ++i) m.push_back(g.member(i));
+  return m;
+}
+
+class SteeringSocket : public ::testing::TestWithParam<std::string> {
+ protected:
+  SteeringGroup open_group(int slots) {
+    auto g = SteeringGroup::open(addr(GetParam()), BindOptions{});
+    EXPECT_TRUE(g) << (g ? "" : g.error().what());
+    EXPECT_TRUE(g->grow(slots));
+    return std::move(g).value();
+  }
+  bool stream() const { return addr(GetParam()).transport != Transport::kUdp; }
+};
+
+TEST_P(SteeringSocket, RetISendsEveryNewFlowToMemberIInBindOrder) {
+  SteeringGroup g = open_group(3);
+  for (int slot : {2, 0, 1}) {
+    ASSERT_TRUE(g.steer(steering_program(SteeringPlan{slot, std::nullopt, {}})));
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_EQ(send_one(g.address()), stream() ? 0 : 1);
+      EXPECT_EQ(landed(members_of(g), stream()), slot);
+    }
+  }
+}
+
+TEST_P(SteeringSocket, ProbeSourcePortReachesTheStartingSlotOnly) {
+  SteeringGroup g = open_group(3);
+  std::uint16_t port = 0;
+  Fd probe = client_socket(g.address(), &port);
+  ASSERT_TRUE(g.steer(steering_program(SteeringPlan{0, std::nullopt, {{port, 2}}})));
+  if (stream()) {
+    ASSERT_EQ(::connect(probe.get(), g.address().sockaddr_ptr(), g.address().length), 0);
+  } else {
+    ASSERT_EQ(::sendto(probe.get(), "p", 1, 0, g.address().sockaddr_ptr(), g.address().length), 1);
+  }
+  EXPECT_EQ(landed(members_of(g), stream()), 2);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(send_one(g.address()), stream() ? 0 : 1);
+    EXPECT_EQ(landed(members_of(g), stream()), 0);
+  }
+}
+
+TEST_P(SteeringSocket, IndexPastTheEndFallsBackToTheHashOverAllMembers) {
+  SteeringGroup g = open_group(3);
+  ASSERT_TRUE(g.steer(steering_program(SteeringPlan{7, std::nullopt, {}})));
+  std::set<int> seen;
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_EQ(send_one(g.address()), stream() ? 0 : 1);
+    int m = landed(members_of(g), stream());
+    ASSERT_GE(m, 0);
+    seen.insert(m);
+  }
+  EXPECT_GT(seen.size(), 1u);  // all 60 on one of 3 members by hash: about 3^-59
+}
+
+TEST_P(SteeringSocket, CanaryOf20PercentTakesAbout20PercentOfNewFlows) {
+  SteeringGroup g = open_group(2);
+  ASSERT_TRUE(g.steer(steering_program(SteeringPlan{0, SteeringPlan::Canary{1, 20}, {}})));
+  int canary = 0;
+  constexpr int kFlows = 400;
+  for (int i = 0; i < kFlows; ++i) {
+    std::uint16_t port = 0;
+    ASSERT_EQ(send_one(g.address(), &port), stream() ? 0 : 1);
+    int m = landed(members_of(g), stream());
+    ASSERT_EQ(m, port % 100 < 20 ? 1 : 0) << port;
+    canary += m;
+  }
+  EXPECT_GE(canary, kFlows * 15 / 100);
+  EXPECT_LE(canary, kFlows * 25 / 100);
+}
+
+TEST_P(SteeringSocket, ClosingAMemberMovesTheLastIntoItsIndex) {
+  // Raw sockets, not a SteeringGroup: a group never closes a member, and this shows why.
+  Address a = addr(GetParam());
+  BindOptions reuse;
+  reuse.reuse_port = true;
+  auto first = bind_listener(a, reuse);
+  ASSERT_TRUE(first);
+  a = bound_address(first->get(), a.transport).value();
+  auto second = bind_listener(a, reuse);
+  auto third = bind_listener(a, reuse);
+  ASSERT_TRUE(second && third);
+  const std::vector<sock_filter> ret0 = steering_program(SteeringPlan{0, std::nullopt, {}});
+  sock_fprog prog{static_cast<unsigned short>(ret0.size()), const_cast<sock_filter*>(ret0.data())};
+  ASSERT_EQ(::setsockopt(second->get(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)),
+            0);
+  ASSERT_EQ(send_one(a), stream() ? 0 : 1);
+  EXPECT_EQ(landed({first->get(), second->get(), third->get()}, stream()), 0);
+  first->reset();
+  ASSERT_EQ(send_one(a), stream() ? 0 : 1);
+  EXPECT_EQ(landed({second->get(), third->get()}, stream()), 1);  // the third is index 0 now
+}
+
+TEST_P(SteeringSocket, AnotherGroupOnTheSameAddressIsAddressInUse) {
+  SteeringGroup g = open_group(1);
+  auto other = SteeringGroup::open(g.address(), BindOptions{});
+  ASSERT_FALSE(other);
+  if (stream()) {
+    EXPECT_EQ(other.error().code(), EADDRINUSE);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Loopback, SteeringSocket,
+                         ::testing::Values("127.0.0.1:0", "[::1]:0", "udp:127.0.0.1:0",
+                                           "udp:[::1]:0"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::string out;
+                           for (char c : n) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return out;
+                         });
+
+}  // namespace
+}  // namespace baton
