@@ -155,6 +155,7 @@ void SupervisorCore::on_ready(int id) {
   g->ready_at = os_.now();
   os_.log(fmt::format("generation {} (pid {}) ready after {}", g->id, g->pid,
                       seconds_since(g->started_at)));
+  os_.switch_to(*g);
   if (old != nullptr) {
     attempt.replaced = old->id;
     drain(*old);

@@ -60,6 +60,10 @@ class SupervisorOs {
   // Starts generation `id`; returns its main pid. Readiness detection for it starts too, and
   // ends in SupervisorCore::on_ready(id).
   virtual Result<int> spawn(int id) = 0;
+  // New connections go to `g` from now on (it has just become serving). Called before the
+  // generation it replaces is told anything, so the old one stops receiving new connections
+  // while it still accepts (see docs/steering.md).
+  virtual void switch_to(const Generation& /*g*/) {}
   // Sends `sig` to the generation's main process.
   virtual void signal(const Generation& g, int sig) = 0;
   // SIGKILLs the generation's whole process group.

@@ -24,7 +24,14 @@ class FakeOs : public SupervisorOs {
     spawned.push_back(id);
     return 1000 + id;
   }
-  void signal(const Generation& g, int sig) override { signals.push_back({g.id, sig}); }
+  void signal(const Generation& g, int sig) override {
+    signals.push_back({g.id, sig});
+    order.push_back("signal " + std::to_string(g.id));
+  }
+  void switch_to(const Generation& g) override {
+    switches.push_back(g.id);
+    order.push_back("switch " + std::to_string(g.id));
+  }
   void kill_group(const Generation& g) override { kills.push_back(g.id); }
   std::string output_tail(int id) override { return "tail of " + std::to_string(id); }
   void reply(WaiterId w, const ReloadOutcome& o) override { replies[w] = o; }
@@ -35,6 +42,8 @@ class FakeOs : public SupervisorOs {
   bool fail_spawn = false;
   std::vector<int> spawned;
   std::vector<std::pair<int, int>> signals;
+  std::vector<int> switches;       // switch_to, in order
+  std::vector<std::string> order;  // switches and signals, interleaved as they happened
   std::vector<int> kills;
   std::map<WaiterId, ReloadOutcome> replies;
   std::vector<std::string> logs;
@@ -88,6 +97,24 @@ TEST_F(SupervisorCoreTest, ReloadDrainsOldOnlyAfterNewIsReady) {
   EXPECT_TRUE(os.replies[7].ok);
   EXPECT_EQ(os.replies[7].generation, 2);
   EXPECT_EQ(core.counters().reloads_ok, 1u);
+}
+
+TEST_F(SupervisorCoreTest, SwitchToNewGenerationComesBeforeTheOldIsSignalled) {
+  serve_first();
+  EXPECT_EQ(os.switches, std::vector<int>{1});
+  core.on_reload(7);
+  EXPECT_EQ(os.switches, std::vector<int>{1});  // a starting generation gets no connection
+  core.on_ready(2);
+  EXPECT_EQ(os.order, (std::vector<std::string>{"switch 1", "switch 2", "signal 1"}));
+}
+
+TEST_F(SupervisorCoreTest, FailedReloadNeverSwitches) {
+  serve_first();
+  core.on_reload(7);
+  core.on_exit(pid(2), exited_with(1));
+  advance(11s);
+  EXPECT_EQ(os.switches, std::vector<int>{1});
+  EXPECT_EQ(state(1), GenerationState::kServing);
 }
 
 TEST_F(SupervisorCoreTest, ReloadKeepsOldGenerationWhenNewExitsEarly) {
