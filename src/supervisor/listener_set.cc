@@ -1,0 +1,145 @@
+#include "supervisor/listener_set.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace baton {
+
+Result<ListenerSet> ListenerSet::bind(const std::vector<ListenSpec>& specs,
+                                      const BindOptions& options, const Logger& log) {
+  ListenerSet set;
+  int index = 0;
+  for (const auto& spec : specs) {
+    OwnedListener l;
+    l.name = spec.name.empty() ? fmt::format("listen{}", index) : spec.name;
+    l.unix_path = spec.address.unix_path();
+    if (steerable(spec.address)) {
+      auto group = SteeringGroup::open(spec.address, options);
+      if (!group) return group.error();
+      l.address = group->address();
+      // Slot 0 takes every new connection until the first generation is assigned one.
+      if (auto s = group->steer(steering_program(SteeringPlan{})); !s) {
+        log(fmt::format("{}: {}; falling back to one socket shared by every generation",
+                        l.name, s.error().what()));
+        l.shared.reset(::fcntl(group->member(0), F_DUPFD_CLOEXEC, 0));
+        if (!l.shared) return Error::from_errno("dup");
+      } else {
+        l.group = std::move(group).value();
+      }
+    } else {
+      auto fd = bind_listener(spec.address, options);
+      if (!fd) return fd.error();
+      auto bound = bound_address(fd->get(), spec.address.transport);
+      l.address = bound ? *bound : spec.address;
+      l.shared = std::move(fd).value();
+    }
+    set.listeners_.push_back(std::move(l));
+    ++index;
+  }
+  return set;
+}
+
+ListenerSet::~ListenerSet() {
+  for (auto& l : listeners_) {
+    if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
+  }
+}
+
+bool ListenerSet::any_steered() const {
+  return std::any_of(listeners_.begin(), listeners_.end(),
+                     [](const OwnedListener& l) { return l.steered(); });
+}
+
+Result<std::vector<int>> ListenerSet::assign(int id) {
+  const int slot = choose_slot(slots_, target_);
+  for (auto& l : listeners_) {
+    if (l.group) {
+      if (auto s = l.group->grow(slot + 1); !s) return s.error();
+    }
+  }
+  if (slot >= static_cast<int>(slots_.size())) slots_.resize(static_cast<size_t>(slot) + 1);
+  slots_[static_cast<size_t>(slot)].in_use = true;
+  slot_by_generation_[id] = slot;
+  // Nothing live holds the target: this generation is the only one that can take what comes.
+  const bool target_live = target_ && std::any_of(slot_by_generation_.begin(),
+                                                  slot_by_generation_.end(), [&](const auto& kv) {
+                                                    return kv.first != id && kv.second == *target_;
+                                                  });
+  if (!target_live) target_ = slot;
+  if (auto s = apply(); !s) return s.error();
+  std::vector<int> fds;
+  for (size_t i = 0; i < listeners_.size(); ++i) fds.push_back(socket_of(id, i));
+  return fds;
+}
+
+void ListenerSet::release(int id) {
+  auto it = slot_by_generation_.find(id);
+  if (it == slot_by_generation_.end()) return;
+  slots_[static_cast<size_t>(it->second)].in_use = false;
+  std::erase_if(probes_, [&](const SteeringPlan::Probe& p) { return p.slot == it->second; });
+  slot_by_generation_.erase(it);
+  // The target stays on a freed slot: the next generation reuses it and takes what waits there.
+  [[maybe_unused]] auto s = apply();  // the probes of the gone generation; a failure keeps the old
+}
+
+std::optional<int> ListenerSet::slot_of(int id) const {
+  auto it = slot_by_generation_.find(id);
+  if (it == slot_by_generation_.end()) return std::nullopt;
+  return it->second;
+}
+
+int ListenerSet::socket_of(int id, size_t index) const {
+  if (index >= listeners_.size()) return -1;
+  const OwnedListener& l = listeners_[index];
+  if (!l.group) return l.shared.get();
+  auto slot = slot_of(id);
+  return slot ? l.group->member(*slot) : -1;
+}
+
+Status ListenerSet::switch_to(int id) {
+  auto slot = slot_of(id);
+  if (!slot) return Error(ENOENT, fmt::format("generation {} has no slot", id));
+  target_ = *slot;
+  return apply();
+}
+
+Status ListenerSet::add_probe(std::uint16_t source_port, int id) {
+  auto slot = slot_of(id);
+  if (!slot) return Error(ENOENT, fmt::format("generation {} has no slot", id));
+  if (static_cast<int>(probes_.size()) >= kMaxSteeringProbes) {
+    return Error(EBUSY, "too many probe connections at once");
+  }
+  probes_.push_back({source_port, *slot});
+  return apply();
+}
+
+Status ListenerSet::remove_probe(std::uint16_t source_port) {
+  std::erase_if(probes_, [&](const SteeringPlan::Probe& p) { return p.source_port == source_port; });
+  return apply();
+}
+
+Status ListenerSet::apply() {
+  SteeringPlan plan;
+  plan.serving_slot = target_.value_or(0);
+  plan.probes = probes_;
+  auto program = steering_program(plan);
+  const bool same = program.size() == attached_.size() &&
+                    std::equal(program.begin(), program.end(), attached_.begin(),
+                               [](const sock_filter& a, const sock_filter& b) {
+                                 return a.code == b.code && a.jt == b.jt && a.jf == b.jf &&
+                                        a.k == b.k;
+                               });
+  if (same) return {};
+  for (auto& l : listeners_) {
+    if (!l.group) continue;
+    if (auto s = l.group->steer(program); !s) return s;
+  }
+  attached_ = std::move(program);
+  return {};
+}
+
+}  // namespace baton

@@ -1,0 +1,85 @@
+// listener_set.h: the listeners baton owns, and which generation's socket takes new connections.
+//
+// Each TCP or UDP listener is a SteeringGroup (steering_group.h), one member per generation slot;
+// a unix stream listener, or one whose program could not be attached (a seccomp filter, an old
+// kernel), is one socket shared by every generation, as before steering. Slots are shared by all
+// listeners: generation slot i gets member i of every steered listener.
+//
+// Who receives new connections (the target slot):
+//   - the serving generation's slot, from switch_to() on;
+//   - while no live generation holds the target slot (first start, or the serving generation
+//     crashed), the slot of the generation started next, which reuses the target slot when it
+//     is free, so connections waiting there are taken by it;
+//   - a starting generation's slot otherwise receives only baton's own probe connections,
+//     matched by the source port registered with add_probe().
+// Not thread-safe: owned by the supervisor's loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/fd.h"
+#include "baton/result.h"
+#include "common/address.h"
+#include "common/listener.h"
+#include "supervisor/steering.h"
+#include "supervisor/steering_group.h"
+
+namespace baton {
+
+struct OwnedListener {
+  std::string name;
+  Address address;                    // as bound (the real port when given port 0)
+  std::optional<SteeringGroup> group;  // steered
+  Fd shared;                           // not steered: one socket for every generation
+  std::string unix_path;               // removed at exit
+  bool steered() const { return group.has_value(); }
+};
+
+class ListenerSet {
+ public:
+  using Logger = std::function<void(const std::string&)>;
+  // Binds every listener (unnamed ones are named listen0, listen1... by position). A listener
+  // whose program cannot be attached falls back to a shared socket, with one line to `log`.
+  static Result<ListenerSet> bind(const std::vector<ListenSpec>& specs, const BindOptions& options,
+                                  const Logger& log);
+  ListenerSet(ListenerSet&&) = default;
+  ListenerSet& operator=(ListenerSet&&) = default;
+  ~ListenerSet();
+
+  const std::vector<OwnedListener>& listeners() const { return listeners_; }
+
+  // Gives generation `id` a slot; returns the sockets it gets at fd 3 onward, in listener order
+  // (borrowed: the set keeps them open).
+  Result<std::vector<int>> assign(int id);
+  // Generation `id` exited: its slot is free for a later generation.
+  void release(int id);
+  std::optional<int> slot_of(int id) const;
+  // The socket generation `id` has for listener `index` (-1 when it has none).
+  int socket_of(int id, size_t index) const;
+
+  // New connections go to generation `id`'s slot.
+  Status switch_to(int id);
+  // A connection from `source_port` goes to generation `id`'s slot (readiness probes).
+  Status add_probe(std::uint16_t source_port, int id);
+  Status remove_probe(std::uint16_t source_port);
+
+  std::optional<int> target_slot() const { return target_; }
+  bool any_steered() const;
+
+ private:
+  ListenerSet() = default;
+  Status apply();
+  std::vector<OwnedListener> listeners_;
+  std::vector<SlotUse> slots_;
+  std::map<int, int> slot_by_generation_;  // live generations only
+  std::optional<int> target_;
+  std::vector<SteeringPlan::Probe> probes_;
+  std::vector<sock_filter> attached_;
+};
+
+}  // namespace baton
