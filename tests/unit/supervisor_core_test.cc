@@ -34,7 +34,10 @@ class FakeOs : public SupervisorOs {
   }
   void kill_group(const Generation& g) override { kills.push_back(g.id); }
   std::string output_tail(int id) override { return "tail of " + std::to_string(id); }
-  void reply(WaiterId w, const ReloadOutcome& o) override { replies[w] = o; }
+  // Read replies with count() then at(): operator[] would create the entry it checks.
+  void reply(WaiterId w, const ReloadOutcome& o) override {
+    if (!replies.emplace(w, o).second) answered_twice.push_back(w);
+  }
   void log(const std::string& line) override { logs.push_back(line); }
   void finished(int code) override { exit_code = code; }
 
@@ -46,6 +49,7 @@ class FakeOs : public SupervisorOs {
   std::vector<std::string> order;  // switches and signals, interleaved as they happened
   std::vector<int> kills;
   std::map<WaiterId, ReloadOutcome> replies;
+  std::vector<WaiterId> answered_twice;  // a waiter is answered exactly once
   std::vector<std::string> logs;
   std::optional<int> exit_code;
 };
@@ -53,6 +57,9 @@ class FakeOs : public SupervisorOs {
 class SupervisorCoreTest : public ::testing::Test {
  protected:
   SupervisorCoreTest() : core(os, options()) {}
+  void TearDown() override {
+    EXPECT_TRUE(os.answered_twice.empty()) << "a reload waiter was answered more than once";
+  }
   static CoreOptions options() {
     CoreOptions o;
     o.ready_timeout = 10s;
@@ -94,8 +101,8 @@ TEST_F(SupervisorCoreTest, ReloadDrainsOldOnlyAfterNewIsReady) {
 
   core.on_exit(pid(1), exited_with(0));
   ASSERT_EQ(os.replies.count(7), 1u);
-  EXPECT_TRUE(os.replies[7].ok);
-  EXPECT_EQ(os.replies[7].generation, 2);
+  EXPECT_TRUE(os.replies.at(7).ok);
+  EXPECT_EQ(os.replies.at(7).generation, 2);
   EXPECT_EQ(core.counters().reloads_ok, 1u);
 }
 
@@ -124,12 +131,12 @@ TEST_F(SupervisorCoreTest, ReloadKeepsOldGenerationWhenNewExitsEarly) {
   EXPECT_EQ(state(1), GenerationState::kServing);
   EXPECT_TRUE(os.signals.empty()) << "the old generation must not be touched";
   ASSERT_EQ(os.replies.count(7), 1u);
-  EXPECT_FALSE(os.replies[7].ok);
-  EXPECT_NE(os.replies[7].message.find("exited with status 3 before it was ready"),
+  EXPECT_FALSE(os.replies.at(7).ok);
+  EXPECT_NE(os.replies.at(7).message.find("exited with status 3 before it was ready"),
             std::string::npos)
-      << os.replies[7].message;
-  EXPECT_NE(os.replies[7].message.find("generation 1 keeps serving"), std::string::npos);
-  EXPECT_EQ(os.replies[7].output_tail, "tail of 2");
+      << os.replies.at(7).message;
+  EXPECT_NE(os.replies.at(7).message.find("generation 1 keeps serving"), std::string::npos);
+  EXPECT_EQ(os.replies.at(7).output_tail, "tail of 2");
   EXPECT_EQ(core.counters().reloads_failed, 1u);
   EXPECT_FALSE(core.last_reload()->ok);
 }
@@ -141,8 +148,8 @@ TEST_F(SupervisorCoreTest, ReloadKillsNewGenerationNotReadyInTime) {
   EXPECT_EQ(os.replies.count(7), 0u);
   advance(2s);
   ASSERT_EQ(os.replies.count(7), 1u);
-  EXPECT_FALSE(os.replies[7].ok);
-  EXPECT_NE(os.replies[7].message.find("not ready within 10s"), std::string::npos);
+  EXPECT_FALSE(os.replies.at(7).ok);
+  EXPECT_NE(os.replies.at(7).message.find("not ready within 10s"), std::string::npos);
   // It may have accepted connections on the shared listeners: drained first, killed at the
   // drain deadline.
   ASSERT_EQ(os.signals.size(), 1u);
@@ -169,10 +176,11 @@ TEST_F(SupervisorCoreTest, ReloadsDuringAReloadAreCoalescedIntoOne) {
   core.on_ready(3);
   core.on_exit(pid(1), exited_with(0));
   core.on_exit(pid(2), exited_with(0));
-  EXPECT_TRUE(os.replies[1].ok);
-  EXPECT_TRUE(os.replies[2].ok);
-  EXPECT_TRUE(os.replies[3].ok);
-  EXPECT_EQ(os.replies[2].generation, 3);
+  for (WaiterId w : {1, 2, 3}) {
+    ASSERT_EQ(os.replies.count(w), 1u) << "waiter " << w << " got no reply";
+    EXPECT_TRUE(os.replies.at(w).ok) << "waiter " << w;
+  }
+  EXPECT_EQ(os.replies.at(2).generation, 3);
   EXPECT_EQ(core.counters().reloads_coalesced, 2u);
 }
 
@@ -184,8 +192,8 @@ TEST_F(SupervisorCoreTest, DrainingGenerationsAreCapped) {
   core.on_ready(3);  // generations 1 and 2 drain: the cap of 2 is reached
   core.on_reload(9);
   ASSERT_EQ(os.replies.count(9), 1u);
-  EXPECT_FALSE(os.replies[9].ok);
-  EXPECT_NE(os.replies[9].message.find("still draining"), std::string::npos);
+  EXPECT_FALSE(os.replies.at(9).ok);
+  EXPECT_NE(os.replies.at(9).message.find("still draining"), std::string::npos);
   EXPECT_EQ(os.spawned.size(), 3u);
 }
 
@@ -198,9 +206,11 @@ TEST_F(SupervisorCoreTest, DrainDeadlineKillsTheProcessGroup) {
   advance(2s);
   EXPECT_EQ(os.kills, std::vector<int>{1});
   EXPECT_EQ(core.counters().drain_kills, 1u);
+  EXPECT_EQ(os.replies.count(7), 0u) << "--wait answers once the old generation is gone";
   core.on_exit(pid(1), killed_by(SIGKILL));
-  EXPECT_TRUE(os.replies[7].ok);
-  EXPECT_NE(os.replies[7].message.find("killed at the drain deadline"), std::string::npos);
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_TRUE(os.replies.at(7).ok);
+  EXPECT_NE(os.replies.at(7).message.find("killed at the drain deadline"), std::string::npos);
 }
 
 TEST_F(SupervisorCoreTest, CrashRestartsWithExponentialBackoff) {
@@ -233,8 +243,9 @@ TEST_F(SupervisorCoreTest, SpawnFailureIsAFailedReload) {
   serve_first();
   os.fail_spawn = true;
   core.on_reload(7);
-  EXPECT_FALSE(os.replies[7].ok);
-  EXPECT_NE(os.replies[7].message.find("could not be started"), std::string::npos);
+  ASSERT_EQ(os.replies.count(7), 1u) << "a reload that cannot spawn is answered at once";
+  EXPECT_FALSE(os.replies.at(7).ok);
+  EXPECT_NE(os.replies.at(7).message.find("could not be started"), std::string::npos);
   EXPECT_EQ(state(1), GenerationState::kServing);
 }
 
@@ -242,7 +253,8 @@ TEST_F(SupervisorCoreTest, StopDrainsEveryGenerationThenFinishes) {
   serve_first();
   core.on_reload(7);
   core.on_stop();
-  EXPECT_FALSE(os.replies[7].ok);
+  ASSERT_EQ(os.replies.count(7), 1u) << "the pending reload is answered when the stop begins";
+  EXPECT_FALSE(os.replies.at(7).ok);
   EXPECT_EQ(state(1), GenerationState::kDraining);
   EXPECT_EQ(state(2), GenerationState::kDraining) << "the unproven generation drains too";
   EXPECT_FALSE(os.exit_code.has_value());
@@ -256,7 +268,8 @@ TEST_F(SupervisorCoreTest, ReloadWhileStoppingIsRefused) {
   serve_first();
   core.on_stop();
   core.on_reload(7);
-  EXPECT_FALSE(os.replies[7].ok);
+  ASSERT_EQ(os.replies.count(7), 1u) << "a reload while stopping is refused at once";
+  EXPECT_FALSE(os.replies.at(7).ok);
   EXPECT_EQ(os.spawned.size(), 1u);
 }
 
