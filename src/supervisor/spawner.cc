@@ -69,11 +69,15 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     if (!drop) env_strings.emplace_back(kv);
   }
   for (const auto& [k, v] : request.env) env_strings.push_back(k + "=" + v);
-  env_strings.push_back("LISTEN_PID=" + std::string(24, '\0'));  // filled in by the child
+  if (request.listen_pid) {
+    env_strings.push_back("LISTEN_PID=" + std::string(24, '\0'));  // filled in by the child
+  }
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  char* listen_pid = envp[envp.size() - 2] + std::strlen("LISTEN_PID=");
+  char* listen_pid =
+      request.listen_pid ? envp[envp.size() - 2] + std::strlen("LISTEN_PID=") : nullptr;
+  const bool pipes = request.output == SpawnRequest::Output::kPipes;
   std::vector<std::string> args = request.argv;
   std::vector<char*> argvp;
   for (auto& a : args) argvp.push_back(a.data());
@@ -84,10 +88,15 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   }
 
   int out[2], err[2], report[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno("pipe");
-  Fd out_r(out[0]), out_w(out[1]);
-  if (::pipe2(err, O_CLOEXEC) != 0) return Error::from_errno("pipe");
-  Fd err_r(err[0]), err_w(err[1]);
+  Fd out_r, out_w, err_r, err_w;
+  if (pipes) {
+    if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno("pipe");
+    out_r.reset(out[0]);
+    out_w.reset(out[1]);
+    if (::pipe2(err, O_CLOEXEC) != 0) return Error::from_errno("pipe");
+    err_r.reset(err[0]);
+    err_w.reset(err[1]);
+  }
   // The child writes its exec errno here; a successful exec closes it (CLOEXEC) unwritten.
   if (::pipe2(report, O_CLOEXEC) != 0) return Error::from_errno("pipe");
   Fd report_r(report[0]), report_w(report[1]);
@@ -121,9 +130,9 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     if (report_fd < 0) fail(errno);
     report_w.release();
     report_w.reset(report_fd);
-    if (::dup2(devnull.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) {
-      fail(errno);
-    }
+    if (::dup2(devnull.get(), 0) < 0) fail(errno);
+    if (pipes && (::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0)) fail(errno);
+    if (!pipes && ::dup2(2, 1) < 0) fail(errno);  // fd 2 stays the supervisor's stderr
     for (int i = 0; i < nfds; ++i) {
       if (::dup2(temps[i], 3 + i) < 0) fail(errno);  // dup2 leaves the copy without CLOEXEC
     }
@@ -131,7 +140,7 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     for (int fd = 3 + nfds; fd < floor; ++fd) ::close(fd);
     for (int i = 0; i < nfds; ++i) ::close(temps[i]);
     ::close_range(static_cast<unsigned>(floor), ~0U, CLOSE_RANGE_CLOEXEC);
-    format_pid(listen_pid, ::getpid());
+    if (listen_pid != nullptr) format_pid(listen_pid, ::getpid());
     ::execve(argvp[0], argvp.data(), envp.data());
     fail(errno);
   }
@@ -145,8 +154,10 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     retry_eintr(::waitpid, pid, &status, 0);
     return Error(child_errno, fmt::format("exec {}", request.argv[0]));
   }
-  ::fcntl(out_r.get(), F_SETFL, O_NONBLOCK);
-  ::fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
+  if (pipes) {
+    ::fcntl(out_r.get(), F_SETFL, O_NONBLOCK);
+    ::fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
+  }
   return SpawnedProcess{pid, std::move(out_r), std::move(err_r)};
 }
 

@@ -28,11 +28,16 @@ struct SpawnRequest {
   std::vector<int> listener_fds;  // become fds 3, 4, ...
   std::map<std::string, std::string> env;  // set (overriding) in the child
   std::vector<std::string> unset_env;      // removed from the child's environment
+  // Where the child's stdout and stderr go: pipes the caller reads (a generation's output), or
+  // both to the supervisor's own stderr (a readiness command: its output is for the operator).
+  enum class Output { kPipes, kSupervisorStderr };
+  Output output = Output::kPipes;
+  bool listen_pid = true;  // sets LISTEN_PID (socket activation); off for a readiness command
 };
 
 struct SpawnedProcess {
   pid_t pid = -1;
-  Fd stdout_pipe;  // read ends, nonblocking
+  Fd stdout_pipe;  // read ends, nonblocking (Output::kPipes only)
   Fd stderr_pipe;
 };
 

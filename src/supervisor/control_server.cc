@@ -1,0 +1,158 @@
+#include "supervisor/control_server.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "common/address.h"
+#include "common/listener.h"
+#include "common/syscall.h"
+#include "supervisor/control_protocol.h"
+
+namespace baton {
+
+std::optional<nlohmann::json> reload_ack(bool wait, bool answered,
+                                         std::optional<int> starting_generation) {
+  if (wait || answered) return std::nullopt;
+  if (starting_generation) {
+    return control_ok(fmt::format("reload started: generation {} starting", *starting_generation));
+  }
+  return control_ok("reload queued");
+}
+
+ControlServer::~ControlServer() {
+  for (auto& [fd, client] : clients_) loop_.remove(fd);
+  if (fd_) loop_.remove(fd_.get());
+  if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+Status ControlServer::open(const std::string& path) {
+  auto addr = parse_address("unix:" + path);
+  if (!addr) return Error("bad --control path: " + addr.error().what());
+  ::unlink(path.c_str());  // the caller holds the lock: a socket file here is stale
+  fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd_) return Error::from_errno("socket");
+  // Created with mode 0600 already: no window in which another user can connect.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd_.get(), addr->sockaddr_ptr(), addr->length);
+  ::umask(old);
+  if (rc != 0) return Error::from_errno("bind control socket " + path);
+  path_ = path;
+  if (::listen(fd_.get(), 16) != 0) return Error::from_errno("listen on control socket");
+  return loop_.add(fd_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
+}
+
+void ControlServer::on_accept() {
+  for (;;) {
+    Fd fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) return;
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        (cred.uid != ::geteuid() && cred.uid != 0)) {
+      std::string reply = control_error(fmt::format(
+          "permission denied: uid {} may not control this supervisor", cred.uid)).dump() + "\n";
+      [[maybe_unused]] auto n = ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+      handler_.log(fmt::format("control connection from uid {} (pid {}) refused", cred.uid,
+                               cred.pid));
+      continue;
+    }
+    if (clients_.size() >= kMaxControlClients) continue;  // closed: too many at once
+    const int raw = fd.get();
+    auto added = loop_.add(raw, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t ev) { on_client(raw, ev); });
+    if (!added) {
+      handler_.log("control connection dropped: " + added.error().what());
+      continue;
+    }
+    clients_[raw] = Client{std::move(fd), {}, std::nullopt};
+  }
+}
+
+void ControlServer::on_client(int fd, uint32_t events) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  Client& client = it->second;
+  char buf[4096];
+  ssize_t n = retry_eintr(::recv, fd, buf, sizeof(buf), 0);
+  if (n < 0 && errno == EAGAIN) return;
+  if (n <= 0 || (client.waiter && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0)) {
+    if (client.waiter) {  // a client that hangs up stops waiting; the reload goes on
+      handler_.waiter_gone(*client.waiter);
+      waiters_.erase(*client.waiter);
+    }
+    loop_.remove(fd);
+    clients_.erase(it);
+    return;
+  }
+  if (client.waiter) return;  // one request per connection: more bytes are ignored
+  client.buffer.append(buf, static_cast<size_t>(n));
+  auto newline = client.buffer.find('\n');
+  if (newline == std::string::npos) {
+    if (client.buffer.size() > kMaxControlLine) {
+      send_and_close(fd, control_error("request line too long"));
+    }
+    return;
+  }
+  handle_request(client, client.buffer.substr(0, newline));
+}
+
+void ControlServer::handle_request(Client& client, const std::string& line) {
+  const int fd = client.fd.get();
+  auto request = parse_control_request(line);
+  if (!request) return send_and_close(fd, control_error(request.error().what()));
+  switch (request->command) {
+    case ControlRequest::Command::kStatus: {
+      auto j = control_ok("status");
+      j["status"] = handler_.status();
+      return send_and_close(fd, j);
+    }
+    case ControlRequest::Command::kStop:
+      send_and_close(fd, control_ok("stopping: draining every generation"));
+      handler_.stop();
+      return;
+    case ControlRequest::Command::kReload: {
+      const WaiterId w = next_waiter_++;
+      client.waiter = w;
+      waiters_[w] = fd;
+      handler_.reload(w);  // may answer at once (refused), closing the client: `client` is gone
+      const bool answered = waiters_.count(w) == 0;
+      if (auto ack = reload_ack(request->wait, answered, handler_.starting_generation())) {
+        waiters_.erase(w);
+        send_and_close(fd, *ack);
+      }
+      return;
+    }
+  }
+}
+
+void ControlServer::reply(WaiterId waiter, const ReloadOutcome& outcome) {
+  auto it = waiters_.find(waiter);
+  if (it == waiters_.end()) return;  // not waiting (reload without --wait, or hung up)
+  const int fd = it->second;
+  waiters_.erase(it);
+  nlohmann::json j = outcome.ok ? control_ok(outcome.message) : control_error(outcome.message);
+  j["generation"] = outcome.generation;
+  if (!outcome.ok) j["output_tail"] = outcome.output_tail;
+  send_and_close(fd, j);
+}
+
+void ControlServer::send_and_close(int fd, const nlohmann::json& reply) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  std::string out = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  // The client is waiting for exactly this reply; a bounded blocking send keeps it whole. Should
+  // either step fail, the send below still goes out nonblocking or unbounded: the reply is tried.
+  if (auto s = set_nonblocking(fd, false); !s) handler_.log("control reply: " + s.error().what());
+  timeval tv{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  [[maybe_unused]] auto n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+  loop_.remove(fd);
+  clients_.erase(it);
+}
+
+}  // namespace baton

@@ -1,0 +1,84 @@
+// control_server.h: the supervisor's end of the control socket (the protocol is described once,
+// in control_protocol.h).
+//
+// It accepts connections on the unix socket, serves only peers of the supervisor's own uid or
+// root (SO_PEERCRED), reads one request line per connection, and answers through its Handler;
+// a reload with "wait":true is answered later, by reply(). At most kMaxControlClients
+// connections are open at once; more are closed unanswered.
+//
+// What to answer at once to a reload is decided by reload_ack() below, a pure function, so that
+// decision is unit-tested without sockets. Used from the supervisor's one thread.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "baton/fd.h"
+#include "baton/result.h"
+#include "supervisor/event_loop.h"
+#include "supervisor/supervisor_core.h"
+
+namespace baton {
+
+constexpr size_t kMaxControlClients = 64;
+
+// The answer due at once to a reload request, after the core has taken it in:
+//   answered  the core replied already (refused: stopping, drain limit)  -> none
+//   wait      the client waits for the outcome, sent by reply() later     -> none
+//   else      "reload started: generation N starting" (N: the starting generation, if any),
+//             or "reload queued" (none starting: it waits behind one in progress)
+std::optional<nlohmann::json> reload_ack(bool wait, bool answered,
+                                         std::optional<int> starting_generation);
+
+class ControlServer {
+ public:
+  // What the server asks of the supervisor.
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual nlohmann::json status() = 0;              // the "status" object (status_json.h)
+    virtual void stop() = 0;                          // begin draining every generation
+    virtual void reload(WaiterId waiter) = 0;         // may reply() to `waiter` at once
+    virtual std::optional<int> starting_generation() = 0;
+    virtual void waiter_gone(WaiterId waiter) = 0;    // its client hung up; the reload goes on
+    virtual void log(const std::string& line) = 0;
+  };
+
+  ControlServer(EventLoop& loop, Handler& handler) : loop_(loop), handler_(handler) {}
+  ~ControlServer();  // closes every connection; removes the socket file if open() bound it
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Binds `path` (mode 0600 from the start; a file already there is taken as stale: the caller
+  // holds the path's lock) and starts accepting.
+  Status open(const std::string& path);
+
+  // Answers the client waiting on `waiter`, if it still does.
+  void reply(WaiterId waiter, const ReloadOutcome& outcome);
+
+ private:
+  struct Client {
+    Fd fd;
+    std::string buffer;
+    std::optional<WaiterId> waiter;
+  };
+
+  void on_accept();
+  void on_client(int fd, uint32_t events);
+  void handle_request(Client& client, const std::string& line);
+  void send_and_close(int fd, const nlohmann::json& reply);
+
+  EventLoop& loop_;
+  Handler& handler_;
+  std::string path_;  // non-empty once bound
+  Fd fd_;
+  std::map<int, Client> clients_;    // by fd
+  std::map<WaiterId, int> waiters_;  // waiter -> client fd
+  WaiterId next_waiter_ = 1;
+};
+
+}  // namespace baton

@@ -1,0 +1,49 @@
+// generation_output.h: a generation's stdout and stderr, passed through to the supervisor's own
+// and the last kOutputTail bytes kept for failure reports.
+//
+// Owns the read ends of the two pipes the spawner made (see spawner.h). The bytes are written to
+// the supervisor's stdout and stderr as they come, in order; a slow terminal slows only these
+// writes (they block today). Used from the supervisor's one thread only.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "baton/fd.h"
+#include "baton/result.h"
+#include "supervisor/event_loop.h"
+
+namespace baton {
+
+// Bytes of a generation's output kept for failure reports.
+constexpr size_t kOutputTail = 4096;
+
+class GenerationOutput {
+ public:
+  // `out` and `err` are the nonblocking read ends of the child's stdout and stderr pipes.
+  GenerationOutput(EventLoop& loop, Fd out, Fd err);
+  ~GenerationOutput();  // stops watching whatever pipe is still open
+  GenerationOutput(const GenerationOutput&) = delete;
+  GenerationOutput& operator=(const GenerationOutput&) = delete;
+
+  // Starts passing output through as it arrives. `after_read` runs after every read (data, EOF
+  // or error) so the owner can check closed(); it may destroy this object.
+  Status watch(std::function<void()> after_read);
+
+  // Takes in what is already written, without waiting: call before tail() for an up-to-date one.
+  void take_in();
+
+  const std::string& tail() const { return tail_; }
+  // Both pipes reached EOF (every process of the generation closed them) or failed.
+  bool closed() const { return !out_ && !err_; }
+
+ private:
+  void read(bool is_err);
+
+  EventLoop& loop_;
+  Fd out_, err_;
+  std::string tail_;
+};
+
+}  // namespace baton

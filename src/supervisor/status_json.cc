@@ -1,0 +1,74 @@
+#include "supervisor/status_json.h"
+
+#include <sys/wait.h>
+
+#include "supervisor/control_protocol.h"
+
+namespace baton {
+namespace {
+
+double to_seconds(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::duration<double>>(d).count();
+}
+
+}  // namespace
+
+nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& core, TimePoint now,
+                           std::chrono::system_clock::time_point wall_now) {
+  auto wall = [&](TimePoint t) {
+    auto sys = wall_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(now - t);
+    return std::chrono::duration_cast<std::chrono::milliseconds>(sys.time_since_epoch()).count() /
+           1000.0;
+  };
+  nlohmann::json j;
+  j["version"] = kControlProtocolVersion;
+  j["supervisor"] = {{"pid", facts.pid},
+                     {"uptime_s", to_seconds(now - facts.started_at)},
+                     {"command", facts.command},
+                     {"readiness", facts.readiness},
+                     {"control", facts.control_path},
+                     {"stopping", core.stopping()}};
+  j["listeners"] = nlohmann::json::array();
+  for (const auto& l : facts.listeners) {
+    j["listeners"].push_back({{"name", l.name}, {"address", l.address}, {"fd", l.fd}});
+  }
+  const Generation* serving = core.serving();
+  j["serving_generation"] = serving != nullptr ? serving->id : 0;
+  j["generations"] = nlohmann::json::array();
+  for (const auto& g : core.generations()) {
+    nlohmann::json e = {{"generation", g.id},
+                        {"pid", g.pid},
+                        {"state", to_string(g.state)},
+                        {"started_at", wall(g.started_at)}};
+    if (g.ready_at) e["ready_after_s"] = to_seconds(*g.ready_at - g.started_at);
+    if (g.drain_started_at) e["drain_started_at"] = wall(*g.drain_started_at);
+    if (g.exited_at) e["exited_at"] = wall(*g.exited_at);
+    if (g.wait_status) {
+      if (WIFEXITED(*g.wait_status)) e["exit_status"] = WEXITSTATUS(*g.wait_status);
+      if (WIFSIGNALED(*g.wait_status)) e["exit_signal"] = WTERMSIG(*g.wait_status);
+    }
+    if (g.killed) e["killed"] = true;
+    if (!g.status_text.empty()) e["status_text"] = g.status_text;
+    j["generations"].push_back(e);
+  }
+  if (const auto& r = core.last_reload()) {
+    nlohmann::json e = {{"id", r->id},
+                        {"result", r->in_progress ? "in-progress" : (r->ok ? "ok" : "failed")},
+                        {"reason", r->message},
+                        {"requested_at", wall(r->requested_at)}};
+    if (r->finished_at) e["duration_s"] = to_seconds(*r->finished_at - r->requested_at);
+    j["last_reload"] = e;
+  } else {
+    j["last_reload"] = nullptr;
+  }
+  const Counters& c = core.counters();
+  j["counters"] = {{"reloads_ok", c.reloads_ok},
+                   {"reloads_failed", c.reloads_failed},
+                   {"reloads_coalesced", c.reloads_coalesced},
+                   {"crashes", c.crashes},
+                   {"drain_kills", c.drain_kills},
+                   {"generations_started", c.generations_started}};
+  return j;
+}
+
+}  // namespace baton

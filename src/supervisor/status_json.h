@@ -1,0 +1,83 @@
+// status_json.h: the supervisor's status, as `baton status --json` prints it and the control
+// protocol's "status" reply carries it (control_protocol.h). docs/status.md describes the same
+// schema for operators; `baton status`, `baton soak` and the tests read it: fields are only ever
+// added, never renamed or removed, without bumping kControlProtocolVersion.
+//
+// Times: "..._at" are wall-clock Unix times in seconds (fractional, millisecond precision);
+// "..._s" are durations in seconds (fractional), measured on the monotonic clock.
+//
+//   version             int     the control protocol version (kControlProtocolVersion)
+//   supervisor          object
+//     pid               int     the supervisor's pid
+//     uptime_s          number  time since the supervisor started
+//     command           [str]   the app's argv, argv[0] resolved to a path
+//     readiness         string  how readiness is proven: "notify", "http:/path", "exec:CMD",
+//                               "delay:SECONDS"
+//     control           string  the control socket path
+//     stopping          bool    a stop was asked: every generation drains, then baton exits
+//   listeners           [object] the sockets baton holds, in the order the app receives them
+//     name              string  its LISTEN_FDNAMES name (listen0, listen1... when unnamed)
+//     address           string  as bound (the real port when 0 was asked), e.g. "127.0.0.1:8080",
+//                               "[::1]:80", "unix:/run/app.sock", "udp:127.0.0.1:53"
+//     fd                int     the descriptor the app receives it as (3, 4, ...)
+//   serving_generation  int     the id of the generation serving, 0 when none does
+//   generations         [object] the generations not yet forgotten, oldest first (every live one,
+//                               and the last few that exited)
+//     generation        int     its id: 1, 2, 3... (BATON_GENERATION)
+//     pid               int     its main process
+//     state             string  "starting", "serving", "draining" or "exited"
+//     started_at        number  when it was started
+//     ready_after_s     number  (once ready) from start to the proof of readiness
+//     drain_started_at  number  (once draining) when its drain began
+//     exited_at         number  (once exited) when its main process was reaped
+//     exit_status       int     (exited normally) its exit code
+//     exit_signal       int     (killed by a signal) the signal number
+//     killed            bool    (only when true) baton SIGKILLed it: failed start, drain
+//                               deadline, or stop
+//     status_text       string  (when sent) the app's last STATUS= line
+//   last_reload         object or null (no reload yet)
+//     id                int     1, 2, 3... counting reloads that started a generation
+//     result            string  "in-progress", "ok" or "failed"
+//     reason            string  one line: what happened ("" while in progress)
+//     requested_at      number  when its generation was started
+//     duration_s        number  (once over) from start to the end (old generation drained, or
+//                               failure)
+//   counters            object  since the supervisor started
+//     reloads_ok, reloads_failed, reloads_coalesced (asked while one was in progress and served
+//     by the next), crashes (a serving generation exited on its own), drain_kills (a draining
+//     generation killed at the drain deadline), generations_started: all int
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "supervisor/supervisor_core.h"
+
+namespace baton {
+
+// What the shell knows of itself, for the "supervisor" and "listeners" parts.
+struct SupervisorFacts {
+  struct Listener {
+    std::string name;
+    std::string address;
+    int fd = -1;
+  };
+  pid_t pid = 0;
+  TimePoint started_at{};
+  std::vector<std::string> command;
+  std::string readiness;
+  std::string control_path;
+  std::vector<Listener> listeners;
+};
+
+// The status object. `now` and `wall_now` are the same instant on the monotonic and the wall
+// clock; the core's monotonic times are turned into wall times through them. No I/O.
+nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& core, TimePoint now,
+                           std::chrono::system_clock::time_point wall_now);
+
+}  // namespace baton
