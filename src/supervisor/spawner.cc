@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +104,7 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull) return Error::from_errno("open /dev/null");
 
+  const pid_t supervisor = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Error::from_errno("fork");
   if (pid == 0) {
@@ -111,6 +113,14 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
       [[maybe_unused]] auto n = ::write(report_w.get(), &e, sizeof(e));
       ::_exit(127);
     };
+    // The generation dies with the supervisor (SIGKILL, OOM kill, crash): nobody would drain it,
+    // and it would keep the listeners bound, so the next supervisor could not bind them. The
+    // getppid check covers a supervisor that died before the prctl took effect. SIGKILL, not a
+    // drain signal: without a supervisor no deadline would ever end a drain. The setting is
+    // cleared for the app's own children; those of its process group outlive it only as long as
+    // the app lets them (most servers' workers watch their parent).
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+    if (::getppid() != supervisor) ::_exit(127);
     ::setpgid(0, 0);
     struct sigaction dfl{};
     dfl.sa_handler = SIG_DFL;

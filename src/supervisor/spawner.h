@@ -3,7 +3,8 @@
 // The child gets, and only gets: fd 0 from /dev/null, fds 1 and 2 as pipes read by the supervisor
 // (passed through to its own stdout and stderr), and the listeners from fd 3 on, in order. It
 // runs in a process group of its own (so a generation is killed as a whole), with the signal
-// mask and dispositions reset, and this environment, on top of the supervisor's:
+// mask and dispositions reset, is SIGKILLed by the kernel if the supervisor dies (never
+// orphaned), and has this environment, on top of the supervisor's:
 //   LISTEN_FDS=N  LISTEN_PID=<its own pid>  LISTEN_FDNAMES=a:b  (systemd's socket activation)
 //   SERVER_STARTER_PORT=127.0.0.1:8100=3;...                    (Server::Starter's)
 //   BATON_GENERATION=N   NOTIFY_SOCKET=path (for sd_notify readiness)

@@ -29,6 +29,7 @@
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
 #include "supervisor/notify_socket.h"
+#include "supervisor/orphan_guard.h"
 #include "supervisor/readiness_probe.h"
 #include "supervisor/spawner.h"
 #include "supervisor/status_json.h"
@@ -117,6 +118,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   std::vector<BoundListener> listeners_;
   Fd lock_fd_;
   std::optional<NotifySocket> notify_;
+  OrphanGuard guard_;
   Fd signal_fd_;
   sigset_t old_mask_{};
   std::map<int, std::unique_ptr<GenerationIo>> io_;  // by generation id
@@ -178,7 +180,7 @@ Status Supervisor::bind_listeners() {
 Status Supervisor::watch_signals() {
   sigset_t mask;
   sigemptyset(&mask);
-  for (int sig : {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGPIPE}) {
+  for (int sig : {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE}) {
     sigaddset(&mask, sig);
   }
   if (::sigprocmask(SIG_BLOCK, &mask, &old_mask_) != 0) return Error::from_errno("sigprocmask");
@@ -189,6 +191,10 @@ Status Supervisor::watch_signals() {
 }
 
 Status Supervisor::setup() {
+  // First, while the supervisor holds the fewest descriptors for the fork to copy.
+  auto guard = OrphanGuard::start();
+  if (!guard) return guard.error();
+  guard_ = std::move(guard).value();
   if (auto s = watch_signals(); !s) return s;
   if (auto s = lock_control_path(); !s) return s;
   if (auto s = bind_listeners(); !s) return s;
@@ -260,6 +266,10 @@ Result<int> Supervisor::spawn(int id) {
     ::kill(-spawned->pid, SIGKILL);
     return s.error();
   }
+  if (!guard_.watch(io->pid)) {
+    log(fmt::format("generation {}: the orphan guard is not told of it; it may outlive a killed "
+                    "supervisor", id));
+  }
   GenerationIo* raw = io.get();
   io_[id] = std::move(io);
   raw->readiness->start(raw->pid);
@@ -327,8 +337,9 @@ void Supervisor::reap_children() {
     if (was_readiness_command) continue;
     std::optional<int> gen;
     if (const Generation* g = core_.find_pid(pid)) gen = g->id;
-    core_.on_exit(pid, status);
+    core_.on_exit(pid, status);  // kills what is left of the group
     if (gen) {
+      guard_.forget(pid);
       if (GenerationIo* io = io_for(*gen)) {
         io->readiness->stop();
         forget_if_done(*gen);
@@ -350,6 +361,7 @@ void Supervisor::on_signal() {
         break;
       case SIGTERM:
       case SIGINT:
+      case SIGQUIT:  // a graceful stop too, not a core dump that would orphan the app
         core_.on_stop();
         break;
       case SIGUSR1:
