@@ -26,6 +26,7 @@ struct RunFlags {
   double ready_timeout = 60;
   double drain_timeout = 30;
   std::string drain_signal = "TERM";
+  std::string drain = "watch";
   int max_draining = 4;
   int backlog = SOMAXCONN;
   bool ipv6_only = false;
@@ -108,6 +109,10 @@ int run(const RunFlags& f) {
   config.core.ready_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.ready_timeout * 1000));
   config.core.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.drain_timeout * 1000));
   config.core.drain_signal = *signal;
+  if (f.drain != "watch" && f.drain != "signal") {
+    return fail(fmt::format("bad --drain '{}': use watch or signal", f.drain));
+  }
+  config.core.drain_mode = f.drain == "watch" ? DrainMode::kWatch : DrainMode::kSignal;
   config.core.max_draining = f.max_draining;
   config.core.readiness = config.readiness.to_string();
   config.control_path = f.control.empty() ? default_control_path() : f.control;
@@ -131,7 +136,7 @@ void add_run_command(CLI::App& app, Action& action) {
       "Every generation gets the sockets from fd 3 (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID, as\n"
       "systemd passes them; SERVER_STARTER_PORT as Server::Starter does) and BATON_GENERATION.\n"
       "On reload ('baton reload' or SIGHUP) a new generation starts; only once it is proven\n"
-      "ready is the old one sent the drain signal. If it fails, the old one keeps serving.\n"
+      "ready is the old one drained (see --drain). If it fails, the old one keeps serving.\n"
       "SIGTERM or SIGINT (or 'baton stop') drains every generation, then exits.\n"
       "\n"
       "Examples:\n"
@@ -157,12 +162,21 @@ void add_run_command(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
   run_app->add_option("--drain-timeout", flags->drain_timeout,
-                      "seconds an old generation has to finish after the drain signal, then its "
-                      "process group is killed")
+                      "seconds an old generation has to finish, counted from the switch (watch "
+                      "and drain signal together), then its process group is killed")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
   run_app->add_option("--drain-signal", flags->drain_signal,
                       "signal that tells an old generation to drain")
+      ->capture_default_str();
+  run_app->add_option("--drain", flags->drain,
+                      "how an old generation drains after the switch. watch: baton watches it "
+                      "from outside (accept queue, connections from /proc and sock_diag), closes "
+                      "its idle keep-alive connections, and sends the drain signal only once it "
+                      "holds nothing, for apps that die on SIGTERM; a generation whose listeners "
+                      "are shared with the new one cannot be watched and is signalled at once. "
+                      "signal: the drain signal at once, for apps that drain well themselves. "
+                      "--drain-timeout bounds both")
       ->capture_default_str();
   run_app->add_option("--max-draining", flags->max_draining,
                       "reloads are refused while this many old generations still drain")

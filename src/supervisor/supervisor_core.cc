@@ -158,7 +158,7 @@ void SupervisorCore::on_ready(int id) {
   os_.switch_to(*g);
   if (old != nullptr) {
     attempt.replaced = old->id;
-    drain(*old);
+    drain(*old, /*after_switch=*/true);
     completing_.push_back(std::move(attempt));
   } else {
     completing_.push_back(std::move(attempt));
@@ -220,7 +220,7 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
   if (g != nullptr && g->state == GenerationState::kStarting && !g->killed) {
     // Not proven ready, yet it shares the listeners and may have accepted connections: it gets
     // the drain signal and the drain deadline like any old generation, so they are not reset.
-    drain(*g);
+    drain(*g, /*after_switch=*/false);
   }
   const Generation* keeps = serving();
   std::string outcome_text =
@@ -251,14 +251,57 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
   maybe_finish();
 }
 
-void SupervisorCore::drain(Generation& g) {
+void SupervisorCore::drain(Generation& g, bool after_switch) {
   g.state = GenerationState::kDraining;
   g.drain_started_at = os_.now();
   g.deadline = *g.drain_started_at + options_.drain_timeout;
+  if (!after_switch || options_.drain_mode == DrainMode::kSignal) return send_drain_signal(g, "");
+  switch (os_.check_quiet(g)) {
+    case QuietCheck::kQuiet:
+      return send_drain_signal(g, "nothing in flight");
+    case QuietCheck::kUnwatchable:
+      return send_drain_signal(g, "its listeners are shared, so it cannot be watched");
+    case QuietCheck::kBusy:
+      break;
+  }
+  g.quiescing = true;
+  if (!quiet_check_at_) quiet_check_at_ = os_.now() + options_.drain_poll;
+  os_.log(fmt::format("generation {} (pid {}) quiescing: it gets no new connection; the drain "
+                      "signal follows once its accept queue is empty and its connections are "
+                      "finished, within {:g}s",
+                      g.id, g.pid, seconds(options_.drain_timeout)));
+}
+
+void SupervisorCore::send_drain_signal(Generation& g, const std::string& why) {
   const char* name = sigabbrev_np(options_.drain_signal);
-  os_.log(fmt::format("generation {} (pid {}) draining: SIG{} sent, up to {:g}s", g.id, g.pid,
-                      name != nullptr ? name : "?", seconds(options_.drain_timeout)));
+  const auto left = std::chrono::duration_cast<Duration>(g.deadline - os_.now());
+  std::string after =
+      g.quiescing ? fmt::format(" after quiescing {}", seconds_since(*g.drain_started_at)) : "";
+  g.quiescing = false;
+  os_.log(fmt::format("generation {} (pid {}) draining{}: SIG{} sent{}, up to {:g}s", g.id, g.pid,
+                      after, name != nullptr ? name : "?", why.empty() ? "" : " (" + why + ")",
+                      seconds(std::max(left, Duration{0}))));
   os_.signal(g, options_.drain_signal);
+}
+
+// Looks at every quiescing generation; signals the ones found quiet.
+void SupervisorCore::check_quiescing() {
+  bool any = false;
+  for (auto& g : generations_) {
+    if (!g.quiescing || g.killed || g.state != GenerationState::kDraining) continue;
+    switch (os_.check_quiet(g)) {
+      case QuietCheck::kQuiet:
+        send_drain_signal(g, "quiet");
+        break;
+      case QuietCheck::kUnwatchable:
+        send_drain_signal(g, "it can no longer be watched");
+        break;
+      case QuietCheck::kBusy:
+        any = true;
+        break;
+    }
+  }
+  if (any) quiet_check_at_ = os_.now() + options_.drain_poll;
 }
 
 void SupervisorCore::schedule_restart() {
@@ -276,6 +319,7 @@ void SupervisorCore::on_exit(int pid, int wait_status) {
   const GenerationState was = g->state;
   const int id = g->id;
   g->state = GenerationState::kExited;
+  g->quiescing = false;
   g->exited_at = os_.now();
   g->wait_status = wait_status;
   os_.kill_group(*g);  // what the main process left behind in its group
@@ -349,7 +393,9 @@ void SupervisorCore::on_stop() {
   pending_waiters_.clear();
   if (attempt_) fail_attempt("the supervisor is stopping");
   for (auto& g : generations_) {
-    if (g.state == GenerationState::kServing) drain(g);
+    if (g.state == GenerationState::kServing) drain(g, /*after_switch=*/false);
+    // Nothing will take over its traffic, so there is nothing to wait for.
+    if (g.quiescing && !g.killed) send_drain_signal(g, "the supervisor is stopping");
   }
   maybe_finish();
 }
@@ -369,11 +415,17 @@ void SupervisorCore::on_tick() {
     if (g.state == GenerationState::kDraining && !g.killed && now >= g.deadline) {
       g.killed = true;
       ++counters_.drain_kills;
-      os_.log(fmt::format("generation {} (pid {}) did not exit within the drain timeout of {:g}s; "
+      os_.log(fmt::format("generation {} (pid {}) did not {} within the drain timeout of {:g}s; "
                           "killing its process group",
-                          g.id, g.pid, seconds(options_.drain_timeout)));
+                          g.id, g.pid, g.quiescing ? "become quiet" : "exit",
+                          seconds(options_.drain_timeout)));
+      g.quiescing = false;
       os_.kill_group(g);
     }
+  }
+  if (quiet_check_at_ && now >= *quiet_check_at_) {
+    quiet_check_at_.reset();
+    check_quiescing();
   }
   if (restart_at_ && now >= *restart_at_ && !attempt_ && !stopping_) {
     restart_at_.reset();
@@ -403,6 +455,7 @@ std::optional<TimePoint> SupervisorCore::next_deadline() const {
     if (g.state == GenerationState::kDraining && !g.killed) consider(g.deadline);
   }
   if (restart_at_ && !stopping_) consider(*restart_at_);
+  if (quiet_check_at_) consider(*quiet_check_at_);
   return next;
 }
 

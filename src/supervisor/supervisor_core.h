@@ -4,6 +4,10 @@
 //   at most one generation is starting (not yet proven ready); at most one is serving; the
 //   serving one is replaced only by a generation that has been proven ready; a generation that
 //   fails before it is ready is killed and the serving one is left untouched.
+//   A generation replaced at a switch first quiesces (--drain=watch): it gets the drain signal
+//   only once it is seen quiet from outside (accept queues empty, no connection held), or at once
+//   when it cannot be watched; the drain deadline, counted from the switch, ends it either way.
+//   It is looked at only while it quiesces, every drain_poll.
 //
 // The core is driven by events (reload asked, generation ready, process exited, stop asked, time
 // passed) and acts through the SupervisorOs interface (spawn, signal, reply, log). The I/O shell
@@ -38,6 +42,7 @@ struct Generation {
   std::optional<TimePoint> exited_at;
   std::optional<int> wait_status;  // raw waitpid status once exited
   bool killed = false;             // SIGKILLed by baton (failed start, drain deadline, stop)
+  bool quiescing = false;          // draining, watched until quiet; not signalled yet
   std::string status_text;         // last STATUS= from the app
   TimePoint deadline{};            // ready deadline while starting, drain deadline while draining
 };
@@ -51,6 +56,19 @@ struct ReloadOutcome {
 };
 
 using WaiterId = std::uint64_t;
+
+// How an old generation is drained after the switch.
+enum class DrainMode {
+  kWatch,   // watched from outside until quiet, then signalled (apps that die on the signal)
+  kSignal,  // signalled at once (apps that drain well themselves)
+};
+
+// What a look at a quiescing generation found.
+enum class QuietCheck {
+  kQuiet,        // accept queues empty, no connection held: signal it now
+  kBusy,         // still has work: look again later
+  kUnwatchable,  // it shares its listeners (or cannot be looked at): signal it now
+};
 
 // The OS boundary of the core.
 class SupervisorOs {
@@ -72,6 +90,10 @@ class SupervisorOs {
   virtual std::string output_tail(int id) = 0;
   // What the shell knows of why generation `id` did not become ready ("" when nothing).
   virtual std::string failure_hint(int /*id*/) { return {}; }
+  // Looks at a quiescing generation from outside (drain_watch.h), closing its idle keep-alive
+  // connections. A generation whose listeners are shared with its successor keeps taking
+  // connections, so it is kUnwatchable, as is everything when the shell cannot look at all.
+  virtual QuietCheck check_quiet(const Generation& /*g*/) { return QuietCheck::kUnwatchable; }
   virtual void reply(WaiterId waiter, const ReloadOutcome& outcome) = 0;
   // One line for the operator (stderr in the real shell).
   virtual void log(const std::string& line) = 0;
@@ -84,6 +106,8 @@ struct CoreOptions {
   Duration drain_timeout{30'000};
   int drain_signal = 15;  // SIGTERM
   int max_draining = 4;   // reloads are refused while this many generations still drain
+  DrainMode drain_mode = DrainMode::kWatch;
+  Duration drain_poll{25};  // how often a quiescing generation is looked at
   Duration restart_backoff_min{100};
   Duration restart_backoff_max{30'000};
   std::string readiness;  // how readiness is proven, for log lines ("notify", "http:/healthz")
@@ -151,7 +175,11 @@ class SupervisorCore {
   void fail_attempt(const std::string& reason);
   void finish_attempt(bool ok, const std::string& message);
   void end_reload(int reload_id, bool ok, const std::string& message);
-  void drain(Generation& g);
+  // Puts `g` into drain. After a switch, in watch mode, it quiesces first; otherwise (a failed
+  // start, a stop) it is signalled at once, since nothing else would take its traffic.
+  void drain(Generation& g, bool after_switch);
+  void send_drain_signal(Generation& g, const std::string& why);
+  void check_quiescing();
   void schedule_restart();
   void on_reload_pending();
   void maybe_finish();
@@ -172,6 +200,7 @@ class SupervisorCore {
   bool finished_ = false;
   int exit_code_ = 0;
   std::optional<TimePoint> restart_at_;
+  std::optional<TimePoint> quiet_check_at_;  // next look at the quiescing generations
   Duration backoff_;
   Counters counters_;
   std::optional<ReloadRecord> last_reload_;

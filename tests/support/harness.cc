@@ -80,6 +80,14 @@ Process Process::spawn(const std::vector<std::string>& argv, const SpawnOptions&
   int out = ::open(p.output_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (out < 0 || devnull < 0) std::abort();
+  // Copies above any number the child's fd 3, 4... could collide with; CLOEXEC, so only the
+  // dup2'ed ones survive the exec.
+  std::vector<int> inherit;
+  for (int fd : options.inherit_fds) {
+    int high = ::fcntl(fd, F_DUPFD_CLOEXEC, 512);
+    if (high < 0) std::abort();
+    inherit.push_back(high);
+  }
 
   pid_t pid = ::fork();
   if (pid < 0) std::abort();
@@ -95,11 +103,15 @@ Process Process::spawn(const std::vector<std::string>& argv, const SpawnOptions&
       ::setgroups(0, nullptr);
       if (::setgid(*options.uid) != 0 || ::setuid(*options.uid) != 0) ::_exit(126);
     }
+    for (size_t i = 0; i < inherit.size(); ++i) {
+      if (::dup2(inherit[i], 3 + static_cast<int>(i)) < 0) ::_exit(126);
+    }
     ::execve(argvp[0], argvp.data(), envp.data());
     ::_exit(127);
   }
   ::close(out);
   ::close(devnull);
+  for (int fd : inherit) ::close(fd);
   ::setpgid(pid, pid);  // also from the parent: no race with an early signal
   p.pid_ = pid;
   p.pidfd_ = Fd(::pidfd_open(pid, 0));

@@ -49,6 +49,7 @@ struct SpawnOptions {
   std::vector<std::string> unset_env;       // removed from the environment
   std::string output_path;                  // stdout+stderr go here; empty: a temp file
   std::optional<uid_t> uid;                 // drop to this uid (and gid) before exec (needs root)
+  std::vector<int> inherit_fds;             // placed at fd 3, 4... in the child (the caller keeps them)
 };
 
 // A child process in its own process group, tracked by pidfd, output captured to a file.

@@ -1,0 +1,106 @@
+// baton-plainapp: a server written with no thought of graceful shutdown, as most are.
+//
+// It takes its listeners from LISTEN_FDS (fd 3 onward, checked against LISTEN_PID), speaks
+// HTTP/1.1 with keep-alive (one thread per connection, blocking reads), never speaks sd_notify and
+// installs no signal handler: SIGTERM kills it on the spot, with whatever it holds. baton has to
+// drain it from outside.
+//
+//   --init-ms N   sleep N ms before serving (a slow start)
+//
+// Routes: /            200 "generation G pid P"
+//         /slow?ms=N   the same after N ms (logged as "plainapp: pid P serving /slow?ms=N")
+//         /healthz     200
+// A request with "Connection: close" gets its answer and the connection is closed; otherwise the
+// connection stays open for the next request until the client leaves (read returns 0).
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+bool has_close_header(const std::string& head) {
+  std::string lower;
+  for (char c : head) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  return lower.find("\r\nconnection: close") != std::string::npos;
+}
+
+void serve(int conn) {
+  std::string buffer;
+  char chunk[4096];
+  for (;;) {
+    size_t end;
+    while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
+      ssize_t n = ::recv(conn, chunk, sizeof(chunk), 0);
+      if (n <= 0 || buffer.size() > 65536) {  // the client left (or sent garbage)
+        ::close(conn);
+        return;
+      }
+      buffer.append(chunk, static_cast<size_t>(n));
+    }
+    const std::string head = buffer.substr(0, end + 4);
+    buffer.erase(0, end + 4);  // requests carry no body here
+    const auto space = head.find(' ', 4);
+    const std::string path = space == std::string::npos ? "/" : head.substr(4, space - 4);
+    if (path.starts_with("/slow?ms=")) {
+      std::fprintf(stderr, "plainapp: pid %d serving %s\n", ::getpid(), path.c_str());
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(path.c_str() + 9)));
+    }
+    const bool close_after = has_close_header(head);
+    const std::string body = "generation " + std::string(std::getenv("BATON_GENERATION") ?: "0") +
+                             " pid " + std::to_string(::getpid()) + "\n";
+    const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                             (close_after ? "\r\nConnection: close" : "") + "\r\nX-Pid: " +
+                             std::to_string(::getpid()) + "\r\n\r\n" + body;
+    if (::send(conn, resp.data(), resp.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(resp.size()) ||
+        close_after) {
+      ::close(conn);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int init_ms = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--init-ms" && i + 1 < argc) {
+      init_ms = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "plainapp: unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  const char* pid_env = std::getenv("LISTEN_PID");
+  const char* fds_env = std::getenv("LISTEN_FDS");
+  if (pid_env == nullptr || fds_env == nullptr || std::atoi(pid_env) != ::getpid()) {
+    std::fprintf(stderr, "plainapp: no listeners for me (LISTEN_PID=%s)\n", pid_env ?: "unset");
+    return 3;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(init_ms));
+  std::vector<pollfd> fds;
+  for (int i = 0; i < std::atoi(fds_env) && i < 64; ++i) fds.push_back({3 + i, POLLIN, 0});
+  std::fprintf(stderr, "plainapp: pid %d serving %zu listeners\n", ::getpid(), fds.size());
+  for (;;) {
+    if (::poll(fds.data(), fds.size(), -1) <= 0) continue;
+    for (auto& p : fds) {
+      if ((p.revents & POLLIN) == 0) continue;
+      // Nonblocking accept: another process may share the socket and take it first.
+      int conn = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (conn < 0) continue;
+      int one = 0;
+      ::ioctl(conn, FIONBIO, &one);  // blocking from here on
+      std::thread(serve, conn).detach();
+    }
+  }
+}

@@ -1,0 +1,233 @@
+// drain_watch against real processes: a server that knows nothing of draining (baton-plainapp),
+// real keep-alive clients, the real kernel's sock_diag and pidfd_getfd.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <optional>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/listener.h"
+#include "harness.h"
+#include "supervisor/drain_watch.h"
+
+namespace baton::test {
+namespace {
+
+std::string plainapp_binary() { return BATON_TEST_PLAINAPP_BIN; }
+
+// A keep-alive HTTP client connection.
+class Client {
+ public:
+  explicit Client(const Address& address) {
+    fd_.reset(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    connected_ = fd_ && ::connect(fd_.get(), address.sockaddr_ptr(), address.length) == 0;
+  }
+  bool connected() const { return connected_; }
+  bool send_get(const std::string& path) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n";
+    return ::send(fd_.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+  }
+  // Reads one response (headers and Content-Length body); "" on EOF, error or timeout.
+  std::string read_response(std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      auto end = buffer_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto cl = buffer_.find("Content-Length: ");
+        size_t length = cl == std::string::npos ? 0 : std::stoul(buffer_.substr(cl + 16));
+        if (buffer_.size() >= end + 4 + length) {
+          std::string out = buffer_.substr(0, end + 4 + length);
+          buffer_.erase(0, out.size());
+          return out;
+        }
+      }
+      if (!readable(deadline)) return {};
+      char buf[4096];
+      ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), 0);
+      if (n <= 0) return {};
+      buffer_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  // True when the server closed the connection (EOF) within `timeout`.
+  bool sees_close(std::chrono::milliseconds timeout = 10s) {
+    if (!readable(Clock::now() + timeout)) return false;
+    char c;
+    return ::recv(fd_.get(), &c, 1, 0) == 0;
+  }
+
+ private:
+  bool readable(Clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    pollfd p{fd_.get(), POLLIN, 0};
+    return left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) == 1;
+  }
+  Fd fd_;
+  bool connected_ = false;
+  std::string buffer_;
+};
+
+struct App {
+  Fd listener;
+  Address address;
+  std::optional<Process> process;
+};
+
+// baton-plainapp serving a listener this test holds, as baton holds it for a generation.
+// `wrapper`: started through a shell that forks it (a worker in the same process group) instead
+// of exec'ing it.
+App start_app(bool wrapper = false) {
+  App app;
+  auto fd = bind_listener(parse_address("127.0.0.1:0").value(), BindOptions{});
+  EXPECT_TRUE(fd.ok());
+  app.listener = std::move(fd).value();
+  app.address = bound_address(app.listener.get(), Transport::kTcp).value();
+  SpawnOptions options;
+  options.env["LISTEN_FDS"] = "1";
+  options.inherit_fds = {app.listener.get()};
+  std::string exec = "LISTEN_PID=$$ exec " + plainapp_binary();
+  std::vector<std::string> argv = {"/bin/sh", "-c", exec};
+  if (wrapper) argv = {"/bin/sh", "-c", "/bin/sh -c '" + exec + "' & wait"};
+  app.process.emplace(Process::spawn(argv, options));
+  EXPECT_TRUE(app.process->wait_for_output("serving 1 listeners", 10s)) << app.process->output();
+  return app;
+}
+
+TEST(DrainWatch, CountsHeldConnectionsAndClosesOnlyIdleKeepAlives) {
+  App app = start_app();
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<Client>(app.address));
+    ASSERT_TRUE(idle.back()->connected());
+    ASSERT_TRUE(idle.back()->send_get("/"));
+    ASSERT_FALSE(idle.back()->read_response().empty());
+  }
+  Client busy(app.address);
+  ASSERT_TRUE(busy.send_get("/slow?ms=1500"));
+  ASSERT_TRUE(app.process->wait_for_output("serving /slow?ms=1500", 10s));
+
+  GenerationWatch watch(app.process->pid(), {app.listener.get()});
+  auto first = watch.check();
+  ASSERT_TRUE(first.ok()) << first.error().what();
+  EXPECT_EQ(first->accept_queue, 0u);
+  EXPECT_EQ(first->connections, 4u);
+  EXPECT_EQ(first->idle_closed, 3u) << "the three answered keep-alive connections";
+  EXPECT_FALSE(first->quiet);
+  for (auto& c : idle) EXPECT_TRUE(c->sees_close()) << "the app saw the client leave and closed";
+
+  // The request in flight is not cut: it is answered, then its connection is idle in turn.
+  std::string slow = busy.read_response();
+  EXPECT_NE(slow.find("200 OK"), std::string::npos) << slow;
+  bool quiet = false;
+  size_t closed = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = watch.check();
+        if (!r.ok()) return false;
+        closed += r->idle_closed;
+        quiet = r->quiet;
+        return quiet;
+      },
+      10s, 20ms));
+  EXPECT_EQ(closed, 1u);
+  EXPECT_TRUE(busy.sees_close());
+  EXPECT_TRUE(app.process->running()) << "watching never signals the app";
+}
+
+TEST(DrainWatch, RequestReadButUnansweredIsNeverClosed) {
+  App app = start_app();
+  Client busy(app.address);
+  ASSERT_TRUE(busy.send_get("/slow?ms=800"));
+  ASSERT_TRUE(app.process->wait_for_output("serving /slow?ms=800", 10s));
+  GenerationWatch watch(app.process->pid(), {app.listener.get()});
+  // Look repeatedly while the request is served: it is never taken for idle.
+  const auto until = Clock::now() + 600ms;
+  while (Clock::now() < until) {
+    auto r = watch.check();
+    ASSERT_TRUE(r.ok()) << r.error().what();
+    EXPECT_EQ(r->idle_closed, 0u);
+    EXPECT_EQ(r->connections, 1u);
+    std::this_thread::sleep_for(20ms);  // the poll step of a real watch, not a wait for an event
+  }
+  EXPECT_NE(busy.read_response().find("200 OK"), std::string::npos);
+}
+
+TEST(DrainWatch, AcceptQueueOfAListenerNobodyAcceptsOn) {
+  auto fd = bind_listener(parse_address("127.0.0.1:0").value(), BindOptions{});
+  ASSERT_TRUE(fd.ok());
+  Address address = bound_address(fd->get(), Transport::kTcp).value();
+  EXPECT_EQ(accept_queue_length(fd->get()).value(), 0u);
+  Client a(address), b(address);
+  ASSERT_TRUE(a.connected() && b.connected());
+  EXPECT_EQ(accept_queue_length(fd->get()).value(), 2u);
+  // A process holding nothing, with two connections waiting for it: not quiet.
+  Process idle_process = Process::spawn({"/bin/sleep", "30"});
+  GenerationWatch watch(idle_process.pid(), {fd->get()});
+  auto r = watch.check();
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_EQ(r->accept_queue, 2u);
+  EXPECT_EQ(r->connections, 0u);
+  EXPECT_FALSE(r->quiet);
+}
+
+TEST(DrainWatch, ANonListenerIsRefused) {
+  Fd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  EXPECT_FALSE(accept_queue_length(udp.get()).ok());
+  Fd unbound(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_FALSE(accept_queue_length(unbound.get()).ok());
+}
+
+TEST(DrainWatch, WorkersInTheProcessGroupAreWatchedToo) {
+  App app = start_app(/*wrapper=*/true);  // the main pid is a shell; the server is its child
+  Client c(app.address);
+  ASSERT_TRUE(c.send_get("/"));
+  ASSERT_FALSE(c.read_response().empty());
+  GenerationWatch watch(app.process->pid(), {app.listener.get()});
+  auto r = watch.check();
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_EQ(r->connections, 1u);
+  EXPECT_EQ(r->idle_closed, 1u);
+  EXPECT_TRUE(c.sees_close());
+}
+
+TEST(DrainWatch, OtherProcessesConnectionsOnThePortAreNotCounted) {
+  App app = start_app();
+  // The app holds the server end of this connection; the watched process holds nothing.
+  Client c(app.address);
+  ASSERT_TRUE(c.send_get("/"));
+  ASSERT_FALSE(c.read_response().empty());
+  Process other = Process::spawn({"/bin/sleep", "30"});
+  GenerationWatch watch(other.pid(), {app.listener.get()});
+  auto r = watch.check();
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_EQ(r->connections, 0u);
+  EXPECT_TRUE(r->quiet);
+  EXPECT_FALSE(c.sees_close(200ms)) << "a connection of another process is never touched";
+}
+
+TEST(DrainWatch, GoneProcessHoldsNothing) {
+  Process p = Process::spawn({"/bin/true"});
+  ASSERT_TRUE(p.wait(10s).has_value());
+  auto held = held_sockets(p.pid());
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(held->empty());
+  HeldSocket gone{p.pid(), 3, 12345};
+  EXPECT_FALSE(shutdown_read(gone).ok());
+}
+
+TEST(DrainWatch, ShutdownRefusesADescriptorThatIsNoLongerTheListedSocket) {
+  App app = start_app();
+  auto held = held_sockets(app.process->pid());
+  ASSERT_TRUE(held.ok());
+  ASSERT_FALSE(held->empty()) << "its listener at fd 3";
+  HeldSocket wrong = held->front();
+  wrong.inode += 1;  // as if the fd number had been reused for another socket
+  auto s = shutdown_read(wrong);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().what().find("no longer"), std::string::npos) << s.error().what();
+}
+
+}  // namespace
+}  // namespace baton::test
