@@ -13,7 +13,7 @@ namespace {
 
 using State = ResponseParser::State;
 
-TEST(SoakUrl, ParsesHostPortPath) {
+TEST(SoakUrl, SplitsHostPortAndTarget) {
   auto u = parse_url("http://127.0.0.1:8080/a/b?x=1");
   ASSERT_TRUE(u.ok()) << u.error().what();
   EXPECT_EQ(u->host, "127.0.0.1");
@@ -23,7 +23,7 @@ TEST(SoakUrl, ParsesHostPortPath) {
   EXPECT_EQ(u->host_header(), "127.0.0.1:8080");
 }
 
-TEST(SoakUrl, DefaultsPortAndPath) {
+TEST(SoakUrl, MissingPortIs80AndMissingPathIsSlash) {
   auto u = parse_url("http://example.test");
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(u->port, 80);
@@ -34,7 +34,7 @@ TEST(SoakUrl, DefaultsPortAndPath) {
   EXPECT_EQ(q->target, "/?x");
 }
 
-TEST(SoakUrl, Ipv6Literal) {
+TEST(SoakUrl, BracketedIpv6LiteralKeepsItsBracketsInTheHostHeader) {
   auto u = parse_url("http://[::1]:9000/x");
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(u->host, "::1");
@@ -42,7 +42,7 @@ TEST(SoakUrl, Ipv6Literal) {
   EXPECT_EQ(u->host_header(), "[::1]:9000");
 }
 
-TEST(SoakUrl, RejectsBadUrls) {
+TEST(SoakUrl, MalformedOrHttpsUrlsAreRejectedWithTheReason) {
   for (const char* bad : {"", "127.0.0.1:80", "ftp://x/", "http://", "http://:80/", "http://h:0/",
                           "http://h:70000/", "http://h:/", "http://h:8x/", "http://[::1/",
                           "http://u@h/", "http://h/a b", "http://h^/"}) {
@@ -57,7 +57,7 @@ TEST(SoakUrl, RejectsBadUrls) {
   EXPECT_NE(https.error().what().find("https is not supported"), std::string::npos);
 }
 
-TEST(SoakUrl, BuildsRequest) {
+TEST(SoakUrl, RequestCarriesHostExtraHeadersAndCloseWhenAsked) {
   auto u = parse_url("http://h:81/p");
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(build_request(*u, false, {}),
@@ -67,7 +67,7 @@ TEST(SoakUrl, BuildsRequest) {
             "Connection: close\r\n\r\n");
 }
 
-TEST(SoakDuration, Units) {
+TEST(SoakDuration, AcceptsMsSecondsMinutesHoursAndPlainSecondsRejectsTheRest) {
   EXPECT_EQ(parse_duration("10")->count(), 10'000'000'000);
   EXPECT_EQ(parse_duration("10s")->count(), 10'000'000'000);
   EXPECT_EQ(parse_duration("250ms")->count(), 250'000'000);
@@ -93,7 +93,7 @@ State feed_in_pieces(ResponseParser& p, const std::string& text, size_t step, si
   return st;
 }
 
-TEST(SoakParser, ContentLengthInAnyPieces) {
+TEST(SoakParser, ContentLengthBodyCompletesHoweverTheBytesArrive) {
   std::string r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Pid: 42\r\n\r\nhello";
   for (size_t step : {1, 2, 3, 7, 1000}) {
     ResponseParser p;
@@ -108,7 +108,7 @@ TEST(SoakParser, ContentLengthInAnyPieces) {
   }
 }
 
-TEST(SoakParser, Chunked) {
+TEST(SoakParser, ChunkedBodyWithExtensionsAndTrailersCompletes) {
   std::string r =
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
       "5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\n";
@@ -121,7 +121,7 @@ TEST(SoakParser, Chunked) {
   }
 }
 
-TEST(SoakParser, BadChunkIsError) {
+TEST(SoakParser, BadChunkSizeOrChunkLongerThanItsSizeIsAnError) {
   ResponseParser p;
   size_t used = 0;
   EXPECT_EQ(feed_in_pieces(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 100,
@@ -141,7 +141,7 @@ TEST(SoakParser, CloseDelimitedBodyEndsAtEof) {
   EXPECT_EQ(p.body_bytes(), 4u);
 }
 
-TEST(SoakParser, KeepAliveRules) {
+TEST(SoakParser, KeepAliveFollowsTheVersionAndConnectionHeader) {
   struct Case {
     const char* head;
     bool keep;
@@ -160,7 +160,7 @@ TEST(SoakParser, KeepAliveRules) {
   }
 }
 
-TEST(SoakParser, NoBodyStatusesAndInterim) {
+TEST(SoakParser, NoContentHasNoBodyAndInterimResponsesAreSkipped) {
   ResponseParser p;
   size_t used = 0;
   EXPECT_EQ(feed_in_pieces(p, "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n", 5, &used),
@@ -172,7 +172,7 @@ TEST(SoakParser, NoBodyStatusesAndInterim) {
   EXPECT_EQ(used, r.size());
 }
 
-TEST(SoakParser, MalformedIsError) {
+TEST(SoakParser, MalformedStatusLineOrHeadersAreAnError) {
   for (const char* bad : {"HTTP/2 200 OK\r\n\r\n", "garbage\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
@@ -184,7 +184,7 @@ TEST(SoakParser, MalformedIsError) {
   }
 }
 
-TEST(SoakParser, HugeHeadIsError) {
+TEST(SoakParser, HeadOverTheSizeLimitIsAnError) {
   ResponseParser p;
   std::string r = "HTTP/1.1 200 OK\r\n";
   for (int i = 0; i < 2000; ++i) r += "X-Filler: 0123456789012345678901234567890123456789\r\n";
@@ -194,7 +194,7 @@ TEST(SoakParser, HugeHeadIsError) {
   EXPECT_EQ(feed_in_pieces(p, long_line, 512, &used), State::kError);
 }
 
-TEST(SoakParser, EofBeforeOrInsideResponse) {
+TEST(SoakParser, EofBeforeOrInsideAResponseIsAnErrorCountingItsBytes) {
   ResponseParser p;
   p.reset();
   EXPECT_EQ(p.finish_eof(), State::kError);
@@ -206,7 +206,7 @@ TEST(SoakParser, EofBeforeOrInsideResponse) {
   EXPECT_GT(p.bytes(), 0u);
 }
 
-TEST(SoakOutcome, Classifies) {
+TEST(SoakOutcome, OnlyAReusedConnectionDyingBeforeAnyByteIsRetryable) {
   EXPECT_EQ(classify_connect_error(ECONNREFUSED).kind, Kind::kRefused);
   EXPECT_EQ(classify_connect_error(ETIMEDOUT).kind, Kind::kConnectTimeout);
   EXPECT_EQ(classify_connect_error(EADDRNOTAVAIL).kind, Kind::kOther);
