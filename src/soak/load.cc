@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "baton/fd.h"
+#include "common/syscall.h"
 #include "soak/http_parser.h"
 
 namespace baton::soak {
@@ -30,7 +32,7 @@ constexpr size_t kReadBuffer = 64 * 1024;
 enum class ConnState : uint8_t { kIdle, kConnecting, kSending, kReceiving };
 
 struct Conn {
-  int fd = -1;
+  Fd fd;
   uint32_t serial = 0;  // bumped per socket: events of a closed socket are recognised and dropped
   ConnState state = ConnState::kIdle;
   bool reused = false;        // this socket already carried a complete response
@@ -68,7 +70,7 @@ struct LoadGenerator::Worker {
   Stats stats;
   std::vector<Conn> conns;
   std::vector<int> idle;
-  int epfd = -1;
+  Fd epfd;
   uint64_t started = 0;
   uint64_t in_flight = 0;
   int64_t interval_ns = 0;  // open loop: between due times of this thread's requests
@@ -101,8 +103,7 @@ struct LoadGenerator::Worker {
 };
 
 void LoadGenerator::Worker::close_conn(Conn& c) {
-  if (c.fd >= 0) ::close(c.fd);  // close() also removes it from the epoll set
-  c.fd = -1;
+  c.fd.reset();  // closing also removes it from the epoll set
   c.reused = false;
   c.peer_closed = false;
   ++c.serial;
@@ -122,41 +123,43 @@ void LoadGenerator::Worker::attempt(int i) {
   c.sent = 0;
   c.readable = false;
   c.parser.reset();
-  if (c.fd >= 0 && c.peer_closed) close_conn(c);
-  if (c.fd >= 0) {
+  if (c.fd && c.peer_closed) close_conn(c);
+  if (c.fd) {
     c.state = ConnState::kSending;
     c.deadline_ns = now + options->timeout.count();
     do_send(i);
     return;
   }
   const Address& a = options->address;
-  int fd = ::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  Fd fd(::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
     fail(i, {Kind::kOther, errno});
     return;
   }
   ++stats.connections;
-  c.fd = fd;
+  c.fd = std::move(fd);
   ++c.serial;
   if (a.family() != AF_UNIX) {
     int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ::setsockopt(c.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   }
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = (static_cast<uint64_t>(c.serial) << 32) | static_cast<uint32_t>(i);
-  if (::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (::epoll_ctl(epfd.get(), EPOLL_CTL_ADD, c.fd.get(), &ev) != 0) {
     int err = errno;
     close_conn(c);
     fail(i, {Kind::kOther, err});
     return;
   }
-  int rc = ::connect(fd, a.sockaddr_ptr(), a.length);
+  // A nonblocking connect is not restarted after EINTR (it goes on in the background, and a
+  // second call says EALREADY): EINTR is waited for like EINPROGRESS.
+  int rc = ::connect(c.fd.get(), a.sockaddr_ptr(), a.length);
   if (rc == 0) {
     c.state = ConnState::kSending;
     c.deadline_ns = now + options->timeout.count();
     do_send(i);
-  } else if (errno == EINPROGRESS || errno == EAGAIN) {
+  } else if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR) {
     // EAGAIN: a unix socket whose backlog is full; the connect completes when it is accepted.
     c.state = ConnState::kConnecting;
     c.deadline_ns = now + options->connect_timeout.count();
@@ -179,7 +182,7 @@ void LoadGenerator::Worker::on_event(int i, uint32_t events) {
       if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) break;
       int err = 0;
       socklen_t len = sizeof(err);
-      ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      ::getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) {
         close_conn(c);
         fail(i, classify_connect_error(err));
@@ -209,9 +212,9 @@ void LoadGenerator::Worker::do_send(int i) {
   Conn& c = conns[i];
   const std::string& req = options->request;
   while (c.sent < req.size()) {
-    ssize_t n = ::send(c.fd, req.data() + c.sent, req.size() - c.sent, MSG_NOSIGNAL);
+    ssize_t n =
+        retry_eintr(::send, c.fd.get(), req.data() + c.sent, req.size() - c.sent, MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR) continue;
       if (errno == EAGAIN) return;  // EPOLLOUT (edge) resumes
       int err = errno;
       Outcome o = classify_io_error(err, 0, c.reused);
@@ -235,7 +238,7 @@ void LoadGenerator::Worker::do_receive(int i, uint32_t events) {
   Conn& c = conns[i];
   (void)events;
   for (;;) {
-    ssize_t n = ::recv(c.fd, buffer.data(), buffer.size(), 0);
+    ssize_t n = retry_eintr(::recv, c.fd.get(), buffer.data(), buffer.size(), 0);
     if (n > 0) {
       stats.bytes_received += static_cast<uint64_t>(n);
       size_t used = 0;
@@ -267,7 +270,6 @@ void LoadGenerator::Worker::do_receive(int i, uint32_t events) {
       fail(i, o);
       return;
     }
-    if (errno == EINTR) continue;
     if (errno == EAGAIN) return;
     int err = errno;
     Outcome o = classify_io_error(err, c.parser.bytes(), c.reused);
@@ -354,7 +356,7 @@ void LoadGenerator::Worker::scan_deadlines() {
 void LoadGenerator::Worker::run() {
   buffer.resize(kReadBuffer);
   conns.resize(static_cast<size_t>(connection_count));
-  epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  epfd = Fd(::epoll_create1(EPOLL_CLOEXEC));
   if (options->rate > 0) {
     double per_thread = options->rate / thread_count;
     interval_ns = std::max<int64_t>(1, static_cast<int64_t>(1e9 / per_thread));
@@ -396,12 +398,13 @@ void LoadGenerator::Worker::run() {
     if (end_ns != 0 && !stopping) wake = std::min(wake, end_ns);
     int64_t wait = std::max<int64_t>(0, wake - now);
     timespec ts{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
-    int n = ::epoll_pwait2(epfd, events.data(), static_cast<int>(events.size()), &ts, nullptr);
+    int n = retry_eintr(::epoll_pwait2, epfd.get(), events.data(), static_cast<int>(events.size()),
+                        &ts, nullptr);
     now = now_ns();
     for (int k = 0; k < n; ++k) {
       uint64_t data = events[k].data.u64;
       int i = static_cast<int>(data & 0xffffffffu);
-      if (conns[i].fd < 0 || conns[i].serial != static_cast<uint32_t>(data >> 32)) continue;
+      if (!conns[i].fd || conns[i].serial != static_cast<uint32_t>(data >> 32)) continue;
       on_event(i, events[k].events);
     }
     if (now - last_scan >= kScanEveryNs) {
@@ -410,7 +413,7 @@ void LoadGenerator::Worker::run() {
     }
   }
   for (auto& c : conns) close_conn(c);
-  ::close(epfd);
+  epfd.reset();
   done.store(true, std::memory_order_release);
 }
 

@@ -8,6 +8,7 @@
 
 #include "baton/fd.h"
 #include "common/listener.h"
+#include "common/syscall.h"
 #include "soak/http_parser.h"
 #include "soak/load.h"
 
@@ -20,9 +21,9 @@ bool wait_for(int fd, short events, int64_t deadline) {
     int64_t left_ms = (deadline - now_ns()) / 1'000'000;
     if (left_ms <= 0) return false;
     pollfd p{fd, events, 0};
-    int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms, 1000)));
+    int rc = retry_eintr(::poll, &p, 1, static_cast<int>(std::min<int64_t>(left_ms, 1000)));
     if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR) return false;
+    if (rc < 0) return false;
   }
 }
 
@@ -36,7 +37,10 @@ Result<ProbeResponse> probe_get(const Address& address, const std::string& reque
   Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno("socket");
   if (::connect(fd.get(), address.sockaddr_ptr(), address.length) != 0) {
-    if (errno != EINPROGRESS && errno != EAGAIN) return Error::from_errno("connect " + where);
+    // EINTR: the nonblocking connect goes on in the background; wait for it like EINPROGRESS.
+    if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR) {
+      return Error::from_errno("connect " + where);
+    }
     if (!wait_for(fd.get(), POLLOUT, deadline)) return Error(ETIMEDOUT, "connect " + where);
     int err = 0;
     socklen_t len = sizeof(err);
@@ -45,9 +49,9 @@ Result<ProbeResponse> probe_get(const Address& address, const std::string& reque
   }
   size_t sent = 0;
   while (sent < request.size()) {
-    ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    ssize_t n =
+        retry_eintr(::send, fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR) continue;
       if (errno != EAGAIN) return Error::from_errno("send to " + where);
       if (!wait_for(fd.get(), POLLOUT, deadline)) return Error(ETIMEDOUT, "send to " + where);
       continue;
@@ -59,9 +63,8 @@ Result<ProbeResponse> probe_get(const Address& address, const std::string& reque
   parser.reset();
   char buf[16384];
   for (;;) {
-    ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
+    ssize_t n = retry_eintr(::recv, fd.get(), buf, sizeof(buf), 0);
     if (n < 0) {
-      if (errno == EINTR) continue;
       if (errno != EAGAIN) return Error::from_errno("response from " + where);
       if (!wait_for(fd.get(), POLLIN, deadline)) {
         return Error(ETIMEDOUT, "response from " + where);

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "baton/fd.h"
+#include "common/syscall.h"
 #include "soak/load.h"
 #include "soak/probe.h"
 
@@ -93,7 +94,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
   auto drain = [&] {
     char buf[4096];
     for (;;) {
-      ssize_t n = ::read(read_end.get(), buf, sizeof(buf));
+      ssize_t n = retry_eintr(::read, read_end.get(), buf, sizeof(buf));
       if (n > 0) {
         out.output.append(buf, static_cast<size_t>(n));
         if (out.output.size() > 2 * keep_output) {
@@ -116,14 +117,14 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
       break;
     }
     pollfd fds[2] = {{pidfd.get(), POLLIN, 0}, {read_end.get(), POLLIN, 0}};
-    int n = ::poll(fds, pipe_open ? 2 : 1, static_cast<int>(std::min<int64_t>(left_ms, 1000)));
-    if (n < 0 && errno != EINTR) break;
+    int n = retry_eintr(::poll, fds, pipe_open ? 2 : 1,
+                        static_cast<int>(std::min<int64_t>(left_ms, 1000)));
+    if (n < 0) break;
     if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP))) drain();
     if (n > 0 && (fds[0].revents & POLLIN)) exited = true;
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  retry_eintr(::waitpid, pid, &status, 0);
   drain();
   if (out.output.size() > keep_output) out.output.erase(0, out.output.size() - keep_output);
   if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
