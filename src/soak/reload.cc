@@ -179,6 +179,13 @@ Status check_command_exists(const std::string& command) {
   return Error("reload command not found: '" + prog + "' is not in PATH");
 }
 
+SizedPlan plan_sized_run(int count, double lead_in_s, double first_reload_s, double window_s) {
+  SizedPlan p;
+  p.spacing_s = std::max(2 * lead_in_s, 2 * (first_reload_s + window_s));
+  p.duration_s = p.spacing_s * std::max(1, count);
+  return p;
+}
+
 Reloader::Reloader(ReloadOptions options, std::function<double()> fraction_done,
                    double planned_duration_s, std::atomic<int64_t>* window_until_ns)
     : options_(std::move(options)),
@@ -186,12 +193,20 @@ Reloader::Reloader(ReloadOptions options, std::function<double()> fraction_done,
       planned_duration_s_(planned_duration_s),
       window_until_ns_(window_until_ns) {
   records_.resize(static_cast<size_t>(std::max(0, options_.count)));
-  for (size_t i = 0; i < records_.size(); ++i) {
-    records_[i].index = static_cast<int>(i);
-    if (planned_duration_s_ > 0) {
-      records_[i].due_s = (static_cast<double>(i) + 0.5) * planned_duration_s_ / options_.count;
-    }
+  for (size_t i = 0; i < records_.size(); ++i) records_[i].index = static_cast<int>(i);
+  if (options_.size_to_reloads && !records_.empty()) {
+    planned_duration_s_ = 0;  // known once the first reload is done
+    records_[0].due_s = std::chrono::duration<double>(options_.lead_in).count();
+  } else if (planned_duration_s > 0) {
+    plan_evenly(planned_duration_s);
   }
+}
+
+void Reloader::plan_evenly(double duration_s) {
+  for (auto& r : records_) {
+    r.due_s = (static_cast<double>(r.index) + 0.5) * duration_s / options_.count;
+  }
+  planned_duration_s_.store(duration_s);
 }
 
 Reloader::~Reloader() {
@@ -263,17 +278,34 @@ void Reloader::join() {
 
 void Reloader::run() {
   for (auto& r : records_) {
-    double due_fraction = (static_cast<double>(r.index) + 0.5) / options_.count;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      while (!stop_ && fraction_done_() < due_fraction) {
-        cv_.wait_for(lock, std::chrono::milliseconds(5));
+      if (r.due_s >= 0) {
+        // By time: sleep until the due time itself (stop() wakes the wait).
+        int64_t due_ns = start_ns_ + static_cast<int64_t>(r.due_s * 1e9);
+        for (int64_t now = now_ns(); !stop_ && now < due_ns; now = now_ns()) {
+          cv_.wait_for(lock, std::chrono::nanoseconds(due_ns - now));
+        }
+      } else {
+        // By requests: how far the run is can only be polled.
+        double due_fraction = (static_cast<double>(r.index) + 0.5) / options_.count;
+        while (!stop_ && fraction_done_() < due_fraction) {
+          cv_.wait_for(lock, std::chrono::milliseconds(5));
+        }
       }
       if (stop_) break;
     }
     reload_once(r);
     done_.fetch_add(1);
     if (!r.ok) failed_.fetch_add(1);
+    if (options_.size_to_reloads && r.index == 0) {
+      double lead_in = r.due_s;
+      SizedPlan plan =
+          plan_sized_run(options_.count, lead_in, r.duration_s,
+                         std::chrono::duration<double>(options_.window_after).count());
+      plan_evenly(plan.duration_s);
+      r.due_s = lead_in;  // the first was due at the lead-in, not where the plan would put it
+    }
   }
   for (auto& r : records_) {
     if (!r.ran) r.error = "not run: the load ended first";

@@ -2,7 +2,9 @@
 //
 // Reload i (0-based, of N) is due when the run is (i + 0.5) / N done, by time (--duration) or by
 // requests started (--requests); a reload that is late because the previous one ran long starts
-// as soon as that one ends, and its lateness is recorded. Each runs in a child process in its own
+// as soon as that one ends, and its lateness is recorded. With neither (size_to_reloads), the run
+// is sized to its reloads: the first starts after `lead_in` of load, and its duration sets the
+// plan of the rest (plan_sized_run). Each runs in a child process in its own
 // process group (killed whole on --reload-timeout):
 //   default: `<this baton> reload --wait [--control PATH]`, verified by `baton status --json`:
 //     serving_generation must change (the supervisor's status schema, version 1);
@@ -57,7 +59,21 @@ struct ReloadOptions {
   std::chrono::nanoseconds timeout = std::chrono::seconds(120);
   std::chrono::nanoseconds verify_timeout = std::chrono::seconds(10);
   std::chrono::nanoseconds window_after = std::chrono::seconds(1);
+  bool size_to_reloads = false;  // no planned duration: plan_sized_run after the first reload
+  std::chrono::nanoseconds lead_in = std::chrono::seconds(1);
 };
+
+// The plan of a run sized to its reloads, from how long the first one took: a reload every
+// 2 × (first reload + window), at least 2 × lead-in. So about half of the run lies outside the
+// reload windows (the overall-versus-window comparison means something), and a reload that takes
+// as long as the first never waits for the one before it. Reload i is due at (i + 0.5) × spacing
+// (the first, already done, came at the lead-in, within its half slot); the run is planned to
+// last count × spacing.
+struct SizedPlan {
+  double spacing_s = 0;
+  double duration_s = 0;
+};
+SizedPlan plan_sized_run(int count, double lead_in_s, double first_reload_s, double window_s);
 
 // Result of one child command.
 struct CommandOutcome {
@@ -98,19 +114,23 @@ class Reloader {
   void stop();
   void join();
   bool finished() const { return finished_.load(); }
+  // The planned duration of the run in seconds: as given, or, for a run sized to its reloads, 0
+  // until the first reload is done.
+  double planned_duration_s() const { return planned_duration_s_.load(); }
   int done_count() const { return done_.load(); }
   int failed_count() const { return failed_.load(); }
   std::vector<ReloadRecord>& records() { return records_; }
 
  private:
   void run();
+  void plan_evenly(double duration_s);
   void reload_once(ReloadRecord& r);
   Result<std::string> observe(bool wait_for_answer);  // generation or header value
 
   ReloadOptions options_;
   std::function<double()> fraction_done_;
   int64_t start_ns_ = 0;
-  double planned_duration_s_;
+  std::atomic<double> planned_duration_s_;
   std::atomic<int64_t>* window_until_ns_;
   std::vector<ReloadRecord> records_;
   std::thread thread_;

@@ -69,28 +69,6 @@ std::vector<FailureLine> failure_lines(const Stats& s) {
   return lines;
 }
 
-struct Throughput {
-  double mean = 0, min = 0, max = 0;
-};
-
-Throughput throughput(const RunResult& run) {
-  Throughput t;
-  const Stats& s = *run.stats;
-  if (run.elapsed_s > 0) t.mean = static_cast<double>(s.requests()) / run.elapsed_s;
-  const auto& slices = s.timeline.slices();
-  double width = static_cast<double>(s.timeline.slice_ns()) / 1e9;
-  // The last slice is partial (and holds the tail of in-flight requests): left out of min/max.
-  size_t full = slices.size() > 1 ? slices.size() - 1 : slices.size();
-  bool first = true;
-  for (size_t i = 0; i < full; ++i) {
-    double rps = static_cast<double>(slices[i].completed) / width;
-    t.min = first ? rps : std::min(t.min, rps);
-    t.max = first ? rps : std::max(t.max, rps);
-    first = false;
-  }
-  return t;
-}
-
 nlohmann::json latency_json(const Histogram& h) {
   return {{"count", h.count()},           {"p50", h.percentile(0.5)},
           {"p90", h.percentile(0.9)},     {"p99", h.percentile(0.99)},
@@ -148,6 +126,39 @@ std::string format_us(uint64_t us) {
   return fmt::format("{:.0f}{}", v, unit);
 }
 
+size_t full_slices(const Stats& stats, double elapsed_s) {
+  double width = static_cast<double>(stats.timeline.slice_ns()) / 1e9;
+  if (elapsed_s <= 0 || width <= 0) return 0;
+  // A hair of tolerance: a run of exactly 2.0 s has two full 1 s slices, whatever the rounding.
+  return static_cast<size_t>(std::floor(elapsed_s / width + 1e-9));
+}
+
+Throughput throughput(const Stats& stats, double elapsed_s) {
+  Throughput t;
+  const auto& slices = stats.timeline.slices();
+  double width = static_cast<double>(stats.timeline.slice_ns()) / 1e9;
+  t.full_slices = full_slices(stats, elapsed_s);
+  if (t.full_slices == 0) {
+    // Shorter than one slice: one partial slice is all there is.
+    double rps = elapsed_s > 0 ? static_cast<double>(stats.requests()) / elapsed_s : 0;
+    t.mean = t.min = t.max = rps;
+    return t;
+  }
+  // Slices past the last full one hold the tail of the run (in-flight requests finishing after
+  // the load stopped starting new ones): left out of all three figures alike. A full slice with
+  // no entry had no completions: 0/s.
+  uint64_t sum = 0;
+  for (size_t i = 0; i < t.full_slices; ++i) {
+    uint64_t n = i < slices.size() ? slices[i].completed : 0;
+    double rps = static_cast<double>(n) / width;
+    t.min = i == 0 ? rps : std::min(t.min, rps);
+    t.max = i == 0 ? rps : std::max(t.max, rps);
+    sum += n;
+  }
+  t.mean = static_cast<double>(sum) / (width * static_cast<double>(t.full_slices));
+  return t;
+}
+
 Verdict judge(const RunResult& run) {
   Verdict v;
   const Stats& s = *run.stats;
@@ -171,12 +182,16 @@ std::string render_text(const RunResult& run) {
                      c.threads, c.keep_alive ? "keep-alive" : "new connection per request", mode);
   std::string planned = c.duration_s > 0 ? fmt::format("{:.1f} s planned", c.duration_s)
                                          : fmt::format("{} requests planned", grouped(c.requests));
+  if (c.sized_to_reloads) {
+    planned = c.duration_s > 0 ? planned + " (sized to the reloads)"
+                               : "sized to the reloads, ended before the first";
+  }
   out += fmt::format("  {}, {:.1f} s elapsed{}\n\n", planned, run.elapsed_s,
                      run.interrupted ? " (interrupted)" : "");
 
   uint64_t total = s.requests();
   uint64_t ok = s.final_kinds[static_cast<size_t>(Kind::kOk)];
-  Throughput tp = throughput(run);
+  Throughput tp = throughput(*run.stats, run.elapsed_s);
   out += fmt::format("requests   {:>12}   {:.0f}/s\n", grouped(total), tp.mean);
   out += fmt::format("  ok       {:>12}   {:.3f}%\n", grouped(ok),
                      total ? 100.0 * static_cast<double>(ok) / static_cast<double>(total) : 0.0);
@@ -222,8 +237,9 @@ std::string render_text(const RunResult& run) {
     }
   }
   double slice_s = static_cast<double>(s.timeline.slice_ns()) / 1e9;
-  out += fmt::format("\nthroughput mean {:.0f}/s, min {:.0f}/s, max {:.0f}/s (per {:g} s slice)\n",
-                     tp.mean, tp.min, tp.max, slice_s);
+  out += fmt::format("\nthroughput mean {:.0f}/s, min {:.0f}/s, max {:.0f}/s (per {:g} s slice, {} "
+                     "full slices)\n",
+                     tp.mean, tp.min, tp.max, slice_s, tp.full_slices);
   Verdict v = judge(run);
   if (v.exit_code == 0) {
     out += fmt::format("\nPASS: {} failed requests of {}", grouped(s.failed()), grouped(total));
@@ -251,7 +267,7 @@ nlohmann::json render_json(const RunResult& run) {
                  {"rate", c.rate},         {"duration_s", c.duration_s},
                  {"requests", c.requests}, {"reloads", c.reloads},
                  {"reload_command", c.reload_command}, {"max_failures", c.max_failures},
-                 {"retry", c.retry}};
+                 {"retry", c.retry}, {"sized_to_reloads", c.sized_to_reloads}};
   j["elapsed_s"] = run.elapsed_s;
   j["interrupted"] = run.interrupted;
   j["requests"] = {{"total", s.requests()},
@@ -278,7 +294,7 @@ nlohmann::json render_json(const RunResult& run) {
   windows["requests"] = s.window_requests;
   windows["failed"] = s.window_failed;
   j["latency_us"] = {{"overall", latency_json(s.latency)}, {"reload_windows", windows}};
-  Throughput tp = throughput(run);
+  Throughput tp = throughput(*run.stats, run.elapsed_s);
   j["throughput"] = {{"mean_rps", std::round(tp.mean)},
                      {"min_rps", std::round(tp.min)},
                      {"max_rps", std::round(tp.max)}};
@@ -323,17 +339,19 @@ std::string render_svg(const RunResult& run) {
   const Stats& s = *run.stats;
   const auto& sl = s.timeline.slices();
   double slice_s = static_cast<double>(s.timeline.slice_ns()) / 1e9;
-  double span = std::max({run.elapsed_s, static_cast<double>(sl.size()) * slice_s, 0.001});
-  const double width = 1000, left = 70, right = 20, plot_w = width - left - right;
+  const double planned_end = run.config.duration_s;  // 0 when the run was by request count
+  double span =
+      std::max({run.elapsed_s, static_cast<double>(sl.size()) * slice_s, planned_end, 0.001});
+  const double width = 1000, left = 90, right = 20, plot_w = width - left - right;
   const double top1 = 60, h1 = 170, top2 = top1 + h1 + 40, h2 = 150, height = top2 + h2 + 70;
   auto x_of = [&](double t) { return left + plot_w * t / span; };
 
-  double max_rps = 1;
+  // Throughput is drawn for the full slices only (see Throughput): the partial last one would
+  // read as a drop. A run shorter than one slice is one point at its mean.
+  const Throughput tp = throughput(s, run.elapsed_s);
+  double max_rps = std::max(1.0, tp.max);
   uint64_t max_p99 = 1;
-  for (const auto& slice : sl) {
-    max_rps = std::max(max_rps, static_cast<double>(slice.completed) / slice_s);
-    max_p99 = std::max(max_p99, slice.latency.percentile(0.99));
-  }
+  for (const auto& slice : sl) max_p99 = std::max(max_p99, slice.latency.percentile(0.99));
   std::string o;
   o += fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} "
@@ -364,12 +382,17 @@ std::string render_svg(const RunResult& run) {
           rec.duration_s, rec.ok ? "ok" : xml_escape(rec.error));
     }
   }
-  // Panels: frames, axis labels.
-  for (auto [top, h, label] : {std::tuple{top1, h1, "requests/s"}, std::tuple{top2, h2, "p99"}}) {
+  // Panels: frames, and each y-axis titled with what it shows and its unit.
+  for (auto [top, h, label] : {std::tuple{top1, h1, "throughput (requests/s)"},
+                               std::tuple{top2, h2, "p99 latency"}}) {
     o += fmt::format(
         "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n", left,
         top, plot_w, h);
-    o += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#444\">{}</text>\n", left + 4, top + 14, label);
+    double cx = 16, cy = top + h / 2;
+    o += fmt::format(
+        "<text class=\"y-label\" x=\"{0}\" y=\"{1}\" transform=\"rotate(-90 {0} {1})\" "
+        "text-anchor=\"middle\" fill=\"#444\">{2}</text>\n",
+        cx, cy, label);
   }
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0f}</text>\n", left - 4, top1 + 10,
                    max_rps);
@@ -377,6 +400,19 @@ std::string render_svg(const RunResult& run) {
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 4, top2 + 10,
                    format_us(max_p99));
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>\n", left - 4, top2 + h2);
+  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444\">time since the "
+                   "start (s)</text>\n",
+                   left + plot_w / 2, top2 + h2 + 34);
+  // The planned end: a run with reloads goes on until the last reload and its window are over,
+  // and a run by request count has no planned time, so the line shows how far a run overran.
+  if (planned_end > 0) {
+    double x = x_of(planned_end);
+    o += fmt::format(
+        "<line class=\"planned-end\" x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" "
+        "stroke=\"#444\" stroke-dasharray=\"4 3\"><title>planned end, {3:.1f} s</title></line>\n"
+        "<text x=\"{0:.1f}\" y=\"{4}\" text-anchor=\"end\" fill=\"#444\">planned end </text>\n",
+        x, top1, top2 + h2, planned_end, top1 + 12);
+  }
   // Time axis.
   double step = 1;
   for (double candidate : {1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0}) {
@@ -389,10 +425,16 @@ std::string render_svg(const RunResult& run) {
   }
   // Throughput polyline and p99 polyline, one point per slice (at its middle).
   std::string rps_points, p99_points;
+  auto rps_point = [&](double t, double rps) {
+    rps_points += fmt::format("{:.1f},{:.1f} ", x_of(t), top1 + h1 - h1 * rps / max_rps);
+  };
+  if (tp.full_slices == 0) rps_point(run.elapsed_s / 2, tp.mean);
+  for (size_t i = 0; i < tp.full_slices; ++i) {
+    uint64_t n = i < sl.size() ? sl[i].completed : 0;
+    rps_point((static_cast<double>(i) + 0.5) * slice_s, static_cast<double>(n) / slice_s);
+  }
   for (size_t i = 0; i < sl.size(); ++i) {
     double x = x_of((static_cast<double>(i) + 0.5) * slice_s);
-    double rps = static_cast<double>(sl[i].completed) / slice_s;
-    rps_points += fmt::format("{:.1f},{:.1f} ", x, top1 + h1 - h1 * rps / max_rps);
     if (sl[i].latency.count() > 0) {
       double p99 = static_cast<double>(sl[i].latency.percentile(0.99));
       p99_points += fmt::format("{:.1f},{:.1f} ", x, top2 + h2 - h2 * p99 / static_cast<double>(max_p99));

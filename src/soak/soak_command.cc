@@ -94,7 +94,10 @@ int run_soak(const SoakFlags& f) {
   if (f.reloads < 0) return bad("--reloads must be 0 or more");
   if (!f.duration.empty() && f.requests > 0) return bad("give --duration or --requests, not both");
   std::chrono::nanoseconds duration{0};
-  if (f.requests == 0) {
+  // --reloads N alone: the run is sized to the reloads (see plan_sized_run), not to a default
+  // duration they may not fit in.
+  const bool sized = f.reloads > 0 && f.requests == 0 && f.duration.empty();
+  if (f.requests == 0 && !sized) {
     auto d = parse_duration(f.duration.empty() ? "10s" : f.duration);
     if (!d) return bad("--duration: " + d.error().what());
     duration = *d;
@@ -142,6 +145,7 @@ int run_soak(const SoakFlags& f) {
   ro.url = *url;
   ro.timeout = *reload_timeout;
   ro.window_after = *window;
+  ro.size_to_reloads = sized;
 
   LoadOptions lo;
   lo.address = *address;
@@ -170,11 +174,9 @@ int run_soak(const SoakFlags& f) {
   std::atomic<int64_t> window_until{INT64_MIN};
   int64_t start = now_ns();
   LoadGenerator load(lo, &window_until);
+  // How far a run by request count is (a timed run's reloads are due at times, see Reloader).
   auto fraction = [&]() -> double {
-    if (f.requests > 0) {
-      return static_cast<double>(load.progress().completed) / static_cast<double>(f.requests);
-    }
-    return static_cast<double>(now_ns() - start) / static_cast<double>(duration.count());
+    return static_cast<double>(load.progress().completed) / static_cast<double>(f.requests);
   };
   Reloader reloader(ro, fraction, f.requests > 0 ? 0 : duration_s, &window_until);
   Reloader* rel = &reloader;
@@ -204,9 +206,16 @@ int run_soak(const SoakFlags& f) {
     if (auto s = reloader.preflight(); !s) return bad(s.error().what());
   }
 
+  if (sized && !f.quiet) {
+    std::fprintf(stderr,
+                 "baton soak: no --duration: the run is sized to its %d reloads; the first starts "
+                 "after %.0f s of load, and its time sets the spacing of the rest\n",
+                 f.reloads, std::chrono::duration<double>(ro.lead_in).count());
+  }
   start = now_ns();
   if (auto s = load.start(start); !s) return bad(s.error().what());
   if (f.reloads > 0) rel->start(start);
+  bool plan_told = false;
 
   bool tty = ::isatty(STDERR_FILENO) && !f.quiet;
   bool interrupted = false;
@@ -224,7 +233,18 @@ int run_soak(const SoakFlags& f) {
     }
     Progress p = load.progress();
     if (!p.running) break;
-    if (f.reloads > 0 && f.requests == 0 && now - start >= duration.count() && rel->finished() &&
+    double planned_s = rel->planned_duration_s();
+    if (sized && planned_s > 0 && !plan_told && !f.quiet) {
+      plan_told = true;
+      std::fprintf(stderr,
+                   "%sbaton soak: from the first reload's time: a reload every %.1f s, %.0f s in "
+                   "all (--duration sets it)\n",
+                   tty ? "\r\033[K" : "", planned_s / f.reloads, planned_s);
+    }
+    // A timed run with reloads lasts until its planned end, its last reload and that reload's
+    // window, whichever comes last.
+    if (f.reloads > 0 && f.requests == 0 && planned_s > 0 &&
+        now - start >= static_cast<int64_t>(planned_s * 1e9) && rel->finished() &&
         now >= window_until.load()) {
       load.stop();
     }
@@ -254,7 +274,8 @@ int run_soak(const SoakFlags& f) {
   result.config.threads = f.threads;
   result.config.keep_alive = !f.close;
   result.config.rate = f.rate;
-  result.config.duration_s = f.requests > 0 ? 0 : duration_s;
+  result.config.duration_s = f.requests > 0 ? 0 : rel->planned_duration_s();
+  result.config.sized_to_reloads = sized;
   result.config.requests = f.requests;
   result.config.reloads = f.reloads;
   if (f.reloads > 0) {
@@ -304,8 +325,9 @@ void add_soak_command(CLI::App& app, Action& action) {
   cmd->add_option("-t,--threads", flags->threads, "load threads (one epoll loop each)")
       ->capture_default_str();
   auto* dur = cmd->add_option("-d,--duration", flags->duration,
-                              "how long to run, e.g. 30s, 2m (default 10s); with --reloads the run "
-                              "lasts until the last reload is done");
+                              "how long to run, e.g. 30s, 2m (default 10s; with --reloads, sized "
+                              "to them: a reload every 2 x (the first reload's time + --window)); "
+                              "with --reloads the run lasts until the last reload is done");
   auto* req = cmd->add_option("-n,--requests", flags->requests, "stop after this many requests");
   dur->excludes(req);
   cmd->add_flag("--close", flags->close, "a new connection per request (default: keep-alive)");
