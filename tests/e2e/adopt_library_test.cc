@@ -42,7 +42,7 @@ class AdoptLibraryTest : public ::testing::Test {
   static std::string port_of(const HeldListener& h) { return std::to_string(h.port()); }
 
   TempDir dir_;
-  NotifySocket notify_{dir_.file("notify")};
+  NotifyListener notify_{dir_.file("notify")};
 };
 
 // The bind-time variants real runtimes use, each adopting baton's loopback listener.
@@ -129,8 +129,8 @@ TEST_F(AdoptLibraryTest, ListenKeepsBatonsBacklog) {
 
 TEST_F(AdoptLibraryTest, AnAddressBatonDoesNotHoldPassesThroughWithAWarning) {
   HeldListener held = hold_listener("127.0.0.1:0");
-  int other = free_port();
-  std::string other_addr = "127.0.0.1:" + std::to_string(other);
+  ReservedPort other;
+  std::string other_addr = "127.0.0.1:" + std::to_string(other.port());
   Process p =
       start_ready(held, {"--bind", "127.0.0.1:" + port_of(held), "--also-bind", other_addr});
   ASSERT_TRUE(p.wait_for_output("also=", kTimeout)) << p.output();

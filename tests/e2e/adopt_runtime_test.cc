@@ -6,11 +6,12 @@
 // The *Launcher* tests hand the listener over with tests/apps/adopt/launch.cc exactly as
 // `baton run --adopt` does (LISTEN_FDS from fd 3, LD_PRELOAD, BATON_ADOPT=1, NOTIFY_SOCKET) and
 // act as the supervisor themselves: start N+1, wait for its READY=1, SIGTERM N. The BatonRun test
-// drives the real `baton run --adopt`; it skips until the supervisor accepts --adopt.
+// drives the real `baton run --adopt`.
 #include <signal.h>
 #include <sys/socket.h>
 
 #include <cstdio>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -30,10 +31,12 @@ class AdoptRuntimeTest : public ::testing::TestWithParam<Runtime (*)()> {
     if (!runtime_.missing.empty()) GTEST_SKIP() << runtime_.name << ": " << runtime_.missing;
   }
   std::string prefix() const { return runtime_.name + " pid="; }
+  // Every response must come from this runtime's server; counted by its body ("python pid=42").
+  LoadOptions load_options() const { return {.threads = 2, .expect_body_prefix = prefix()}; }
   std::string body_of(const Process& p) const { return prefix() + std::to_string(p.pid()); }
 
   // Starts a generation on `held` and waits for its own READY=1.
-  Process start_ready(const HeldListener& held, NotifySocket& notify, int generation) {
+  Process start_ready(const HeldListener& held, NotifyListener& notify, int generation) {
     Process p = start_generation({{&held, "http"}}, runtime_.argv(held.port(), "127.0.0.1"),
                                  notify.path(), generation);
     bool ready = notify.wait_for(p.pid(), "READY=1", kReadyTimeout);
@@ -48,7 +51,7 @@ class AdoptRuntimeTest : public ::testing::TestWithParam<Runtime (*)()> {
 
 TEST_P(AdoptRuntimeTest, LauncherServesOnBatonsSocketWithItsOwnPortAndAddress) {
   HeldListener held = hold_listener("127.0.0.1:0");
-  NotifySocket notify(dir_.file("notify"));
+  NotifyListener notify(dir_.file("notify"));
   Process gen = start_ready(held, notify, 1);
   ASSERT_TRUE(notify.received(gen.pid(), "BATON_ADOPT_LOADED=1"));
   ASSERT_TRUE(notify.received(gen.pid(), "BATON_ADOPTED=http " + held.address.to_string()));
@@ -68,7 +71,7 @@ TEST_P(AdoptRuntimeTest, LauncherServesOnBatonsSocketWithItsOwnPortAndAddress) {
 
 TEST_P(AdoptRuntimeTest, LauncherTwoGenerationsShareTheSocketAndTheOldOnesCloseHurtsNothing) {
   HeldListener held = hold_listener("127.0.0.1:0");
-  NotifySocket notify(dir_.file("notify"));
+  NotifyListener notify(dir_.file("notify"));
   Process old_gen = start_ready(held, notify, 1);
   // The new generation's READY=1 is its own: the old one serves the same port all along.
   Process new_gen = start_ready(held, notify, 2);
@@ -98,10 +101,10 @@ TEST_P(AdoptRuntimeTest, LauncherTwoGenerationsShareTheSocketAndTheOldOnesCloseH
 
 TEST_P(AdoptRuntimeTest, LauncherThirtyReloadsUnderLoadFailNoRequest) {
   HeldListener held = hold_listener("127.0.0.1:0");
-  NotifySocket notify(dir_.file("notify"));
+  NotifyListener notify(dir_.file("notify"));
   Process current = start_ready(held, notify, 1);
   ASSERT_FALSE(HasFailure());
-  LoadGenerator load(held.address, prefix(), 2);
+  LoadClient load(held.address, load_options());
   ASSERT_TRUE(load.wait_for_successes(20, 30s)) << load.failed() << " failed";
   auto start = Clock::now();
   for (int gen = 2; gen <= kReloads + 1; ++gen) {
@@ -119,12 +122,12 @@ TEST_P(AdoptRuntimeTest, LauncherThirtyReloadsUnderLoadFailNoRequest) {
   std::printf(
       "[ figures  ] %s: %d reloads in %.1f s under load: %ld requests ok, %ld failed, "
       "%zu generations answered\n",
-      runtime_.name.c_str(), kReloads, seconds, load.ok(), load.failed(), load.bodies().size());
+      runtime_.name.c_str(), kReloads, seconds, load.ok(), load.failed(), load.tally().size());
   for (const auto& f : load.failures()) ADD_FAILURE() << "failed request: " << f;
   EXPECT_EQ(load.failed(), 0);
   EXPECT_GE(load.ok(), 200);
   // Every generation served (its pid appears): the reloads really replaced the server.
-  EXPECT_EQ(load.bodies().size(), static_cast<size_t>(kReloads + 1));
+  EXPECT_EQ(load.tally().size(), static_cast<size_t>(kReloads + 1));
 }
 
 // The counterpart without baton: the app binds its port itself and is restarted by stopping it
@@ -132,8 +135,10 @@ TEST_P(AdoptRuntimeTest, LauncherThirtyReloadsUnderLoadFailNoRequest) {
 // closes with connections queued), which is what the reload tests above would see if adoption
 // did not work.
 TEST_P(AdoptRuntimeTest, PlainKillAndStartFailsRequests) {
-  int port = free_port();
-  ASSERT_GT(port, 0);
+  // Held (bound, not listening) for the whole test: while no generation listens, connects are
+  // refused as they should be, and no other process can take the port between restarts.
+  ReservedPort reserved;
+  int port = reserved.port();
   Address target = parse_address("127.0.0.1:" + std::to_string(port)).value();
   auto start_plain = [&] {
     Process p = Process::spawn(runtime_.argv(port, "127.0.0.1"));
@@ -143,7 +148,7 @@ TEST_P(AdoptRuntimeTest, PlainKillAndStartFailsRequests) {
   };
   Process current = start_plain();
   ASSERT_FALSE(HasFailure());
-  LoadGenerator load(target, prefix(), 2);
+  LoadClient load(target, load_options());
   ASSERT_TRUE(load.wait_for_successes(20, 30s));
   constexpr int kRestarts = 5;
   for (int i = 0; i < kRestarts; ++i) {
@@ -159,14 +164,11 @@ TEST_P(AdoptRuntimeTest, PlainKillAndStartFailsRequests) {
                                  "prove nothing";
 }
 
-// The same reloads through the real supervisor. Skips until `baton run` accepts --adopt.
+// The same reloads through the real supervisor.
 TEST_P(AdoptRuntimeTest, BatonRunAdoptThirtyReloadsUnderLoadFailNoRequest) {
-  auto help = run({baton_binary(), "run", "--help"}, 10s);
-  if (help.output.find("--adopt") == std::string::npos) {
-    GTEST_SKIP() << "`baton run` does not accept --adopt yet (supervisor side of issue 5)";
-  }
-  int port = free_port();
-  ASSERT_GT(port, 0);
+  // Held until baton has bound the port itself, so no other process takes it in between.
+  ReservedPort reserved;
+  int port = reserved.port();
   std::string listen = "127.0.0.1:" + std::to_string(port);
   std::string control = dir_.file("control.sock");
   std::vector<std::string> argv{baton_binary(), "run",       "--adopt", "--listen",
@@ -176,7 +178,8 @@ TEST_P(AdoptRuntimeTest, BatonRunAdoptThirtyReloadsUnderLoadFailNoRequest) {
   Address target = parse_address(listen).value();
   ASSERT_TRUE(wait_until([&] { return http_get(target, "/", 1s).ok() || !baton.running(); }, 60s));
   ASSERT_TRUE(baton.running()) << baton.output();
-  LoadGenerator load(target, prefix(), 2);
+  reserved.release();
+  LoadClient load(target, load_options());
   ASSERT_TRUE(load.wait_for_successes(20, 30s));
   for (int i = 0; i < kReloads; ++i) {
     auto r = run({baton_binary(), "reload", "--wait", "--control", control}, 90s);
@@ -187,10 +190,10 @@ TEST_P(AdoptRuntimeTest, BatonRunAdoptThirtyReloadsUnderLoadFailNoRequest) {
   load.stop();
   std::printf(
       "[ figures  ] baton run --adopt %s: %d reloads: %ld ok, %ld failed, %zu generations\n",
-      runtime_.name.c_str(), kReloads, load.ok(), load.failed(), load.bodies().size());
+      runtime_.name.c_str(), kReloads, load.ok(), load.failed(), load.tally().size());
   for (const auto& f : load.failures()) ADD_FAILURE() << "failed request: " << f;
   EXPECT_EQ(load.failed(), 0);
-  EXPECT_EQ(load.bodies().size(), static_cast<size_t>(kReloads + 1));
+  EXPECT_EQ(load.tally().size(), static_cast<size_t>(kReloads + 1));
   baton.signal(SIGTERM);
   EXPECT_TRUE(baton.wait_exit_code(60s).has_value());
 }

@@ -4,13 +4,15 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
+#include <utility>
+
+#include <gtest/gtest.h>
 
 #include "common/listener.h"
 #include "common/syscall.h"
@@ -73,91 +75,84 @@ HeldListener hold_listener(const std::string& spec) {
   return HeldListener{std::move(fd.value()), bound.value()};
 }
 
-int free_port() {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+ReservedPort::ReservedPort() {
+  fd_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return -1;
   socklen_t len = sizeof(sa);
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-  return ntohs(sa.sin_port);
-}
-
-NotifySocket::NotifySocket(const std::string& path) : path_(path) {
-  fd_ = Fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path.c_str());
-  if (!fd_ || ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    throw std::runtime_error("bind notify socket " + path);
+  if (!fd_ || ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    throw std::runtime_error(std::string("reserving a port: ") + std::strerror(errno));
   }
-  int one = 1;
-  ::setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
-}
-
-std::optional<NotifyMessage> NotifySocket::receive(std::chrono::milliseconds timeout) {
-  pollfd p{fd_.get(), POLLIN, 0};
-  if (retry_eintr(::poll, &p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
-  char buf[4096];
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-  iovec iov{buf, sizeof(buf)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n = retry_eintr(::recvmsg, fd_.get(), &msg, 0);
-  if (n < 0) return std::nullopt;
-  NotifyMessage m;
-  m.text.assign(buf, static_cast<size_t>(n));
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-      ucred cred;
-      std::memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-      m.pid = cred.pid;
-    }
-  }
-  return m;
+  port_ = ntohs(sa.sin_port);
 }
 
 namespace {
-bool has_line(const std::string& text, const std::string& line) {
-  std::istringstream in(text);
-  std::string l;
-  while (std::getline(in, l)) {
-    if (l == line) return true;
+
+baton::NotifySocket bind_notify(const std::string& path) {
+  auto s = baton::NotifySocket::bind(path);
+  if (!s) throw std::runtime_error(s.error().what());
+  return std::move(s.value());
+}
+
+// Whether `m` says `line`, read through the supervisor's parser: a line it does not read is a
+// mistake in the test.
+bool says(const baton::NotifyMessage& m, std::string_view line) {
+  if (line == "READY=1") return m.ready;
+  if (line == "STOPPING=1") return m.stopping;
+  if (line == "BATON_ADOPT_LOADED=1") return m.adopt_loaded;
+  for (auto [key, value] : {std::pair{std::string_view("STATUS="), &m.status},
+                            std::pair{std::string_view("BATON_ADOPTED="), &m.adopted},
+                            std::pair{std::string_view("BATON_ADOPT_PASSTHROUGH="),
+                                      &m.adopt_passthrough},
+                            std::pair{std::string_view("BATON_ADOPT_ERROR="), &m.adopt_error}}) {
+    if (line.starts_with(key)) return value->has_value() && **value == line.substr(key.size());
   }
+  ADD_FAILURE() << "the supervisor does not read the notify line '" << line << "'";
   return false;
 }
+
 }  // namespace
 
-bool NotifySocket::received(pid_t pid, const std::string& line) const {
+NotifyListener::NotifyListener(const std::string& path) : socket_(bind_notify(path)) {}
+
+bool NotifyListener::receive(std::chrono::milliseconds timeout) {
+  pollfd p{socket_.fd(), POLLIN, 0};
+  if (retry_eintr(::poll, &p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+  bool any = false;
+  while (auto m = socket_.receive()) {
+    history_.push_back(std::move(*m));
+    any = true;
+  }
+  return any;
+}
+
+bool NotifyListener::received(pid_t pid, const std::string& line) const {
   for (const auto& m : history_) {
-    if (m.pid == pid && has_line(m.text, line)) return true;
+    if (m.pid == pid && says(m.message, line)) return true;
   }
   return false;
 }
 
-bool NotifySocket::wait_for(pid_t pid, const std::string& line, std::chrono::milliseconds timeout) {
-  if (received(pid, line)) return true;
+bool NotifyListener::wait_for(pid_t pid, const std::string& line,
+                              std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
+  for (;;) {
+    if (received(pid, line)) return true;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    auto m = receive(left);
-    if (!m) continue;
-    history_.push_back(*m);
-    if (m->pid == pid && has_line(m->text, line)) return true;
+    if (left <= std::chrono::milliseconds(0)) return false;
+    receive(left);
   }
-  return false;
 }
 
-void NotifySocket::drain(std::chrono::milliseconds timeout) {
+void NotifyListener::drain(std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    auto m = receive(left);
-    if (m) history_.push_back(*m);
+    receive(left);
   }
 }
 
@@ -177,61 +172,6 @@ Process start_generation(const std::vector<std::pair<const HeldListener*, std::s
   if (!notify_path.empty()) options.env["NOTIFY_SOCKET"] = notify_path;
   options.env["BATON_GENERATION"] = std::to_string(generation);
   return Process::spawn(full, options);
-}
-
-LoadGenerator::LoadGenerator(Address target, std::string expect_prefix, int threads)
-    : target_(std::move(target)), expect_(std::move(expect_prefix)) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
-}
-
-LoadGenerator::~LoadGenerator() { stop(); }
-
-void LoadGenerator::stop() {
-  stop_ = true;
-  for (auto& t : threads_) {
-    if (t.joinable()) t.join();
-  }
-}
-
-void LoadGenerator::run() {
-  while (!stop_) {
-    auto r = http_get(target_, "/", std::chrono::seconds(10));
-    std::string problem;
-    if (!r) {
-      problem = r.error().what();
-    } else if (r->status != 200 || !r->body.starts_with(expect_)) {
-      problem = "status " + std::to_string(r->status) + " body '" + r->body.substr(0, 40) + "'";
-    }
-    {
-      std::lock_guard lock(mu_);
-      if (problem.empty()) {
-        ++ok_;
-        std::string body = r->body;
-        while (!body.empty() && body.back() == '\n') body.pop_back();
-        bodies_.insert(body);
-      } else {
-        ++failed_;
-        if (failures_.size() < 10) failures_.push_back(problem);
-      }
-    }
-    // Pace a failing loop (a refused connect returns at once) so it does not starve the server.
-    if (!problem.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-}
-
-std::set<std::string> LoadGenerator::bodies() const {
-  std::lock_guard lock(mu_);
-  return bodies_;
-}
-
-std::vector<std::string> LoadGenerator::failures() const {
-  std::lock_guard lock(mu_);
-  return failures_;
-}
-
-bool LoadGenerator::wait_for_successes(long n, std::chrono::milliseconds timeout) {
-  long target = ok_ + n;
-  return wait_until([&] { return ok_ >= target; }, timeout, std::chrono::milliseconds(2));
 }
 
 int listen_backlog(int port) {

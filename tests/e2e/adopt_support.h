@@ -1,23 +1,20 @@
-// adopt_support.h: what the adoption tests need besides the harness: a stand-in for the part of
-// `baton run --adopt` that hands listeners to generations (so the library is tested on its own),
-// a notify socket that knows who sent what, a load generator that counts failures, and the three
-// real runtimes' servers.
+// adopt_support.h: what the adoption tests need besides the harness and the load client: a
+// stand-in for the part of `baton run --adopt` that hands listeners to generations (so the
+// library is tested on its own), the supervisor's notify socket with a memory of who sent what,
+// and the three real runtimes' servers.
 #pragma once
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <chrono>
-#include <mutex>
-#include <optional>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "baton/fd.h"
 #include "common/address.h"
 #include "harness.h"
+#include "load_client.h"
+#include "supervisor/notify_socket.h"
 
 namespace baton::test::adopt {
 
@@ -45,33 +42,43 @@ struct HeldListener {
 };
 HeldListener hold_listener(const std::string& spec);
 
-// A port that was free a moment ago (for apps that bind it themselves).
-int free_port();
+// A loopback TCP port reserved for an app that binds it itself: a socket bound to 127.0.0.1:0
+// with SO_REUSEADDR and never listening. Linux lets another SO_REUSEADDR socket bind and listen
+// on the port while this one is held (every runtime here sets SO_REUSEADDR, as servers do), but
+// neither bind(port 0) nor an outgoing connect picks a port that is bound, so no other process
+// takes it in the meantime. Connects to it are refused while nobody listens.
+class ReservedPort {
+ public:
+  ReservedPort();
+  int port() const { return port_; }
+  void release() { fd_.reset(); }
 
-struct NotifyMessage {
-  pid_t pid = 0;  // from SCM_CREDENTIALS
-  std::string text;
+ private:
+  Fd fd_;
+  int port_ = 0;
 };
 
-// NOTIFY_SOCKET for the generations: a unix datagram socket receiving with sender credentials.
-class NotifySocket {
+// NOTIFY_SOCKET for the generations: the supervisor's own NotifySocket
+// (src/supervisor/notify_socket.h), so a test sees each datagram as `baton run` would, with what
+// the tests add around it: waiting for a message, and the history of who sent what.
+class NotifyListener {
  public:
-  explicit NotifySocket(const std::string& path);
-  const std::string& path() const { return path_; }
-  // Waits for a message from `pid` with the line `line` (e.g. "READY=1"). Other messages are
-  // kept in history().
+  explicit NotifyListener(const std::string& path);
+  const std::string& path() const { return socket_.path(); }
+  // Waits for a message from `pid` that says `line`, one of the lines the supervisor reads
+  // ("READY=1", "BATON_ADOPTED=http 127.0.0.1:80"...). Other messages are kept in history().
   bool wait_for(pid_t pid, const std::string& line, std::chrono::milliseconds timeout);
   // Receives whatever arrives within `timeout` into history().
   void drain(std::chrono::milliseconds timeout);
-  // True when `pid` sent a message containing `line` (among those received so far).
+  // True when `pid` sent a message saying `line` (among those received so far).
   bool received(pid_t pid, const std::string& line) const;
-  const std::vector<NotifyMessage>& history() const { return history_; }
+  const std::vector<ReceivedNotify>& history() const { return history_; }
 
  private:
-  std::optional<NotifyMessage> receive(std::chrono::milliseconds timeout);
-  std::string path_;
-  Fd fd_;
-  std::vector<NotifyMessage> history_;
+  // Waits up to `timeout` for datagrams and moves them into history(); false when none came.
+  bool receive(std::chrono::milliseconds timeout);
+  baton::NotifySocket socket_;
+  std::vector<ReceivedNotify> history_;
 };
 
 // Starts one generation of `argv` through the launcher, with `held` as its LISTEN_FDS (named),
@@ -79,33 +86,6 @@ class NotifySocket {
 Process start_generation(const std::vector<std::pair<const HeldListener*, std::string>>& held,
                          const std::vector<std::string>& argv, const std::string& notify_path,
                          int generation, const SpawnOptions& extra = {});
-
-// Client threads sending GET / (a new connection each, Connection: close) until stopped; every
-// request that does not get a 200 whose body starts with `expect_prefix` is a failure.
-class LoadGenerator {
- public:
-  LoadGenerator(Address target, std::string expect_prefix, int threads);
-  ~LoadGenerator();
-  void stop();
-  long ok() const { return ok_; }
-  long failed() const { return failed_; }
-  std::set<std::string> bodies() const;       // distinct bodies ("python pid=42")
-  std::vector<std::string> failures() const;  // the first few failure messages
-  // Waits until `n` more requests succeeded (bounded).
-  bool wait_for_successes(long n, std::chrono::milliseconds timeout);
-
- private:
-  void run();
-  Address target_;
-  std::string expect_;
-  std::atomic<bool> stop_{false};
-  std::atomic<long> ok_{0};
-  std::atomic<long> failed_{0};
-  mutable std::mutex mu_;
-  std::set<std::string> bodies_;
-  std::vector<std::string> failures_;
-  std::vector<std::thread> threads_;
-};
 
 // The backlog of the listening TCP socket on `port` as `ss` reports it (Send-Q), or -1 when `ss`
 // is unavailable.

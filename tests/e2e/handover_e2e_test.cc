@@ -13,13 +13,17 @@
 #include <gtest/gtest.h>
 
 #include "common/address.h"
-#include "handover_load.h"
+#include "load_client.h"
 #include "harness.h"
 
 namespace baton::test {
 namespace {
 
 std::string app_binary() { return HANDOVER_APP_BIN; }
+
+// Keep-alive clients, the hard case for a handover (a kept connection must be drained, not cut),
+// counting which process answered each request.
+const LoadOptions kLoad{.threads = 4, .keep_alive = true, .tally_header = "X-Pid"};
 
 Process start_example(const std::string& handover, int generation,
                       const std::string& listen = "127.0.0.1:0",
@@ -69,7 +73,7 @@ bool settles_at(pid_t pid, size_t n) {
 }
 
 void expect_no_failures(const LoadClient& load) {
-  EXPECT_EQ(load.failed(), 0) << fmt::format("{}", fmt::join(load.errors(), " | "));
+  EXPECT_EQ(load.failed(), 0) << fmt::format("{}", fmt::join(load.failures(), " | "));
   EXPECT_GT(load.ok(), 0);
 }
 
@@ -81,7 +85,7 @@ TEST(HandoverE2E, FiftyHandoversUnderLoadFailNoRequestAndLeakNoDescriptor) {
   ASSERT_FALSE(addr.empty()) << current->output();
   const size_t baseline = fd_count(current->pid());
 
-  LoadClient load(parse_address(addr).value(), 4);
+  LoadClient load(parse_address(addr).value(), kLoad);
   ASSERT_TRUE(wait_until([&] { return load.ok() > 200; }, 10s));
   std::vector<pid_t> pids = {current->pid()};
   for (int gen = 1; gen <= 50; ++gen) {
@@ -98,7 +102,7 @@ TEST(HandoverE2E, FiftyHandoversUnderLoadFailNoRequestAndLeakNoDescriptor) {
   }
   load.stop();
   expect_no_failures(load);
-  auto by_pid = load.by_pid();
+  auto by_pid = load.tally();
   EXPECT_GT(by_pid[std::to_string(pids.back())], 0);
   EXPECT_GE(by_pid.size(), 45u);  // nearly every generation answered some requests
   std::printf("50 handovers: %ld ok, %ld failed, %ld retried on a closed keep-alive connection\n",
@@ -119,7 +123,7 @@ TEST(HandoverE2E, NewInstanceFailingBeforeReadyLeavesTheOldServing) {
   const std::string addr = ready_address(old);
   ASSERT_FALSE(addr.empty()) << old.output();
   const size_t baseline = fd_count(old.pid());
-  LoadClient load(parse_address(addr).value(), 4);
+  LoadClient load(parse_address(addr).value(), kLoad);
   ASSERT_TRUE(wait_until([&] { return load.ok() > 100; }, 10s));
 
   Process died = Process::spawn({app_binary(), "die", path, addr});
@@ -132,7 +136,7 @@ TEST(HandoverE2E, NewInstanceFailingBeforeReadyLeavesTheOldServing) {
   EXPECT_TRUE(old.running());
   load.stop();
   expect_no_failures(load);
-  EXPECT_EQ(load.by_pid().size(), 1u);  // the old instance answered everything
+  EXPECT_EQ(load.tally().size(), 1u);  // the old instance answered everything
   EXPECT_TRUE(settles_at(old.pid(), baseline)) << describe_fds(old.pid()) << " vs " << baseline;
 
   // And it still hands over when a healthy successor comes.
@@ -147,7 +151,7 @@ TEST(HandoverE2E, DifferentBuildsHandOverBothWaysUnderLoad) {
   Process first = start_example(path, 0);
   const std::string addr = ready_address(first);
   ASSERT_FALSE(addr.empty());
-  LoadClient load(parse_address(addr).value(), 4);
+  LoadClient load(parse_address(addr).value(), kLoad);
   ASSERT_TRUE(wait_until([&] { return load.ok() > 100; }, 10s));
 
   Process other = Process::spawn({app_binary(), "serve", path, addr});
@@ -166,7 +170,7 @@ TEST(HandoverE2E, DifferentBuildsHandOverBothWaysUnderLoad) {
   ASSERT_TRUE(wait_until([&] { return load.ok() > before + 100; }, 10s));
   load.stop();
   expect_no_failures(load);
-  EXPECT_TRUE(load.by_pid().count(std::to_string(other.pid())));
+  EXPECT_TRUE(load.tally().count(std::to_string(other.pid())));
 }
 
 TEST(HandoverE2E, LegacyInstanceWithReusePortIsOverlappedThenStopped) {

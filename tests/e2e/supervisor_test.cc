@@ -3,8 +3,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <atomic>
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "load_client.h"
 
 namespace baton::test {
 namespace {
@@ -64,43 +66,19 @@ class Baton {
   std::optional<Process> process_;
 };
 
-// New-connection-per-request load from a few threads, every failure kept with its reason.
-class Load {
- public:
-  Load(std::string address, int threads, std::string path = "/") {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, address, path] {
-        while (!stop_) {
-          auto r = http_get(address, path, 10s);
-          ++requests_;
-          if (!r.ok() || r->status != 200) {
-            std::lock_guard lock(mu_);
-            failures_.push_back(r.ok() ? "status " + std::to_string(r->status) : r.error().what());
-          }
-        }
-      });
-    }
-  }
-  ~Load() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  int requests() const { return requests_; }
-  std::vector<std::string> failures() {
-    std::lock_guard lock(mu_);
-    return failures_;
-  }
+// New-connection-per-request load on `address` from a few threads (see load_client.h).
+LoadClient load_on(const std::string& address, int threads) {
+  return LoadClient(parse_address(address).value(), {.threads = threads});
+}
 
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> requests_{0};
-  std::mutex mu_;
-  std::vector<std::string> failures_;
-  std::vector<std::thread> threads_;
-};
+// Responses per generation, from the tally of testapp's answers "generation G pid P".
+std::map<int, long> by_generation(const LoadClient& load) {
+  std::map<int, long> out;
+  for (const auto& [body, n] : load.tally()) {
+    if (body.starts_with("generation ")) out[std::atoi(body.c_str() + 11)] += n;
+  }
+  return out;
+}
 
 // The app a test runs through this wrapper reads its arguments from a file at each start, so a
 // test "deploys" a new version by rewriting the file before a reload.
@@ -110,11 +88,15 @@ std::vector<std::string> versioned_app(const TempDir& dir, const std::string& ar
 }
 
 TEST(Supervisor, FiftyReloadsUnderLoadFailNoRequest) {
+  // Each new generation takes 150 ms to start: long enough that every reload has a real overlap
+  // (the new one starting while the old one serves the load), short enough for 50 reloads.
+  constexpr int kInitMs = 150;
   TempDir dir;
-  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary(), "--init-ms", "1000"});
+  Baton baton(dir, {"--listen", "127.0.0.1:0"},
+              {testapp_binary(), "--init-ms", std::to_string(kInitMs)});
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 4);
+  LoadClient load = load_on(address, 4);
   for (int i = 0; i < 50; ++i) {
     auto r = baton.ctl({"reload", "--wait"});
     ASSERT_EQ(r.exit_code, 0) << "reload " << i << ": " << r.output;
@@ -124,8 +106,16 @@ TEST(Supervisor, FiftyReloadsUnderLoadFailNoRequest) {
   EXPECT_EQ(s["serving_generation"], 51);
   EXPECT_EQ(s["counters"]["reloads_ok"], 50);
   EXPECT_GT(load.requests(), 500);
-  EXPECT_THAT(load.failures(), ::testing::IsEmpty()) << load.failures().size() << " of "
-                                                     << load.requests() << " failed";
+  EXPECT_EQ(load.failed(), 0) << load.failed() << " of " << load.requests() << " failed, e.g. "
+                              << ::testing::PrintToString(load.failures());
+  // The overlap was real: no generation was ready before its start-up delay had passed.
+  for (const auto& g : s["generations"]) {
+    ASSERT_TRUE(g.contains("ready_after_s")) << g.dump();
+    EXPECT_GE(g["ready_after_s"].get<double>(), kInitMs / 1000.0) << g.dump();
+  }
+  // And every generation served: the reloads really replaced the server each time.
+  auto served = by_generation(load);
+  for (int g = 1; g <= 51; ++g) EXPECT_GT(served[g], 0) << "generation " << g << " served nothing";
 }
 
 TEST(Supervisor, ReloadKeepsOldGenerationWhenNewExitsAtStart) {
@@ -133,7 +123,7 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewExitsAtStart) {
   Baton baton(dir, {"--listen", "127.0.0.1:0"}, versioned_app(dir, "--init-ms 200"));
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 2);
+  LoadClient load = load_on(address, 2);
   std::ofstream(dir.file("args")) << "--init-ms 300 --exit-at-start 3";
   auto r = baton.ctl({"reload", "--wait"});
   EXPECT_NE(r.exit_code, 0);
@@ -144,7 +134,7 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewExitsAtStart) {
   ASSERT_TRUE(body.ok());
   EXPECT_THAT(body->body, HasSubstr("generation 1 "));
   load.stop();
-  EXPECT_THAT(load.failures(), ::testing::IsEmpty());
+  EXPECT_EQ(load.failed(), 0) << ::testing::PrintToString(load.failures());
   auto s = baton.status();
   EXPECT_EQ(s["last_reload"]["result"], "failed");
   EXPECT_EQ(s["counters"]["reloads_failed"], 1);
@@ -161,7 +151,7 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewIsNeverReady) {
               versioned_app(dir, "--init-ms 100"));
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 2);
+  LoadClient load = load_on(address, 2);
   std::ofstream(dir.file("args")) << "--never-ready";
   auto r = baton.ctl({"reload", "--wait"});
   EXPECT_NE(r.exit_code, 0);
@@ -169,7 +159,7 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewIsNeverReady) {
   load.stop();
   // The unready generation shared the socket for 2 s and may have taken connections: it served
   // them, so nothing failed, but the old generation must still be the one serving.
-  EXPECT_THAT(load.failures(), ::testing::IsEmpty());
+  EXPECT_EQ(load.failed(), 0) << ::testing::PrintToString(load.failures());
   auto s = baton.status();
   EXPECT_EQ(s["serving_generation"], 1);
   ASSERT_TRUE(wait_until([&] { return baton.status()["generations"][1]["state"] == "exited"; }, 5s));
@@ -249,20 +239,33 @@ TEST(Supervisor, HttpReadinessIsProvenByTheNewGeneration) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
-TEST(Supervisor, ExecAndDelayReadiness) {
+TEST(Supervisor, ExecReadinessWaitsForTheCheckToPass) {
   TempDir dir;
-  {
-    Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "exec:test -f " + dir.file("go")},
-                {testapp_binary(), "--no-notify"});
-    std::this_thread::sleep_for(500ms);
-    EXPECT_EQ(baton.status()["serving_generation"], 0) << "not ready before the check passes";
-    std::ofstream(dir.file("go")) << "";
-    EXPECT_FALSE(baton.wait_serving(10s).empty());
-  }
-  TempDir dir2;
-  Baton baton(dir2, {"--listen", "127.0.0.1:0", "--ready", "delay:0.5"},
+  // The check leaves a line per run, so the test awaits failed runs instead of sleeping.
+  std::string check = "echo run >> " + dir.file("runs") + "; test -f " + dir.file("go");
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "exec:" + check},
               {testapp_binary(), "--no-notify"});
-  EXPECT_FALSE(baton.wait_serving(10s).empty());
+  auto runs = [&] {
+    std::string text = read_file(dir.file("runs"));
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  ASSERT_TRUE(wait_until([&] { return runs() >= 2; }, 10s)) << baton.process().output();
+  auto s = baton.status();
+  EXPECT_EQ(s["serving_generation"], 0) << "not ready while the check fails";
+  EXPECT_EQ(s["generations"][0]["state"], "starting") << s.dump();
+  std::ofstream(dir.file("go")) << "";
+  EXPECT_FALSE(baton.wait_serving(10s).empty()) << baton.process().output();
+}
+
+TEST(Supervisor, DelayReadinessIsNotReadyBeforeTheDelay) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "delay:0.5"},
+              {testapp_binary(), "--no-notify"});
+  ASSERT_FALSE(baton.wait_serving(10s).empty()) << baton.process().output();
+  // Measured by the supervisor from the generation's own start: no wall-clock bound in the test.
+  auto g = baton.status()["generations"][0];
+  ASSERT_TRUE(g.contains("ready_after_s")) << g.dump();
+  EXPECT_GE(g["ready_after_s"].get<double>(), 0.5) << g.dump();
 }
 
 TEST(Supervisor, CrashedGenerationIsRestartedAndClientsQueue) {
@@ -334,13 +337,13 @@ TEST(Supervisor, UnmodifiedSocketActivatedServerReloads) {
                "--graceful-timeout", "10", "wsgi_app:app"});
   std::string address = baton.wait_serving(60s);
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 2);
+  LoadClient load = load_on(address, 2);
   for (int i = 0; i < 5; ++i) {
     auto r = baton.ctl({"reload", "--wait"});
     ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
   }
   load.stop();
-  EXPECT_THAT(load.failures(), ::testing::IsEmpty());
+  EXPECT_EQ(load.failed(), 0) << ::testing::PrintToString(load.failures());
   EXPECT_GT(load.requests(), 20);
   EXPECT_THAT(http_get(address, "/")->body, HasSubstr("gunicorn generation 6 "));
 }
@@ -362,11 +365,11 @@ class BadInput : public ::testing::Test {
   TempDir dir;
 };
 
-TEST_F(BadInput, UnknownFlag) {
+TEST_F(BadInput, UnknownFlagIsRefusedWithOneLine) {
   EXPECT_THAT(expect_refused({"run", "--frobnicate", "--", "/bin/true"}), HasSubstr("frobnicate"));
 }
 
-TEST_F(BadInput, BadAddresses) {
+TEST_F(BadInput, MalformedListenAddressesAreRefused) {
   for (const char* bad : {"70000", "127.0.0.1:x", "::1:80", "unix:", "bad name=80"}) {
     EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", bad, "--",
                                 testapp_binary()}),
@@ -374,7 +377,7 @@ TEST_F(BadInput, BadAddresses) {
   }
 }
 
-TEST_F(BadInput, MissingOrUnknownCommand) {
+TEST_F(BadInput, MissingCommandListenerOrBadSpecIsRefusedBeforeStarting) {
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0"}),
               HasSubstr("missing the command"));
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0", "--",
@@ -424,7 +427,7 @@ TEST_F(BadInput, SecondSupervisorOnTheSameControlPath) {
   EXPECT_EQ(first.status()["serving_generation"], 1) << "the first one is unharmed";
 }
 
-TEST_F(BadInput, UnreachableControlSocket) {
+TEST_F(BadInput, ControlCommandsWithoutASupervisorSaySoAndExitTwo) {
   EXPECT_THAT(expect_refused({"reload", "--control", dir.file("nobody.sock")}),
               HasSubstr("no supervisor is running at"));
   EXPECT_THAT(expect_refused({"status", "--control", dir.file("nobody.sock")}),

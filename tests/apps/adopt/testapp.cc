@@ -172,8 +172,10 @@ int main(int argc, char** argv) {
   if (!also_text.empty()) {
     auto also = baton::parse_address(also_text);
     if (!also) return 2;
+    // SO_REUSEADDR, as servers set it (and so the port a test reserves can be bound).
     int afd = socket(also->family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (afd < 0 || bind(afd, also->sockaddr_ptr(), also->length) != 0 || listen(afd, 4) != 0) {
+    if (afd < 0 || setsockopt(afd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(afd, also->sockaddr_ptr(), also->length) != 0 || listen(afd, 4) != 0) {
       die("also-bind " + also_text);
     }
     std::printf("also=%s\n", local_address(afd, also->transport).c_str());
