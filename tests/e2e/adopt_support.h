@@ -1,7 +1,7 @@
 // adopt_support.h: what the adoption tests need besides the harness and the load client: a
 // stand-in for the part of `baton run --adopt` that hands listeners to generations (so the
-// library is tested on its own), the supervisor's notify socket with a memory of who sent what,
-// and the three real runtimes' servers.
+// library is tested on its own), and the three real runtimes'
+// servers.
 #pragma once
 
 #include <sys/types.h>
@@ -14,7 +14,7 @@
 #include "common/address.h"
 #include "harness.h"
 #include "load_client.h"
-#include "supervisor/notify_socket.h"
+#include "notify_listener.h"
 
 namespace baton::test::adopt {
 
@@ -56,29 +56,6 @@ class ReservedPort {
  private:
   Fd fd_;
   int port_ = 0;
-};
-
-// NOTIFY_SOCKET for the generations: the supervisor's own NotifySocket
-// (src/supervisor/notify_socket.h), so a test sees each datagram as `baton run` would, with what
-// the tests add around it: waiting for a message, and the history of who sent what.
-class NotifyListener {
- public:
-  explicit NotifyListener(const std::string& path);
-  const std::string& path() const { return socket_.path(); }
-  // Waits for a message from `pid` that says `line`, one of the lines the supervisor reads
-  // ("READY=1", "BATON_ADOPTED=http 127.0.0.1:80"...). Other messages are kept in history().
-  bool wait_for(pid_t pid, const std::string& line, std::chrono::milliseconds timeout);
-  // Receives whatever arrives within `timeout` into history().
-  void drain(std::chrono::milliseconds timeout);
-  // True when `pid` sent a message saying `line` (among those received so far).
-  bool received(pid_t pid, const std::string& line) const;
-  const std::vector<ReceivedNotify>& history() const { return history_; }
-
- private:
-  // Waits up to `timeout` for datagrams and moves them into history(); false when none came.
-  bool receive(std::chrono::milliseconds timeout);
-  baton::NotifySocket socket_;
-  std::vector<ReceivedNotify> history_;
 };
 
 // Starts one generation of `argv` through the launcher, with `held` as its LISTEN_FDS (named),

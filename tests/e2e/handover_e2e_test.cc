@@ -14,6 +14,7 @@
 
 #include "common/address.h"
 #include "load_client.h"
+#include "notify_listener.h"
 #include "harness.h"
 
 namespace baton::test {
@@ -299,9 +300,7 @@ TEST(ExampleServer, RoutesAndHeaders) {
 TEST(ExampleServer, ServesEveryInheritedListenerAndNotifies) {
   TempDir dir;
   const std::string notify_path = dir.file("notify");
-  Fd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  auto na = parse_address("unix:" + notify_path).value();
-  ASSERT_EQ(::bind(notify.get(), na.sockaddr_ptr(), na.length), 0);
+  NotifyListener notify(notify_path);
   const std::string launcher = R"(
 import os, socket, sys
 a = socket.socket(); a.bind(("127.0.0.1", 0)); a.listen(128)
@@ -330,16 +329,11 @@ os.execv(sys.argv[1], sys.argv[1:])
     EXPECT_EQ(r->body, "ok\n");
     EXPECT_EQ(r->headers["x-baton-generation"], "4");
   }
-  auto next = [&] {
-    pollfd pf{notify.get(), POLLIN, 0};
-    if (::poll(&pf, 1, 5000) != 1) return std::string();
-    char buf[256];
-    ssize_t n = ::recv(notify.get(), buf, sizeof(buf), 0);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-  };
-  EXPECT_EQ(next(), "READY=1");
+  // The launcher exec'd the server: the pid that speaks is the one started.
+  EXPECT_TRUE(notify.wait_for(p.pid(), "READY=1", 5s));
+  EXPECT_FALSE(notify.received(p.pid(), "STOPPING=1")) << "not before it is asked to stop";
   p.signal(SIGTERM);
-  EXPECT_EQ(next(), "STOPPING=1");
+  EXPECT_TRUE(notify.wait_for(p.pid(), "STOPPING=1", 5s));
   EXPECT_EQ(p.wait_exit_code(10s), 0) << p.output();
 }
 
