@@ -136,14 +136,14 @@ Result<std::vector<TcpConnection>> dump_family(int family, std::uint16_t port) {
 }  // namespace
 
 bool is_idle_keepalive(const TcpConnection& c) {
-  if (c.state != kTcpEstablished || !c.has_info || c.recv_queue != 0 || c.send_queue != 0) {
+  if (c.state != kTcpEstablished || !c.has_info || c.recv_queue != 0 || c.notsent_bytes != 0) {
     return false;
   }
   // Nothing ever came in: the client connected and has not sent its request yet.
   if (c.bytes_received == 0) return c.last_data_recv_ms >= kUnusedGraceMs;
   // A request came and no answer ever went out: the first request is being served. (The times
   // cannot tell: the connection was set up in the same tick as its first request arrived.)
-  if (c.bytes_acked == 0) return false;
+  if (c.bytes_sent == 0) return false;
   return c.last_data_sent_ms <= c.last_data_recv_ms;
 }
 
@@ -229,14 +229,15 @@ Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data, std::vector
         if (attr.rta_len < sizeof(rtattr) || attr.rta_len > payload_len - at) break;
         const size_t len = attr.rta_len - RTA_LENGTH(0);
         if (attr.rta_type == INET_DIAG_INFO &&
-            len >= offsetof(tcp_info, tcpi_bytes_received) + sizeof(std::uint64_t)) {
+            len >= offsetof(tcp_info, tcpi_bytes_sent) + sizeof(std::uint64_t)) {
           tcp_info info{};
           std::memcpy(&info, payload + at + RTA_LENGTH(0), std::min(len, sizeof(info)));
           c.has_info = true;
           c.last_data_recv_ms = info.tcpi_last_data_recv;
           c.last_data_sent_ms = info.tcpi_last_data_sent;
           c.bytes_received = info.tcpi_bytes_received;
-          c.bytes_acked = info.tcpi_bytes_acked;
+          c.bytes_sent = info.tcpi_bytes_sent;
+          c.notsent_bytes = info.tcpi_notsent_bytes;
         }
         at += RTA_ALIGN(attr.rta_len);
       }

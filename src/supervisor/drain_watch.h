@@ -57,7 +57,8 @@ struct TcpConnection {
   std::uint32_t last_data_recv_ms = 0;  // ms since data last arrived
   std::uint32_t last_data_sent_ms = 0;  // ms since data was last sent
   std::uint64_t bytes_received = 0;     // payload bytes received over the connection's life
-  std::uint64_t bytes_acked = 0;        // payload bytes sent and acknowledged
+  std::uint64_t bytes_sent = 0;         // payload bytes sent (retransmissions included)
+  std::uint32_t notsent_bytes = 0;      // bytes written by the app and not sent yet
 };
 
 // A socket descriptor held by a process of the generation.
@@ -69,14 +70,15 @@ struct HeldSocket {
 
 // ---- decisions (pure) ----
 
-// An idle keep-alive connection: established, no unread input, nothing unsent or unacknowledged,
-// and the last thing that happened on it was data sent (a response), not data received (a
-// request). The kernel keeps these times in jiffies (4 ms at HZ=250): a request received in the
-// same tick as the previous response was sent looks idle too. That is safe with shutdown(SHUT_RD):
-// the response still goes out, only the read after it sees end-of-file. A connection that never
-// carried a response is not idle: its first request is being served. One on which nothing was
-// ever received counts as idle only after a second of silence: a client that has just connected
-// is about to send its request.
+// An idle keep-alive connection: established, no unread input, nothing left unsent, and the last
+// thing that happened on it was data sent (a response), not data received (a request). Sent but
+// unacknowledged bytes do not make it busy: a client acknowledges a response with its next request
+// (delayed ACK), so under load a connection is never without them. The kernel keeps these times
+// in jiffies (4 ms at HZ=250): a request received in the same tick as the previous response was
+// sent looks idle too. That is safe with shutdown(SHUT_RD): the request is read and answered, and
+// only the read after it sees end-of-file. A connection that never carried a response is not
+// idle: its first request is being served. One on which nothing was ever received counts as idle
+// only after a second of silence: a client that has just connected is about to send its request.
 bool is_idle_keepalive(const TcpConnection& c);
 
 // The generation may be signalled with nothing lost: every accept queue is empty and it holds no

@@ -26,7 +26,8 @@ TcpConnection idle_connection() {
   c.state = kEstablished;
   c.has_info = true;
   c.bytes_received = 80;   // a request came
-  c.bytes_acked = 200;     // a response went out
+  c.bytes_sent = 200;      // a response went out
+  c.send_queue = 200;      // not acknowledged yet: the client's ACK comes with its next request
   c.last_data_recv_ms = 500;
   c.last_data_sent_ms = 499;  // the response after the request
   return c;
@@ -51,7 +52,8 @@ TEST(DrainIdle, RequestReadButNotAnsweredIsBusy) {
 
 TEST(DrainIdle, FirstRequestNotYetAnsweredIsBusy) {
   TcpConnection c = idle_connection();
-  c.bytes_acked = 0;  // set up and given its request in the same tick: the times are equal
+  c.bytes_sent = 0;
+  c.send_queue = 0;  // set up and given its request in the same tick: the times are equal
   c.last_data_recv_ms = c.last_data_sent_ms = 300;
   EXPECT_FALSE(is_idle_keepalive(c));
 }
@@ -61,7 +63,7 @@ TEST(DrainIdle, UnreadInputOrUnsentOutputIsBusy) {
   unread.recv_queue = 1;
   EXPECT_FALSE(is_idle_keepalive(unread));
   TcpConnection unsent = idle_connection();
-  unsent.send_queue = 4096;
+  unsent.notsent_bytes = 4096;  // a response still being written
   EXPECT_FALSE(is_idle_keepalive(unsent));
 }
 
@@ -77,7 +79,8 @@ TEST(DrainIdle, OnlyEstablishedConnectionsWithTcpInfoAreJudged) {
 TEST(DrainIdle, FreshConnectionIsLeftAloneForASecond) {
   TcpConnection c = idle_connection();
   c.bytes_received = 0;
-  c.bytes_acked = 0;
+  c.bytes_sent = 0;
+  c.send_queue = 0;
   c.last_data_recv_ms = 30;
   c.last_data_sent_ms = 30;
   EXPECT_FALSE(is_idle_keepalive(c)) << "the client is about to send its request";
@@ -168,7 +171,8 @@ TEST(DrainParse, DiagDatagramYieldsSocketsWithTheirTcpInfo) {
   info.tcpi_last_data_recv = 700;
   info.tcpi_last_data_sent = 600;
   info.tcpi_bytes_received = 10;
-  info.tcpi_bytes_acked = 20;
+  info.tcpi_bytes_sent = 20;
+  info.tcpi_notsent_bytes = 9;
   Datagram d;
   d.add_socket(7, 8080, kEstablished, &info, sizeof(info));
   d.add_socket(8, 8080, kCloseWait, nullptr, 0);
@@ -187,7 +191,8 @@ TEST(DrainParse, DiagDatagramYieldsSocketsWithTheirTcpInfo) {
   EXPECT_EQ(out[0].last_data_recv_ms, 700u);
   EXPECT_EQ(out[0].last_data_sent_ms, 600u);
   EXPECT_EQ(out[0].bytes_received, 10u);
-  EXPECT_EQ(out[0].bytes_acked, 20u);
+  EXPECT_EQ(out[0].bytes_sent, 20u);
+  EXPECT_EQ(out[0].notsent_bytes, 9u);
   EXPECT_EQ(out[1].state, kCloseWait);
   EXPECT_FALSE(out[1].has_info);
 }
