@@ -2,7 +2,8 @@
 //
 // Each add_*_command defines its subcommand, its flags and its help text; when the subcommand
 // is chosen, its parse callback stores in `action` the function main() runs, whose return value
-// is the exit status.
+// is the exit status. Each is defined beside this header, in src/cli: the command line calls the
+// supervisor and soak libraries, never the reverse.
 #pragma once
 
 #include <functional>
@@ -13,8 +14,8 @@ namespace baton::cli {
 
 using Action = std::function<int()>;
 
-void add_run_command(CLI::App& app, Action& action);      // src/supervisor/run_command.cc
-void add_control_commands(CLI::App& app, Action& action); // reload, status, stop: src/supervisor
-void add_soak_command(CLI::App& app, Action& action);     // src/soak/soak_command.cc
+void add_run_command(CLI::App& app, Action& action);       // run_command.cc
+void add_control_commands(CLI::App& app, Action& action);  // reload, status, stop: control_commands.cc
+void add_soak_command(CLI::App& app, Action& action);      // soak_command.cc
 
 }  // namespace baton::cli
