@@ -28,6 +28,7 @@
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
+#include "supervisor/manager_notify.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/orphan_guard.h"
 #include "supervisor/readiness_probe.h"
@@ -68,6 +69,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
 
   Status setup();
   int run();
+  void tell_manager();
 
   // SupervisorOs
   TimePoint now() override { return Clock::now(); }
@@ -119,6 +121,9 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   Fd lock_fd_;
   std::optional<NotifySocket> notify_;
   OrphanGuard guard_;
+  std::optional<ManagerSocket> manager_;  // baton's own manager ($NOTIFY_SOCKET), if any
+  ManagerNotifier notifier_{::getpid()};
+  bool manager_send_failed_ = false;
   Fd signal_fd_;
   sigset_t old_mask_{};
   std::map<int, std::unique_ptr<GenerationIo>> io_;  // by generation id
@@ -192,6 +197,9 @@ Status Supervisor::watch_signals() {
 
 Status Supervisor::setup() {
   // First, while the supervisor holds the fewest descriptors for the fork to copy.
+  auto manager = ManagerSocket::from_environment();
+  if (!manager) return manager.error();
+  manager_ = std::move(manager).value();
   auto guard = OrphanGuard::start();
   if (!guard) return guard.error();
   guard_ = std::move(guard).value();
@@ -213,8 +221,38 @@ Status Supervisor::setup() {
 
 int Supervisor::run() {
   core_.start();
-  loop_.run([this] { return core_.next_deadline(); }, [this] { core_.on_tick(); });
+  // Asked before every wait, so after every batch of events: the manager hears of each change.
+  loop_.run(
+      [this] {
+        tell_manager();
+        return core_.next_deadline();
+      },
+      [this] { core_.on_tick(); });
+  tell_manager();
   return exit_code_;
+}
+
+void Supervisor::tell_manager() {
+  if (!manager_) return;
+  ManagerView view;
+  if (const Generation* g = core_.serving()) {
+    view.serving_generation = g->id;
+    view.serving_pid = g->pid;
+  }
+  if (const Generation* g = core_.starting()) view.starting_generation = g->id;
+  if (const auto& r = core_.last_reload()) {
+    view.reload_id = r->id;
+    view.reload_in_progress = r->in_progress;
+  }
+  view.reloads_ended = core_.counters().reloads_ok + core_.counters().reloads_failed;
+  view.stopping = core_.stopping();
+  for (const auto& datagram : notifier_.update(view, monotonic_usec())) {
+    if (!manager_->send(datagram) && !manager_send_failed_) {
+      manager_send_failed_ = true;  // said once: the manager may be gone for good
+      log(fmt::format("could not tell the service manager ({}): {}", manager_->name(),
+                      std::strerror(errno)));
+    }
+  }
 }
 
 Result<int> Supervisor::spawn(int id) {

@@ -4,10 +4,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 extern "C" {
 #include <sys/pidfd.h>
 }
+
+#include <time.h>
+
+#include <cstring>
+#include <fstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -137,6 +143,168 @@ TEST(NeverOrphan, SigquitIsAGracefulStop) {
   EXPECT_TRUE(await_gone(app, 1s));
   EXPECT_THAT(baton.process().output(), HasSubstr("draining"));
   EXPECT_THAT(baton.process().output(), HasSubstr("exited with status 0"));
+}
+
+// A test-owned service manager's notify socket: what baton sends to $NOTIFY_SOCKET.
+class ManagerSocket {
+ public:
+  explicit ManagerSocket(std::string path) : path_(std::move(path)) {
+    fd_ = Fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path_.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+    bound_ = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    int on = 1;
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
+  }
+  bool bound() const { return bound_; }
+  const std::string& path() const { return path_; }
+
+  struct Datagram {
+    std::string text;
+    pid_t sender = -1;
+  };
+  // The next datagram that is not only a STATUS= line, within `timeout`.
+  std::optional<Datagram> next(std::chrono::milliseconds timeout = 30s) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      pollfd pfd{fd_.get(), POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) != 1) {
+        return std::nullopt;
+      }
+      char buf[4096];
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+      iovec iov{buf, sizeof(buf)};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      ssize_t n = ::recvmsg(fd_.get(), &msg, 0);
+      if (n < 0) return std::nullopt;
+      Datagram d{std::string(buf, static_cast<size_t>(n)), -1};
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+          ucred cred{};
+          std::memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+          d.sender = cred.pid;
+        }
+      }
+      statuses_.push_back(d.text);
+      if (!d.text.starts_with("STATUS=")) return d;
+    }
+  }
+  const std::vector<std::string>& seen() const { return statuses_; }
+
+ private:
+  std::string path_;
+  Fd fd_;
+  bool bound_ = false;
+  std::vector<std::string> statuses_;
+};
+
+TEST(ManagerNotify, ReadyReloadingReadyStoppingReachTheManager) {
+  TempDir dir;
+  ManagerSocket manager(dir.file("notify"));
+  ASSERT_TRUE(manager.bound());
+  SpawnOptions options;
+  options.env["NOTIFY_SOCKET"] = manager.path();
+  // The app reads its arguments from a file at each start: a test "deploys" a broken version.
+  std::ofstream(dir.file("args")) << "";
+  Baton baton(dir, {"--listen", "127.0.0.1:0"},
+              {"/bin/sh", "-c", "exec " + testapp_binary() + " $(cat " + dir.file("args") + ")"},
+              options);
+  const std::string baton_pid = std::to_string(baton.process().pid());
+
+  auto ready = manager.next();
+  ASSERT_TRUE(ready) << baton.process().output();
+  EXPECT_THAT(ready->text, HasSubstr("READY=1\nMAINPID=" + baton_pid));
+  EXPECT_THAT(ready->text, HasSubstr("STATUS=serving generation 1 (pid "));
+  EXPECT_EQ(ready->sender, baton.process().pid()) << "sent by baton itself, not by the app";
+
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto reloading = manager.next();
+  ASSERT_TRUE(reloading);
+  EXPECT_THAT(reloading->text, ::testing::StartsWith("RELOADING=1\nMONOTONIC_USEC="));
+  const uint64_t usec = std::stoull(reloading->text.substr(reloading->text.find('=', 12) + 1));
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  EXPECT_LE(usec, static_cast<uint64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000)
+      << "MONOTONIC_USEC is CLOCK_MONOTONIC";
+  auto reloaded = manager.next();
+  ASSERT_TRUE(reloaded);
+  EXPECT_THAT(reloaded->text, ::testing::StartsWith("READY=1"));
+
+  // A reload that rolls back ends with READY=1 too (Type=notify-reload: SIGHUP).
+  std::ofstream(dir.file("args")) << "--exit-at-start 3";
+  baton.process().signal(SIGHUP);
+  auto again = manager.next();
+  ASSERT_TRUE(again);
+  EXPECT_THAT(again->text, ::testing::StartsWith("RELOADING=1\n"));
+  auto done = manager.next();
+  ASSERT_TRUE(done);
+  EXPECT_THAT(done->text, ::testing::StartsWith("READY=1"));
+  EXPECT_EQ(baton.status()["last_reload"]["result"], "failed");
+
+  ASSERT_EQ(baton.ctl({"stop"}).exit_code, 0);
+  auto stopping = manager.next();
+  ASSERT_TRUE(stopping);
+  EXPECT_THAT(stopping->text, ::testing::StartsWith("STOPPING=1"));
+  EXPECT_EQ(baton.process().wait_exit_code(30s), 0);
+}
+
+TEST(ManagerNotify, TheAppNeverSeesTheManagersSocket) {
+  TempDir dir;
+  ManagerSocket manager(dir.file("notify"));
+  ASSERT_TRUE(manager.bound());
+  SpawnOptions options;
+  options.env["NOTIFY_SOCKET"] = manager.path();
+  // An exec readiness probe sees baton's environment: the manager's socket is not in it.
+  Baton baton(dir,
+              {"--listen", "127.0.0.1:0", "--ready",
+               "exec:test \"$NOTIFY_SOCKET\" != " + manager.path()},
+              {testapp_binary(), "--no-notify"}, options);
+  auto ready = manager.next();
+  ASSERT_TRUE(ready) << baton.process().output();
+  EXPECT_THAT(ready->text, HasSubstr("READY=1"));
+}
+
+// The example units, with the paths of this build, as `systemd-analyze verify` sees them.
+class ExampleUnits : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/usr/bin/systemd-analyze", X_OK) != 0) {
+      GTEST_SKIP() << "systemd-analyze is not installed";
+    }
+    auto v = run({"/usr/bin/systemd-analyze", "--version"}, 30s);
+    version_ = std::atoi(v.output.c_str() + v.output.find(' ') + 1);
+  }
+  // Verifies examples/systemd/NAME; returns what systemd-analyze said (empty when all is well).
+  std::string verify(const std::string& name) {
+    std::string text = read_file(std::string(BATON_TEST_SOURCE_DIR) + "/examples/systemd/" + name);
+    EXPECT_FALSE(text.empty()) << name;
+    for (auto [from, to] : {std::pair<std::string, std::string>{"/usr/local/bin/baton", baton_binary()},
+                            {"/usr/local/bin/app", testapp_binary()}}) {
+      for (size_t at; (at = text.find(from)) != std::string::npos;) text.replace(at, from.size(), to);
+    }
+    std::ofstream(dir_.file(name)) << text;
+    auto r = run({"/usr/bin/systemd-analyze", "verify", dir_.file(name)}, 60s);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  }
+  TempDir dir_;
+  int version_ = 0;
+};
+
+TEST_F(ExampleUnits, NotifyServiceVerifies) {
+  EXPECT_EQ(verify("baton-app.service"), "");
+}
+
+TEST_F(ExampleUnits, NotifyReloadServiceVerifies) {
+  if (version_ < 253) GTEST_SKIP() << "Type=notify-reload needs systemd 253; this is " << version_;
+  EXPECT_EQ(verify("baton-app-notify-reload.service"), "");
 }
 
 }  // namespace

@@ -1,0 +1,5 @@
+# Issue 10: what operators rely on (never orphan, sd_notify to baton's manager, example units).
+baton_add_test(production_e2e_test SOURCES e2e/production_test.cc LIBS nlohmann_json::nlohmann_json LABELS e2e)
+add_dependencies(production_e2e_test baton baton-testapp)
+target_compile_definitions(production_e2e_test PRIVATE BATON_TEST_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+baton_add_test(manager_notify_test SOURCES unit/manager_notify_test.cc LIBS baton_supervisor LABELS unit)
