@@ -10,8 +10,14 @@
 
 namespace baton {
 
-GenerationOutput::GenerationOutput(EventLoop& loop, Fd out, Fd err)
-    : loop_(loop), out_(std::move(out)), err_(std::move(err)) {}
+GenerationOutput::GenerationOutput(EventLoop& loop, Fd out, Fd err, OutputSink& out_sink,
+                                   OutputSink& err_sink, int source)
+    : loop_(loop),
+      out_(std::move(out)),
+      err_(std::move(err)),
+      out_sink_(out_sink),
+      err_sink_(err_sink),
+      source_(source) {}
 
 GenerationOutput::~GenerationOutput() {
   if (out_) loop_.remove(out_.get());
@@ -43,15 +49,7 @@ void GenerationOutput::read(bool is_err) {
   for (;;) {
     ssize_t n = retry_eintr(::read, fd.get(), buf, sizeof(buf));
     if (n > 0) {
-      // Passed through as is; a slow terminal slows only the supervisor's own writes.
-      const char* p = buf;
-      size_t left = static_cast<size_t>(n);
-      while (left > 0) {
-        ssize_t w = retry_eintr(::write, is_err ? STDERR_FILENO : STDOUT_FILENO, p, left);
-        if (w <= 0) break;
-        p += w;
-        left -= static_cast<size_t>(w);
-      }
+      (is_err ? err_sink_ : out_sink_).write(source_, std::string_view(buf, static_cast<size_t>(n)));
       tail_.append(buf, static_cast<size_t>(n));
       if (tail_.size() > kOutputTail) tail_.erase(0, tail_.size() - kOutputTail);
       continue;

@@ -1,9 +1,10 @@
 // generation_output.h: a generation's stdout and stderr, passed through to the supervisor's own
 // and the last kOutputTail bytes kept for failure reports.
 //
-// Owns the read ends of the two pipes the spawner made (see spawner.h). The bytes are written to
-// the supervisor's stdout and stderr as they come, in order; a slow terminal slows only these
-// writes (they block today). Used from the supervisor's one thread only.
+// Owns the read ends of the two pipes the spawner made (see spawner.h). The bytes go to the
+// supervisor's stdout and stderr through their OutputSinks as they come, in order, never
+// blocking: a reader that does not keep up costs dropped lines (counted), never a stalled
+// supervisor. Used from the supervisor's one thread only.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include "baton/fd.h"
 #include "baton/result.h"
 #include "supervisor/event_loop.h"
+#include "supervisor/output_sink.h"
 
 namespace baton {
 
@@ -21,8 +23,10 @@ constexpr size_t kOutputTail = 4096;
 
 class GenerationOutput {
  public:
-  // `out` and `err` are the nonblocking read ends of the child's stdout and stderr pipes.
-  GenerationOutput(EventLoop& loop, Fd out, Fd err);
+  // `out` and `err` are the nonblocking read ends of the child's stdout and stderr pipes; what
+  // comes from them goes to `out_sink` and `err_sink` (which outlive this) as source `source`.
+  GenerationOutput(EventLoop& loop, Fd out, Fd err, OutputSink& out_sink, OutputSink& err_sink,
+                   int source);
   ~GenerationOutput();  // stops watching whatever pipe is still open
   GenerationOutput(const GenerationOutput&) = delete;
   GenerationOutput& operator=(const GenerationOutput&) = delete;
@@ -43,6 +47,9 @@ class GenerationOutput {
 
   EventLoop& loop_;
   Fd out_, err_;
+  OutputSink& out_sink_;
+  OutputSink& err_sink_;
+  int source_;
   std::string tail_;
 };
 

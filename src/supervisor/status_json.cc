@@ -27,7 +27,8 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
                      {"command", facts.command},
                      {"readiness", facts.readiness},
                      {"control", facts.control_path},
-                     {"stopping", core.stopping()}};
+                     {"stopping", core.stopping()},
+                     {"output_dropped_lines", facts.output_dropped_lines}};
   j["listeners"] = nlohmann::json::array();
   for (const auto& l : facts.listeners) {
     j["listeners"].push_back({{"name", l.name}, {"address", l.address}, {"fd", l.fd}});
@@ -49,6 +50,10 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
     }
     if (g.killed) e["killed"] = true;
     if (!g.status_text.empty()) e["status_text"] = g.status_text;
+    if (auto it = facts.generation_dropped_lines.find(g.id);
+        it != facts.generation_dropped_lines.end()) {
+      e["output_dropped_lines"] = it->second;
+    }
     j["generations"].push_back(e);
   }
   if (const auto& r = core.last_reload()) {

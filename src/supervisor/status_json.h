@@ -15,6 +15,9 @@
 //                               "delay:SECONDS"
 //     control           string  the control socket path
 //     stopping          bool    a stop was asked: every generation drains, then baton exits
+//     output_dropped_lines int  lines of the apps' output (and baton's own) dropped because
+//                               baton's stdout or stderr was not read fast enough (see
+//                               output_sink.h: 1 MiB is kept per generation)
 //   listeners           [object] the sockets baton holds, in the order the app receives them
 //     name              string  its LISTEN_FDNAMES name (listen0, listen1... when unnamed)
 //     address           string  as bound (the real port when 0 was asked), e.g. "127.0.0.1:8080",
@@ -35,6 +38,7 @@
 //     killed            bool    (only when true) baton SIGKILLed it: failed start, drain
 //                               deadline, or stop
 //     status_text       string  (when sent) the app's last STATUS= line
+//     output_dropped_lines int  (only when some were) lines of its output dropped
 //   last_reload         object or null (no reload yet)
 //     id                int     1, 2, 3... counting reloads that started a generation
 //     result            string  "in-progress", "ok" or "failed"
@@ -51,6 +55,8 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -73,6 +79,8 @@ struct SupervisorFacts {
   std::string readiness;
   std::string control_path;
   std::vector<Listener> listeners;
+  std::uint64_t output_dropped_lines = 0;
+  std::map<int, std::uint64_t> generation_dropped_lines;  // by generation id, when not 0
 };
 
 // The status object. `now` and `wall_now` are the same instant on the monotonic and the wall

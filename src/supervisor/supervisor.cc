@@ -31,6 +31,7 @@
 #include "supervisor/manager_notify.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/orphan_guard.h"
+#include "supervisor/output_sink.h"
 #include "supervisor/readiness_probe.h"
 #include "supervisor/spawner.h"
 #include "supervisor/status_json.h"
@@ -38,8 +39,13 @@
 namespace baton {
 namespace {
 
+std::string log_text(const std::string& line) {
+  return fmt::format("baton[{}]: {}\n", ::getpid(), line);
+}
+
+// Before the event loop runs (setting up, failing to): a plain write.
 void log_line(const std::string& line) {
-  std::string out = fmt::format("baton[{}]: {}\n", ::getpid(), line);
+  std::string out = log_text(line);
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());
 }
 
@@ -85,7 +91,13 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void reply(WaiterId waiter, const ReloadOutcome& outcome) override {
     control_.reply(waiter, outcome);
   }
-  void log(const std::string& line) override { log_line(line); }
+  void log(const std::string& line) override {
+    if (err_sink_) {
+      err_sink_->write(0, log_text(line));
+    } else {
+      log_line(line);
+    }
+  }
   void finished(int exit_code) override {
     exit_code_ = exit_code;
     loop_.stop();
@@ -126,6 +138,8 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   bool manager_send_failed_ = false;
   Fd signal_fd_;
   sigset_t old_mask_{};
+  // Declared before io_: every generation's output writes into them until it is destroyed.
+  std::unique_ptr<OutputSink> out_sink_, err_sink_;  // baton's stdout and stderr, nonblocking
   std::map<int, std::unique_ptr<GenerationIo>> io_;  // by generation id
   int exit_code_ = 0;
   TimePoint started_at_ = Clock::now();
@@ -197,6 +211,18 @@ Status Supervisor::watch_signals() {
 
 Status Supervisor::setup() {
   // First, while the supervisor holds the fewest descriptors for the fork to copy.
+  out_sink_ = std::make_unique<OutputSink>(loop_, STDOUT_FILENO);
+  err_sink_ = std::make_unique<OutputSink>(loop_, STDERR_FILENO);
+  for (auto* sink : {out_sink_.get(), err_sink_.get()}) {
+    const char* stream = sink == out_sink_.get() ? "stdout" : "stderr";
+    sink->on_overflow([this, stream](int source) {
+      if (source == 0) return;  // baton's own lines: telling would only add one more
+      log(fmt::format("generation {}: baton's {} is not read fast enough; {} KiB of its output "
+                      "is queued, further lines are dropped and counted (status: "
+                      "output_dropped_lines)",
+                      source, stream, OutputSink::kMaxQueuedPerSource / 1024));
+    });
+  }
   auto manager = ManagerSocket::from_environment();
   if (!manager) return manager.error();
   manager_ = std::move(manager).value();
@@ -297,7 +323,12 @@ Result<int> Supervisor::spawn(int id) {
   if (!spawned) return spawned.error();
   io->pid = spawned->pid;
   io->output = std::make_unique<GenerationOutput>(loop_, std::move(spawned->stdout_pipe),
-                                                  std::move(spawned->stderr_pipe));
+                                                  std::move(spawned->stderr_pipe),
+                                                  *out_sink_, *err_sink_, id);
+  // The sinks keep counters per generation: those of generations long gone (the core keeps the
+  // last 16 exited) are dropped, so they stay bounded over months of reloads.
+  out_sink_->forget(id - 64);
+  err_sink_->forget(id - 64);
   if (auto s = io->output->watch([this, id] { forget_if_done(id); }); !s) {
     // Unwatched pipes would fill and stall the app: it is not started after all. Its exit is
     // reaped as that of no generation.
@@ -462,6 +493,11 @@ nlohmann::json Supervisor::status() {
   for (size_t i = 0; i < listeners_.size(); ++i) {
     facts.listeners.push_back(
         {listeners_[i].name, listeners_[i].address.to_string(), static_cast<int>(3 + i)});
+  }
+  facts.output_dropped_lines = out_sink_->dropped_lines_total() + err_sink_->dropped_lines_total();
+  for (const auto& g : core_.generations()) {
+    auto n = out_sink_->dropped_lines(g.id) + err_sink_->dropped_lines(g.id);
+    if (n != 0) facts.generation_dropped_lines[g.id] = n;
   }
   return status_json(facts, core_, Clock::now(), std::chrono::system_clock::now());
 }

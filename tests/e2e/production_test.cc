@@ -1,9 +1,11 @@
 // End-to-end tests of what operators rely on when baton runs for months under a service manager
 // or as a container's entrypoint: it never orphans its app, tells its manager what it does, and
 // never stalls on its own output.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 extern "C" {
@@ -269,6 +271,39 @@ TEST(ManagerNotify, TheAppNeverSeesTheManagersSocket) {
   auto ready = manager.next();
   ASSERT_TRUE(ready) << baton.process().output();
   EXPECT_THAT(ready->text, HasSubstr("READY=1"));
+}
+
+// baton's stdout and stderr go into a fifo that is open but never read: what the apps write
+// (2 MB, more than the pipe and the 1 MiB queue) must cost dropped lines, not a stalled baton.
+TEST(NeverStall, UnreadOutputLeavesStatusAndReloadsWorking) {
+  TempDir dir;
+  const std::string fifo = dir.file("out.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Fd reader(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));  // held, never read
+  ASSERT_TRUE(reader);
+  SpawnOptions options;
+  options.output_path = fifo;
+  const std::string app = "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmn"
+                          " | head -c 2000000; exec " + testapp_binary();
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, {"/bin/sh", "-c", app}, options);
+  auto status = baton.wait_serving();
+  ASSERT_TRUE(status.is_object()) << "the first generation never served";
+
+  // Each answer is awaited for at most 1 s: a stalled supervisor never answers.
+  auto quick = baton.ctl({"status", "--json"}, 1s);
+  EXPECT_EQ(quick.exit_code, 0) << quick.output;
+  auto r = baton.ctl({"reload", "--wait"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  quick = baton.ctl({"status", "--json"}, 1s);
+  ASSERT_EQ(quick.exit_code, 0) << quick.output;
+  auto after = nlohmann::json::parse(quick.output, nullptr, false);
+  ASSERT_TRUE(after.is_object()) << quick.output;
+  EXPECT_EQ(after["serving_generation"], 2);
+  EXPECT_GT(after["supervisor"]["output_dropped_lines"].get<int64_t>(), 0);
+  EXPECT_GT(after["generations"][0].value("output_dropped_lines", 0), 0) << after.dump();
+
+  baton.process().signal(SIGTERM);
+  EXPECT_EQ(baton.process().wait_exit_code(30s), 0) << "SIGTERM is acted on";
 }
 
 // The example units, with the paths of this build, as `systemd-analyze verify` sees them.
