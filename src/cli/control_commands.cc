@@ -79,7 +79,8 @@ void print_status(const nlohmann::json& s) {
     if (g.contains("exit_signal")) extra += fmt::format(", killed by signal {}", g["exit_signal"].get<int>());
     if (g.contains("status_text")) extra += ", \"" + g["status_text"].get<std::string>() + "\"";
     std::printf("generation  %-3d pid %-7d %-9s started %s%s\n", g.value("generation", 0),
-                g.value("pid", 0), g.value("state", "").c_str(),
+                g.value("pid", 0),
+                g.value("quiescing", false) ? "quiescing" : g.value("state", "").c_str(),
                 ago(g.value("started_at", 0.0)).c_str(), extra.c_str());
   }
   if (s["last_reload"].is_object()) {

@@ -49,6 +49,7 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
       if (WIFSIGNALED(*g.wait_status)) e["exit_signal"] = WTERMSIG(*g.wait_status);
     }
     if (g.killed) e["killed"] = true;
+    if (g.quiescing) e["quiescing"] = true;  // draining, watched, not signalled yet
     if (!g.status_text.empty()) e["status_text"] = g.status_text;
     if (auto it = facts.generation_dropped_lines.find(g.id);
         it != facts.generation_dropped_lines.end()) {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "supervisor/status_json.h"
 #include "supervisor/supervisor_core.h"
 
 namespace baton {
@@ -104,6 +105,23 @@ TEST_F(DrainTest, OldGenerationIsSignalledOnlyOnceSeenQuiet) {
   core.on_exit(1001, 0);
   ASSERT_EQ(os.replies.count(7), 1u);
   EXPECT_TRUE(os.replies.at(7).ok);
+}
+
+TEST_F(DrainTest, StatusShowsAQuiescingGenerationUntilItIsSignalled) {
+  switch_to_second();
+  auto quiescing_of = [&](int generation) {
+    auto s = status_json(SupervisorFacts{}, core, os.clock, std::chrono::system_clock::now());
+    for (const auto& g : s["generations"]) {
+      if (g["generation"] == generation) return g.value("quiescing", false);
+    }
+    ADD_FAILURE() << "generation " << generation << " not in " << s.dump();
+    return false;
+  };
+  EXPECT_TRUE(quiescing_of(1));
+  EXPECT_FALSE(quiescing_of(2));
+  os.quiet = QuietCheck::kQuiet;
+  advance(25ms);
+  EXPECT_FALSE(quiescing_of(1));
 }
 
 TEST_F(DrainTest, QuietAtTheSwitchIsSignalledAtOnce) {
