@@ -98,35 +98,4 @@ std::string build_request(const Url& url, bool close, const std::vector<std::str
   return r;
 }
 
-Result<std::chrono::nanoseconds> parse_duration(std::string_view text, bool allow_zero) {
-  auto bad = [&] {
-    return Error(fmt::format("bad duration '{}': expected e.g. 30s, 250ms, 2m, 1h", text));
-  };
-  size_t unit_at = 0;
-  while (unit_at < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[unit_at])) || text[unit_at] == '.')) {
-    ++unit_at;
-  }
-  std::string number(text.substr(0, unit_at));
-  std::string_view unit = text.substr(unit_at);
-  if (number.empty() || number.front() == '.' || number.back() == '.' ||
-      std::count(number.begin(), number.end(), '.') > 1) {
-    return bad();
-  }
-  double value = std::strtod(number.c_str(), nullptr);
-  double scale = 0;
-  if (unit.empty() || unit == "s") scale = 1e9;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "m" || unit == "min") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
-  else return bad();
-  double ns = value * scale;
-  if (!std::isfinite(ns) || ns > 1e18) return bad();
-  if (ns <= 0 && !allow_zero) {
-    return Error(fmt::format("bad duration '{}': must be greater than zero", text));
-  }
-  return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(ns)));
-}
-
 }  // namespace baton::soak

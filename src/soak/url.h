@@ -12,6 +12,7 @@
 
 #include "baton/result.h"
 #include "common/address.h"
+#include "common/duration.h"
 
 namespace baton::soak {
 
@@ -34,8 +35,7 @@ Result<Url> parse_url(std::string_view text);
 // `Connection: close` when `close` is set. `extra_headers` are "Name: value" lines, sent as is.
 std::string build_request(const Url& url, bool close, const std::vector<std::string>& extra_headers);
 
-// Parses a duration: "10" or "10s" (seconds), "250ms", "2m", "1.5s", "1h". Must be > 0 unless
-// `allow_zero`.
-Result<std::chrono::nanoseconds> parse_duration(std::string_view text, bool allow_zero = false);
+// Durations are spelled as everywhere in baton (common/duration.h).
+using ::baton::parse_duration;
 
 }  // namespace baton::soak

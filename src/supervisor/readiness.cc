@@ -1,9 +1,10 @@
 #include "supervisor/readiness.h"
 
 #include <charconv>
-#include <cmath>
 
 #include <fmt/format.h>
+
+#include "common/duration.h"
 
 namespace baton {
 
@@ -42,18 +43,16 @@ Result<ReadinessSpec> parse_readiness(std::string_view text) {
   }
   if (text.starts_with("delay:")) {
     spec.kind = ReadinessSpec::Kind::kDelay;
-    std::string number(text.substr(6));
-    double s = -1;
-    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), s);
-    if (number.empty() || ec != std::errc() || end != number.data() + number.size() ||
-        !std::isfinite(s) || s < 0 || s > 86400) {
-      return Error(fmt::format("bad --ready '{}': delay:SECONDS takes 0 to 86400 seconds", text));
+    auto d = parse_duration_ms(text.substr(6), /*allow_zero=*/true);
+    if (!d || *d > std::chrono::hours(24)) {
+      return Error(fmt::format("bad --ready '{}': delay:DURATION takes 0 to 24h (e.g. delay:2s)",
+                               text));
     }
-    spec.delay = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+    spec.delay = *d;
     return spec;
   }
   return Error(fmt::format(
-      "bad --ready '{}': use notify, http:PATH, exec:CMD or delay:SECONDS", text));
+      "bad --ready '{}': use notify, http:PATH, exec:CMD or delay:DURATION", text));
 }
 
 std::string http_probe_request(const std::string& path) {

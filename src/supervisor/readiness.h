@@ -6,8 +6,9 @@
 //                 passed last in LISTEN_FDS under the name "baton-probe"
 //   exec:CMD      `/bin/sh -c CMD` exits 0 (retried until the ready timeout); CMD sees
 //                 BATON_GENERATION and BATON_PID
-//   delay:SECONDS still running that long after start: the weakest proof, it proves only that the
-//                 process did not die; use it only for apps that offer nothing better
+//   delay:DURATION still running that long after start (2s, 500ms, or plain seconds): the
+//                 weakest proof, it proves only that the process did not die; use it only for
+//                 apps that offer nothing better
 #pragma once
 
 #include <chrono>
