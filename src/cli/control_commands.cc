@@ -1,20 +1,30 @@
 // `baton reload`, `baton status`, `baton stop`: clients of a running supervisor's control socket.
+#include <signal.h>
+
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "common/duration.h"
 #include "supervisor/control_protocol.h"
 
 namespace baton::cli {
 namespace {
 
+// A status or stop answers at once; a reload --wait takes as long as the new generation's
+// readiness and the old one's drain, each bounded by the supervisor's own timeouts.
+constexpr const char* kDefaultTimeout = "5s";
+constexpr const char* kDefaultWaitTimeout = "10m";
+
 struct ControlFlags {
   std::string control;
   bool wait = false;
   bool json = false;
-  double timeout = 300;
+  bool check = false;
+  std::string timeout;  // "" for the default of the command
 };
 
 std::string path_of(const ControlFlags& f) {
@@ -25,8 +35,15 @@ std::string path_of(const ControlFlags& f) {
 // when the supervisor could not be asked at all).
 std::optional<nlohmann::json> call(const char* verb, const ControlFlags& f,
                                    const ControlRequest& request) {
-  auto reply = control_call(path_of(f), request,
-                            std::chrono::milliseconds(static_cast<int64_t>(f.timeout * 1000)));
+  const char* fallback = request.command == ControlRequest::Command::kReload && request.wait
+                             ? kDefaultWaitTimeout
+                             : kDefaultTimeout;
+  auto timeout = parse_duration_ms(f.timeout.empty() ? fallback : f.timeout);
+  if (!timeout) {
+    std::fprintf(stderr, "baton %s: --timeout: %s\n", verb, timeout.error().what().c_str());
+    return std::nullopt;
+  }
+  auto reply = control_call(path_of(f), request, *timeout);
   if (!reply) {
     std::fprintf(stderr, "baton %s: %s\n", verb, reply.error().what().c_str());
     return std::nullopt;
@@ -43,7 +60,10 @@ int reload(const ControlFlags& f) {
   auto reply = call("reload", f, {ControlRequest::Command::kReload, f.wait});
   if (!reply) return 2;
   if ((*reply)["ok"] == true) {
-    std::printf("reload %s: %s\n", f.wait ? "ok" : "started", text(*reply, "message").c_str());
+    // The supervisor's message says what happened: "reload started: generation 3 starting",
+    // "generation 3 serving, generation 2 drained".
+    std::string message = text(*reply, "message");
+    std::printf("%s%s\n", f.wait ? "reload ok: " : "", message.c_str());
     return 0;
   }
   std::fprintf(stderr, "baton reload: failed: %s\n", text(*reply, "error").c_str());
@@ -55,28 +75,42 @@ int reload(const ControlFlags& f) {
   return 1;
 }
 
+std::string human(double seconds) {
+  return format_duration(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+}
+
 std::string ago(double unix_seconds) {
-  double d = static_cast<double>(std::time(nullptr)) - unix_seconds;
-  if (d < 0) d = 0;
-  if (d < 120) return fmt::format("{:.0f}s ago", d);
-  if (d < 7200) return fmt::format("{:.0f}m ago", d / 60);
-  return fmt::format("{:.1f}h ago", d / 3600);
+  return human(static_cast<double>(std::time(nullptr)) - unix_seconds) + " ago";
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
+}
+
+void print_reload(const char* label, const nlohmann::json& r) {
+  std::string took =
+      r.contains("duration_s") ? " in " + human(r["duration_s"].get<double>()) : std::string();
+  std::printf("%s #%d %s%s, %s: %s\n", label, r.value("id", 0), r.value("result", "").c_str(),
+              took.c_str(), ago(r.value("requested_at", 0.0)).c_str(),
+              r.value("reason", "").c_str());
 }
 
 void print_status(const nlohmann::json& s) {
   const auto& sup = s["supervisor"];
-  std::printf("supervisor  pid %d, up %.0fs, readiness %s%s\n", sup.value("pid", 0),
-              sup.value("uptime_s", 0.0), sup.value("readiness", "").c_str(),
+  std::printf("supervisor  pid %d, up %s, readiness %s%s\n", sup.value("pid", 0),
+              human(sup.value("uptime_s", 0.0)).c_str(), sup.value("readiness", "").c_str(),
               sup.value("stopping", false) ? ", STOPPING" : "");
+  if (!sup.value("config", "").empty()) std::printf("config      %s\n", sup.value("config", "").c_str());
   for (const auto& l : s["listeners"]) {
     std::printf("listener    fd %d  %s=%s\n", l.value("fd", 0), l.value("name", "").c_str(),
                 l.value("address", "").c_str());
   }
   for (const auto& g : s["generations"]) {
     std::string extra;
-    if (g.contains("ready_after_s")) extra += fmt::format(", ready in {:.2f}s", g["ready_after_s"].get<double>());
+    if (g.contains("ready_after_s")) extra += ", ready in " + human(g["ready_after_s"].get<double>());
     if (g.contains("exit_status")) extra += fmt::format(", exit status {}", g["exit_status"].get<int>());
-    if (g.contains("exit_signal")) extra += fmt::format(", killed by signal {}", g["exit_signal"].get<int>());
+    if (g.contains("exit_signal")) extra += ", killed by " + signal_name(g["exit_signal"].get<int>());
     if (g.contains("status_text")) extra += ", \"" + g["status_text"].get<std::string>() + "\"";
     std::printf("generation  %-3d pid %-7d %-9s started %s%s\n", g.value("generation", 0),
                 g.value("pid", 0),
@@ -84,12 +118,14 @@ void print_status(const nlohmann::json& s) {
                 ago(g.value("started_at", 0.0)).c_str(), extra.c_str());
   }
   if (s["last_reload"].is_object()) {
-    const auto& r = s["last_reload"];
-    std::printf("last reload #%d %s%s: %s\n", r.value("id", 0), r.value("result", "").c_str(),
-                r.contains("duration_s") ? fmt::format(" in {:.2f}s", r["duration_s"].get<double>()).c_str() : "",
-                r.value("reason", "").c_str());
+    print_reload("last reload", s["last_reload"]);
   } else {
     std::printf("last reload none\n");
+  }
+  // The last failure stays in view however many reloads succeeded after it.
+  if (s.contains("last_failed_reload") && s["last_failed_reload"].is_object() &&
+      s["last_failed_reload"] != s["last_reload"]) {
+    print_reload("last failed", s["last_failed_reload"]);
   }
   const auto& c = s["counters"];
   std::printf("counters    reloads ok %llu, failed %llu, coalesced %llu; crashes %llu; drain kills %llu\n",
@@ -105,10 +141,26 @@ int status(const ControlFlags& f) {
     std::fprintf(stderr, "baton status: %s\n", text(*reply, "error").c_str());
     return 1;
   }
+  const nlohmann::json& st = (*reply)["status"];
+  if (f.check) {
+    // For a readiness probe or a load balancer's check: serving, or not (exit 1).
+    const int serving = st.value("serving_generation", 0);
+    const bool stopping = st["supervisor"].value("stopping", false);
+    if (serving == 0 || stopping) {
+      std::printf("not serving%s\n", stopping ? ": stopping" : "");
+      return 1;
+    }
+    int pid = 0;
+    for (const auto& g : st["generations"]) {
+      if (g.value("generation", 0) == serving) pid = g.value("pid", 0);
+    }
+    std::printf("serving: generation %d (pid %d)\n", serving, pid);
+    return 0;
+  }
   if (f.json) {
-    std::printf("%s\n", (*reply)["status"].dump(2).c_str());
+    std::printf("%s\n", st.dump(2).c_str());
   } else {
-    print_status((*reply)["status"]);
+    print_status(st);
   }
   return 0;
 }
@@ -128,9 +180,11 @@ void add_control_option(CLI::App* cmd, ControlFlags& f) {
   cmd->add_option("--control", f.control,
                   "the supervisor's control socket (default: $BATON_CONTROL, else "
                   "$XDG_RUNTIME_DIR/baton/control.sock, else /tmp/baton-UID/control.sock)");
-  cmd->add_option("--timeout", f.timeout, "seconds to wait for the supervisor's answer")
-      ->capture_default_str()
-      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_option("--timeout", f.timeout,
+                  fmt::format("how long to wait for the supervisor's answer (default {}; {} for "
+                              "reload --wait)",
+                              kDefaultTimeout, kDefaultWaitTimeout))
+      ->type_name("DURATION");
 }
 
 }  // namespace
@@ -150,7 +204,10 @@ void add_control_commands(CLI::App& app, Action& action) {
   CLI::App* s = app.add_subcommand(
       "status", "Show listeners, generations (pid, state, times, exit), the last reload, counters.");
   add_control_option(s, *flags);
-  s->add_flag("--json", flags->json, "print the status as JSON");
+  s->add_flag("--json", flags->json, "print the status as JSON (schema: docs/status.md)");
+  s->add_flag("--check", flags->check,
+              "print one line and exit 0 if a generation serves, else 1 (2: no supervisor); for "
+              "readiness probes and load balancer checks");
   s->callback([&action, flags] { action = [flags] { return status(*flags); }; });
 
   CLI::App* st = app.add_subcommand(

@@ -1,13 +1,22 @@
 // baton: restart or upgrade any network server with zero failed requests.
 #include <cstdio>
+#include <string>
 
 #include "cli/commands.h"
+
+namespace baton::cli {
+std::vector<std::string>& words_after_dashes() {
+  static std::vector<std::string> words;
+  return words;
+}
+}  // namespace baton::cli
 
 int main(int argc, char** argv) {
   CLI::App app{
       "baton: restart or upgrade a network server with zero failed requests.\n"
       "\n"
       "  baton run --listen 8080 -- ./server     supervise ./server, owning port 8080\n"
+      "  baton check --config app.toml           check a config file, start nothing\n"
       "  baton reload --wait                     start a new generation, drain the old one\n"
       "  baton status                            what runs, what is draining, last reload\n"
       "  baton soak --url http://127.0.0.1:8080/ --reloads 100   prove it under load\n",
@@ -16,14 +25,36 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(BATON_VERSION));
   baton::cli::Action action;
   baton::cli::add_run_command(app, action);
+  baton::cli::add_check_command(app, action);
   baton::cli::add_control_commands(app, action);
   baton::cli::add_soak_command(app, action);
+
+  // An unknown word where the command goes gets its own message, not CLI11's "A subcommand is
+  // required" with a hint to run "baton WORD --help".
+  const bool first_is_word = argc > 1 && argv[1][0] != '-';
+  bool known = false;
+  std::string names;
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+    known = known || (first_is_word && sub->get_name() == argv[1]);
+  }
+  if (first_is_word && !known) {
+    std::fprintf(stderr, "baton: unknown command '%s' (commands: %s)\nRun 'baton --help' for usage.\n",
+                 argv[1], names.c_str());
+    return 2;
+  }
+  for (int i = 2; i < argc; ++i) {
+    if (std::string(argv[i]) != "--") continue;
+    baton::cli::words_after_dashes().assign(argv + i + 1, argv + argc);
+    argc = i;
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::fprintf(stderr, "baton: %s\nRun 'baton %s--help' for usage.\n", e.what(),
-                 argc > 1 && argv[1][0] != '-' ? (std::string(argv[1]) + " ").c_str() : "");
+                 known ? (std::string(argv[1]) + " ").c_str() : "");
     return 2;
   }
   return action ? action() : 2;

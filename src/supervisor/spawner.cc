@@ -1,6 +1,7 @@
 #include "supervisor/spawner.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -150,6 +151,16 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     for (int fd = 3 + nfds; fd < floor; ++fd) ::close(fd);
     for (int i = 0; i < nfds; ++i) ::close(temps[i]);
     ::close_range(static_cast<unsigned>(floor), ~0U, CLOSE_RANGE_CLOEXEC);
+    // The working directory is looked up now, at each spawn: a `current -> releases/N` link
+    // flipped since the last generation takes this one to the new release.
+    if (!request.working_dir.empty() && ::chdir(request.working_dir.c_str()) != 0) fail(errno);
+    if (request.run_as) {
+      // Groups first: after setuid the right to change them is gone.
+      if (::setgroups(request.run_as->groups.size(), request.run_as->groups.data()) != 0 ||
+          ::setgid(request.run_as->gid) != 0 || ::setuid(request.run_as->uid) != 0) {
+        fail(errno);
+      }
+    }
     if (listen_pid != nullptr) format_pid(listen_pid, ::getpid());
     ::execve(argvp[0], argvp.data(), envp.data());
     fail(errno);
@@ -162,7 +173,10 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   if (n == sizeof(child_errno)) {
     int status = 0;
     retry_eintr(::waitpid, pid, &status, 0);
-    return Error(child_errno, fmt::format("exec {}", request.argv[0]));
+    return Error(child_errno, request.working_dir.empty()
+                                  ? fmt::format("exec {}", request.argv[0])
+                                  : fmt::format("exec {} in {}", request.argv[0],
+                                                request.working_dir));
   }
   if (pipes) {
     ::fcntl(out_r.get(), F_SETFL, O_NONBLOCK);

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,19 @@ namespace baton {
 // Listeners one child can be given (fds 3 to 3 + this - 1).
 constexpr int kMaxSpawnListeners = 128;
 
+// Whom a generation runs as (`--user`): set in the child before exec, after the listeners are
+// in place (baton bound them, privileged ports included, before dropping anything).
+struct RunAs {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (the user's, from the group database)
+  std::string name;
+};
+
 struct SpawnRequest {
-  std::vector<std::string> argv;  // argv[0] already resolved to a path (see resolve_command)
+  std::vector<std::string> argv;  // argv[0] resolved to a path, or relative to working_dir
+  std::string working_dir;        // "" for baton's own; else chdir'ed into (symlinks resolved now)
+  std::optional<RunAs> run_as;    // unset: baton's own user
   std::vector<int> listener_fds;  // become fds 3, 4, ...
   std::map<std::string, std::string> env;  // set (overriding) in the child
   std::vector<std::string> unset_env;      // removed from the child's environment

@@ -27,6 +27,9 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
                      {"command", facts.command},
                      {"readiness", facts.readiness},
                      {"control", facts.control_path},
+                     {"config", facts.config_file},
+                     {"working_dir", facts.working_dir},
+                     {"metrics", facts.metrics_address},
                      {"stopping", core.stopping()},
                      {"output_dropped_lines", facts.output_dropped_lines}};
   j["listeners"] = nlohmann::json::array();
@@ -57,16 +60,17 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
     }
     j["generations"].push_back(e);
   }
-  if (const auto& r = core.last_reload()) {
+  auto reload_json = [&](const std::optional<ReloadRecord>& r) -> nlohmann::json {
+    if (!r) return nullptr;
     nlohmann::json e = {{"id", r->id},
                         {"result", r->in_progress ? "in-progress" : (r->ok ? "ok" : "failed")},
                         {"reason", r->message},
                         {"requested_at", wall(r->requested_at)}};
     if (r->finished_at) e["duration_s"] = to_seconds(*r->finished_at - r->requested_at);
-    j["last_reload"] = e;
-  } else {
-    j["last_reload"] = nullptr;
-  }
+    return e;
+  };
+  j["last_reload"] = reload_json(core.last_reload());
+  j["last_failed_reload"] = reload_json(core.last_failed_reload());
   const Counters& c = core.counters();
   j["counters"] = {{"reloads_ok", c.reloads_ok},
                    {"reloads_failed", c.reloads_failed},

@@ -14,6 +14,9 @@
 //     readiness         string  how readiness is proven: "notify", "http:/path", "exec:CMD",
 //                               "delay:SECONDS"
 //     control           string  the control socket path
+//     config            string  the config file (--config), "" when none
+//     working_dir       string  the directory generations start in (--chdir), "" for baton's own
+//     metrics           string  the address serving /metrics (--metrics), "" when none
 //     stopping          bool    a stop was asked: every generation drains, then baton exits
 //     output_dropped_lines int  lines of the apps' output (and baton's own) dropped because
 //                               baton's stdout or stderr was not read fast enough (see
@@ -46,6 +49,8 @@
 //     requested_at      number  when its generation was started
 //     duration_s        number  (once over) from start to the end (old generation drained, or
 //                               failure)
+//   last_failed_reload  object or null (none failed yet): the last reload that failed, same
+//                               fields as last_reload; kept however many succeed after it
 //   counters            object  since the supervisor started
 //     reloads_ok, reloads_failed, reloads_coalesced (asked while one was in progress and served
 //     by the next), crashes (a serving generation exited on its own), drain_kills (a draining
@@ -78,6 +83,9 @@ struct SupervisorFacts {
   std::vector<std::string> command;
   std::string readiness;
   std::string control_path;
+  std::string config_file;
+  std::string working_dir;
+  std::string metrics_address;
   std::vector<Listener> listeners;
   std::uint64_t output_dropped_lines = 0;
   std::map<int, std::uint64_t> generation_dropped_lines;  // by generation id, when not 0

@@ -29,6 +29,7 @@
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
 #include "supervisor/manager_notify.h"
+#include "supervisor/metrics.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/orphan_guard.h"
 #include "supervisor/output_sink.h"
@@ -88,6 +89,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   }
   std::string output_tail(int id) override;
   std::string failure_hint(int id) override;
+  Status prepare_reload(CoreOptions& options) override;
   void reply(WaiterId waiter, const ReloadOutcome& outcome) override {
     control_.reply(waiter, outcome);
   }
@@ -143,6 +145,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   std::map<int, std::unique_ptr<GenerationIo>> io_;  // by generation id
   int exit_code_ = 0;
   TimePoint started_at_ = Clock::now();
+  std::unique_ptr<MetricsServer> metrics_;  // --metrics; before loop_ in destruction
 };
 
 Supervisor::~Supervisor() {
@@ -236,12 +239,33 @@ Status Supervisor::setup() {
   auto notify = NotifySocket::bind(config_.control_path + ".notify");
   if (!notify) return notify.error();
   notify_ = std::move(notify).value();
+  if (config_.run_as) {
+    // Generations running as another user must reach the notify socket (and nothing else here:
+    // the control socket is 0600 and checks its peer): search on the directory, the socket theirs.
+    const std::string dir = std::filesystem::path(config_.control_path).parent_path().string();
+    struct stat st{};
+    if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && st.st_uid == ::geteuid() &&
+        (st.st_mode & 0777) == 0700) {
+      ::chmod(dir.c_str(), 0711);  // only baton's own private directory is opened up
+    }
+    if (::chown(notify_->path().c_str(), config_.run_as->uid, config_.run_as->gid) != 0) {
+      return Error::from_errno("chown " + notify_->path());
+    }
+  }
   if (auto s = loop_.add(notify_->fd(), EPOLLIN, [this](uint32_t) { on_notify(); }); !s) return s;
   for (size_t i = 0; i < listeners_.size(); ++i) {
     log(fmt::format("listening on {}={} (fd {})", listeners_[i].name,
                     listeners_[i].address.to_string(), 3 + i));
   }
   log("control socket " + config_.control_path);
+  if (config_.metrics) {
+    auto metrics = MetricsServer::open(*config_.metrics, loop_, [this] {
+      return render_metrics(core_, std::chrono::duration_cast<Duration>(Clock::now() - started_at_));
+    });
+    if (!metrics) return metrics.error();
+    metrics_ = std::move(metrics).value();
+    log(fmt::format("metrics at http://{}/metrics", metrics_->address().to_string()));
+  }
   return {};
 }
 
@@ -290,6 +314,9 @@ Result<int> Supervisor::spawn(int id) {
                             [this, id] { return still_starting(id); }});
   SpawnRequest req;
   req.argv = config_.command;
+  req.working_dir = config_.working_dir;
+  req.run_as = config_.run_as;
+  req.env = config_.env;  // baton's own variables below override the user's
   std::string names, starter;
   for (const auto& l : listeners_) {
     req.listener_fds.push_back(l.fd.get());
@@ -371,6 +398,22 @@ std::string Supervisor::output_tail(int id) {
   std::string tail = io->output->tail();
   forget_if_done(id);
   return tail;
+}
+
+Status Supervisor::prepare_reload(CoreOptions& options) {
+  if (!config_.reload_config) return {};
+  auto fresh = config_.reload_config();
+  if (!fresh) return fresh.error();
+  // What a new generation may change; listeners, the control socket and the user stay as baton
+  // started (they are held, or bound, for the supervisor's life).
+  config_.command = fresh->command;
+  config_.env = fresh->env;
+  config_.working_dir = fresh->working_dir;
+  config_.readiness = fresh->readiness;
+  options.ready_timeout = fresh->core.ready_timeout;
+  options.drain_timeout = fresh->core.drain_timeout;
+  options.readiness = fresh->core.readiness;
+  return {};
 }
 
 std::string Supervisor::failure_hint(int id) {
@@ -490,6 +533,9 @@ nlohmann::json Supervisor::status() {
   facts.command = config_.command;
   facts.readiness = config_.readiness.to_string();
   facts.control_path = config_.control_path;
+  facts.config_file = config_.config_file;
+  facts.working_dir = config_.working_dir;
+  facts.metrics_address = metrics_ ? metrics_->address().to_string() : "";
   for (size_t i = 0; i < listeners_.size(); ++i) {
     facts.listeners.push_back(
         {listeners_[i].name, listeners_[i].address.to_string(), static_cast<int>(3 + i)});

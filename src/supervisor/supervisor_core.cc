@@ -88,6 +88,18 @@ int SupervisorCore::draining_count() const {
 void SupervisorCore::start() { start_generation(Purpose::kInitial, {}); }
 
 void SupervisorCore::start_generation(Purpose purpose, std::vector<WaiterId> waiters) {
+  if (purpose == Purpose::kReload) {
+    if (auto prepared = os_.prepare_reload(options_); !prepared) {
+      const int reload_id = next_reload_id_++;
+      last_reload_ = ReloadRecord{reload_id, true, false, "", os_.now(), std::nullopt};
+      const Generation* keeps = serving();
+      std::string text = prepared.error().what();
+      if (keeps != nullptr) text += fmt::format("; generation {} keeps serving", keeps->id);
+      end_reload(reload_id, false, text);
+      for (auto w : waiters) os_.reply(w, ReloadOutcome{false, text, "", keeps ? keeps->id : 0});
+      return;
+    }
+  }
   Generation g;
   g.id = next_id_++;
   g.started_at = os_.now();
@@ -153,6 +165,7 @@ void SupervisorCore::on_ready(int id) {
   }
   g->state = GenerationState::kServing;
   g->ready_at = os_.now();
+  counters_.ready_time.observe(std::chrono::duration_cast<Duration>(*g->ready_at - g->started_at));
   os_.log(fmt::format("generation {} (pid {}) ready after {}", g->id, g->pid,
                       seconds_since(g->started_at)));
   os_.switch_to(*g);
@@ -208,6 +221,9 @@ void SupervisorCore::end_reload(int reload_id, bool ok, const std::string& messa
     last_reload_->ok = ok;
     last_reload_->message = message;
     last_reload_->finished_at = os_.now();
+    counters_.reload_time.observe(
+        std::chrono::duration_cast<Duration>(*last_reload_->finished_at - last_reload_->requested_at));
+    if (!ok) last_failed_reload_ = last_reload_;
   }
   os_.log(fmt::format("reload {} {}: {}", reload_id, ok ? "ok" : "failed", message));
 }

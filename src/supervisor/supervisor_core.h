@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "baton/result.h"
+#include "supervisor/duration_histogram.h"
 
 namespace baton {
 
@@ -56,6 +57,7 @@ struct ReloadOutcome {
 };
 
 using WaiterId = std::uint64_t;
+struct CoreOptions;
 
 // How an old generation is drained after the switch.
 enum class DrainMode {
@@ -88,6 +90,10 @@ class SupervisorOs {
   virtual void kill_group(const Generation& g) = 0;
   // The last output of a generation, for failure reports.
   virtual std::string output_tail(int id) = 0;
+  // Called before a reload's generation is spawned: the shell takes in what may have changed
+  // since the last one (config file, env file) and may update `options` (the timeouts). An error
+  // fails the reload with that reason: nothing is spawned and the serving generation stays.
+  virtual Status prepare_reload(CoreOptions& /*options*/) { return {}; }
   // What the shell knows of why generation `id` did not become ready ("" when nothing).
   virtual std::string failure_hint(int /*id*/) { return {}; }
   // Looks at a quiescing generation from outside (drain_watch.h), closing its idle keep-alive
@@ -120,6 +126,8 @@ struct Counters {
   std::uint64_t crashes = 0;            // serving generation exited on its own
   std::uint64_t drain_kills = 0;        // draining generation killed at the deadline
   std::uint64_t generations_started = 0;
+  DurationHistogram ready_time;   // start to proven ready, of every generation that got there
+  DurationHistogram reload_time;  // request to end, of every reload that ran (ok or failed)
 };
 
 struct ReloadRecord {
@@ -156,6 +164,8 @@ class SupervisorCore {
   const Generation* find_pid(int pid) const;
   const Counters& counters() const { return counters_; }
   const std::optional<ReloadRecord>& last_reload() const { return last_reload_; }
+  // The last reload that failed, kept however many reloads succeeded since.
+  const std::optional<ReloadRecord>& last_failed_reload() const { return last_failed_reload_; }
   bool stopping() const { return stopping_; }
   const CoreOptions& options() const { return options_; }
 
@@ -204,6 +214,7 @@ class SupervisorCore {
   Duration backoff_;
   Counters counters_;
   std::optional<ReloadRecord> last_reload_;
+  std::optional<ReloadRecord> last_failed_reload_;
 };
 
 }  // namespace baton

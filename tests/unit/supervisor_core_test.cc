@@ -40,9 +40,18 @@ class FakeOs : public SupervisorOs {
   }
   void log(const std::string& line) override { logs.push_back(line); }
   void finished(int code) override { exit_code = code; }
+  Status prepare_reload(CoreOptions& options) override {
+    ++prepared;
+    if (!prepare_error.empty()) return Error(prepare_error);
+    if (new_ready_timeout) options.ready_timeout = *new_ready_timeout;
+    return {};
+  }
 
   TimePoint clock{};
   bool fail_spawn = false;
+  int prepared = 0;
+  std::string prepare_error;                 // non-empty: prepare_reload fails with it
+  std::optional<Duration> new_ready_timeout;  // what prepare_reload sets
   std::vector<int> spawned;
   std::vector<std::pair<int, int>> signals;
   std::vector<int> switches;       // switch_to, in order
@@ -139,6 +148,57 @@ TEST_F(SupervisorCoreTest, ReloadKeepsOldGenerationWhenNewExitsEarly) {
   EXPECT_EQ(os.replies.at(7).output_tail, "tail of 2");
   EXPECT_EQ(core.counters().reloads_failed, 1u);
   EXPECT_FALSE(core.last_reload()->ok);
+}
+
+TEST_F(SupervisorCoreTest, ReloadWhosePreparationFailsSpawnsNothingAndKeepsServing) {
+  serve_first();
+  os.prepare_error = "config prod.toml: listen: bad port 99999";
+  core.on_reload(7);
+  EXPECT_EQ(os.prepared, 1);
+  EXPECT_EQ(os.spawned, std::vector<int>{1}) << "no generation may start";
+  EXPECT_EQ(core.starting(), nullptr);
+  EXPECT_EQ(state(1), GenerationState::kServing);
+  EXPECT_TRUE(os.signals.empty());
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_EQ(os.replies[7].message,
+            "config prod.toml: listen: bad port 99999; generation 1 keeps serving");
+  EXPECT_EQ(core.counters().reloads_failed, 1u);
+  ASSERT_TRUE(core.last_reload().has_value());
+  EXPECT_FALSE(core.last_reload()->in_progress);
+
+  os.prepare_error.clear();  // the file is mended: the next reload goes ahead
+  core.on_reload(8);
+  EXPECT_EQ(os.prepared, 2);
+  EXPECT_EQ(state(2), GenerationState::kStarting);
+}
+
+TEST_F(SupervisorCoreTest, PreparedTimeoutsApplyToTheReloadsGeneration) {
+  serve_first();
+  os.new_ready_timeout = 2s;
+  core.on_reload(7);
+  advance(2s);
+  ASSERT_EQ(os.replies.count(7), 1u) << "the new 2s ready timeout, not the old 10s";
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_EQ(state(1), GenerationState::kServing);
+}
+
+TEST_F(SupervisorCoreTest, LastFailedReloadIsKeptAfterLaterSuccesses) {
+  serve_first();
+  core.on_reload(7);
+  core.on_exit(pid(2), exited_with(3));
+  for (int i = 0; i < 20; ++i) {
+    const int next = 3 + i;
+    core.on_reload(std::nullopt);
+    core.on_ready(next);
+    core.on_exit(pid(next - 1 == 2 ? 1 : next - 1), exited_with(0));
+  }
+  ASSERT_TRUE(core.last_reload().has_value());
+  EXPECT_TRUE(core.last_reload()->ok);
+  ASSERT_TRUE(core.last_failed_reload().has_value());
+  EXPECT_FALSE(core.last_failed_reload()->ok);
+  EXPECT_EQ(core.last_failed_reload()->id, 1);
+  EXPECT_NE(core.last_failed_reload()->message.find("exited with status 3"), std::string::npos);
 }
 
 TEST_F(SupervisorCoreTest, ReloadKillsNewGenerationNotReadyInTime) {

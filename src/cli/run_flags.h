@@ -1,0 +1,16 @@
+// run_flags.h: the flags of `baton run`, shared by `baton check`, which takes the same ones.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "cli/config.h"
+
+namespace baton::cli {
+
+// Registers --config and every setting of `run` (see config.h) on `cmd`, bound to `source`.
+void add_run_flags(CLI::App* cmd, RunSource& source);
+
+// After parsing: records in `source.given` which settings the command line set.
+void collect_given(CLI::App* cmd, RunSource& source);
+
+}  // namespace baton::cli

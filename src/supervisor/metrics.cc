@@ -1,0 +1,163 @@
+#include "supervisor/metrics.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include "common/listener.h"
+#include "common/syscall.h"
+
+namespace baton {
+namespace {
+
+constexpr size_t kMaxRequestHead = 8192;
+constexpr size_t kMaxClients = 16;
+constexpr std::chrono::seconds kRequestTimeout{5};
+
+void counter(std::string& out, const char* name, const char* help) {
+  out += fmt::format("# HELP baton_{} {}\n# TYPE baton_{} counter\n", name, help, name);
+}
+
+void gauge(std::string& out, const char* name, const char* help) {
+  out += fmt::format("# HELP baton_{} {}\n# TYPE baton_{} gauge\n", name, help, name);
+}
+
+void histogram(std::string& out, const char* name, const char* help, const DurationHistogram& h) {
+  out += fmt::format("# HELP baton_{} {}\n# TYPE baton_{} histogram\n", name, help, name);
+  std::uint64_t cumulative = 0;
+  for (size_t i = 0; i < DurationHistogram::kBoundsSeconds.size(); ++i) {
+    cumulative += h.buckets[i];
+    out += fmt::format("baton_{}_bucket{{le=\"{}\"}} {}\n", name, DurationHistogram::kBoundsSeconds[i],
+                       cumulative);
+  }
+  out += fmt::format("baton_{}_bucket{{le=\"+Inf\"}} {}\n", name, h.count);
+  out += fmt::format("baton_{}_sum {}\nbaton_{}_count {}\n", name, h.sum_seconds, name, h.count);
+}
+
+std::string response(int code, const char* reason, const std::string& content_type,
+                     const std::string& body) {
+  return fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+      code, reason, content_type, body.size(), body);
+}
+
+}  // namespace
+
+std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime) {
+  const Counters& c = core.counters();
+  std::string out;
+  counter(out, "reloads_total", "Reloads that ended, by result (failed: the old generation kept serving).");
+  out += fmt::format("baton_reloads_total{{result=\"ok\"}} {}\n", c.reloads_ok);
+  out += fmt::format("baton_reloads_total{{result=\"failed\"}} {}\n", c.reloads_failed);
+  counter(out, "reloads_coalesced_total", "Reload requests served by a reload already queued.");
+  out += fmt::format("baton_reloads_coalesced_total {}\n", c.reloads_coalesced);
+  counter(out, "crashes_total", "Serving generations that exited on their own.");
+  out += fmt::format("baton_crashes_total {}\n", c.crashes);
+  counter(out, "drain_kills_total", "Draining generations killed at the drain deadline.");
+  out += fmt::format("baton_drain_kills_total {}\n", c.drain_kills);
+  counter(out, "generations_started_total", "Generations started.");
+  out += fmt::format("baton_generations_started_total {}\n", c.generations_started);
+  const Generation* serving = core.serving();
+  gauge(out, "serving_generation", "The generation that serves now (0: none).");
+  out += fmt::format("baton_serving_generation {}\n", serving != nullptr ? serving->id : 0);
+  gauge(out, "generations", "Generations by state.");
+  for (auto state : {GenerationState::kStarting, GenerationState::kServing, GenerationState::kDraining}) {
+    int n = 0;
+    for (const auto& g : core.generations()) n += g.state == state ? 1 : 0;
+    out += fmt::format("baton_generations{{state=\"{}\"}} {}\n", to_string(state), n);
+  }
+  gauge(out, "up_seconds", "Seconds since the supervisor started.");
+  out += fmt::format("baton_up_seconds {}\n", static_cast<double>(uptime.count()) / 1000.0);
+  histogram(out, "ready_seconds", "From a generation's start to its proof of readiness.", c.ready_time);
+  histogram(out, "reload_seconds", "From a reload's request to its end.", c.reload_time);
+  return out;
+}
+
+std::string metrics_response(std::string_view head, const std::function<std::string()>& body) {
+  const auto line_end = head.find("\r\n");
+  const std::string_view line = head.substr(0, line_end);
+  const auto sp1 = line.find(' ');
+  const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || !line.substr(sp2 + 1).starts_with("HTTP/1.")) {
+    return response(400, "Bad Request", "text/plain", "bad request\n");
+  }
+  const std::string_view method = line.substr(0, sp1);
+  std::string_view path = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  path = path.substr(0, path.find('?'));
+  if (method != "GET") return response(405, "Method Not Allowed", "text/plain", "GET only\n");
+  if (path != "/metrics") return response(404, "Not Found", "text/plain", "see /metrics\n");
+  return response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body());
+}
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::open(const Address& address, EventLoop& loop,
+                                                           std::function<std::string()> body) {
+  std::unique_ptr<MetricsServer> server(new MetricsServer(loop, std::move(body)));
+  auto fd = bind_listener(address, BindOptions{});
+  if (!fd) return Error(fmt::format("--metrics: {}", fd.error().what()));
+  auto bound = bound_address(fd->get(), Transport::kTcp);
+  server->address_ = bound ? *bound : address;
+  server->listener_ = std::move(fd).value();
+  if (auto s = set_nonblocking(server->listener_.get(), true); !s) return s.error();
+  MetricsServer* raw = server.get();
+  if (auto s = loop.add(raw->listener_.get(), EPOLLIN, [raw](uint32_t) { raw->on_accept(); }); !s) {
+    return s.error();
+  }
+  return server;
+}
+
+MetricsServer::~MetricsServer() {
+  while (!clients_.empty()) close_client(clients_.begin()->first);
+  if (listener_) loop_.remove(listener_.get());
+}
+
+void MetricsServer::on_accept() {
+  for (;;) {
+    Fd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) return;
+    if (clients_.size() >= kMaxClients) continue;  // closed unanswered: too many at once
+    const int raw = fd.get();
+    Client& c = clients_[raw];
+    c.fd = std::move(fd);
+    c.timer = loop_.add_timer(EventLoop::Clock::now() + kRequestTimeout, [this, raw] {
+      if (auto it = clients_.find(raw); it != clients_.end()) it->second.timer = 0;
+      close_client(raw);
+    });
+    if (!loop_.add(raw, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t) { on_readable(raw); })) {
+      if (c.timer != 0) loop_.cancel_timer(c.timer);
+      clients_.erase(raw);  // not watched: nothing to remove from the loop
+    }
+  }
+}
+
+void MetricsServer::on_readable(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  Client& c = it->second;
+  char buf[4096];
+  ssize_t n = retry_eintr(::recv, fd, buf, sizeof(buf), 0);
+  if (n < 0 && errno == EAGAIN) return;
+  if (n <= 0) return close_client(fd);
+  c.head.append(buf, static_cast<size_t>(n));
+  if (c.head.find("\r\n\r\n") == std::string::npos) {
+    if (c.head.size() > kMaxRequestHead) close_client(fd);
+    return;
+  }
+  std::string out = metrics_response(c.head, body_);
+  // A few KiB into a fresh socket: a bounded blocking send keeps the answer whole.
+  if (!set_nonblocking(fd, false)) return close_client(fd);
+  timeval tv{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  [[maybe_unused]] auto sent = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+  close_client(fd);
+}
+
+void MetricsServer::close_client(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  if (it->second.timer != 0) loop_.cancel_timer(it->second.timer);
+  loop_.remove(fd);
+  clients_.erase(it);
+}
+
+}  // namespace baton

@@ -1,0 +1,68 @@
+// metrics.h: `baton run --metrics ADDR`: the supervisor's counters as Prometheus text.
+//
+// Protocol: HTTP/1.0 or 1.1 over TCP, one request per connection, the server closes after the
+// answer. `GET /metrics` gets 200 with text/plain; version=0.0.4; any other path 404; anything
+// else 400 or 405. Limits: 8 KiB of request head, 16 connections at once, 5 s for a client to send
+// its request; past those the connection is closed without an answer.
+//
+// The text (render_metrics) is built from the core's observers and nothing else, so a unit test
+// checks it without sockets. Metric names, all prefixed baton_:
+//   reloads_total{result="ok"|"failed"}   reloads_coalesced_total   crashes_total
+//   drain_kills_total   generations_started_total   serving_generation   up_seconds
+//   generations{state="starting"|"serving"|"draining"}
+//   ready_seconds (histogram: a generation's start to proven ready)
+//   reload_seconds (histogram: a reload's request to its end)
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "baton/fd.h"
+#include "baton/result.h"
+#include "common/address.h"
+#include "supervisor/event_loop.h"
+#include "supervisor/supervisor_core.h"
+
+namespace baton {
+
+// The exposition text for the supervisor's state now.
+std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime);
+
+// The answer to one request head ("GET /metrics HTTP/1.1\r\n..."): a whole HTTP response.
+// `body` is called only for GET /metrics.
+std::string metrics_response(std::string_view request_head, const std::function<std::string()>& body);
+
+class MetricsServer {
+ public:
+  // Binds `address` and serves on `loop` until destroyed. `body` gives the text at each request.
+  static Result<std::unique_ptr<MetricsServer>> open(const Address& address, EventLoop& loop,
+                                                     std::function<std::string()> body);
+  ~MetricsServer();
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  const Address& address() const { return address_; }
+
+ private:
+  struct Client {
+    Fd fd;
+    std::string head;
+    EventLoop::TimerId timer = 0;
+  };
+  MetricsServer(EventLoop& loop, std::function<std::string()> body)
+      : loop_(loop), body_(std::move(body)) {}
+  void on_accept();
+  void on_readable(int fd);
+  void close_client(int fd);
+
+  EventLoop& loop_;
+  std::function<std::string()> body_;
+  Fd listener_;
+  Address address_;
+  std::map<int, Client> clients_;
+};
+
+}  // namespace baton

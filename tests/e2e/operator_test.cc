@@ -1,0 +1,326 @@
+// End-to-end tests of the operator's side of `baton run`: the config file and `baton check`, a
+// reload that reads the file again, release directories, the env file, --metrics, status --check.
+// Real supervisor, real apps (tests/apps/testapp), real sockets and clients.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+namespace baton::test {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+// A supervisor started with `run_args` (which include --config or the command after --).
+class Supervisor {
+ public:
+  Supervisor(const TempDir& dir, std::vector<std::string> run_args)
+      : control_(dir.file("control.sock")) {
+    std::vector<std::string> argv = {baton_binary(), "run", "--control", control_};
+    argv.insert(argv.end(), run_args.begin(), run_args.end());
+    process_.emplace(Process::spawn(argv));
+  }
+  // Generations run in process groups of their own: baton is asked to stop them (a second
+  // SIGTERM kills what still drains) before the harness kills baton itself.
+  ~Supervisor() {
+    for (int i = 0; i < 2 && process_->running(); ++i) {
+      process_->signal(SIGTERM);
+      process_->wait(10s);
+    }
+  }
+  Process& process() { return *process_; }
+
+  CommandResult ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {baton_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--control");
+    argv.push_back(control_);
+    return run(argv, 60s);
+  }
+  nlohmann::json status() {
+    auto r = ctl({"status", "--json"});
+    if (r.exit_code != 0) return nlohmann::json();
+    return nlohmann::json::parse(r.output, nullptr, false);
+  }
+  // Waits until generation `generation` (any, when 0) serves; returns the serving one's pid.
+  int wait_serving(int generation = 0) {
+    int pid = 0;
+    wait_until(
+        [&] {
+          auto s = status();
+          if (!s.is_object()) return false;
+          const int serving = s.value("serving_generation", 0);
+          if (serving == 0 || (generation != 0 && serving != generation)) return false;
+          for (const auto& g : s["generations"]) {
+            if (g.value("generation", 0) == serving) pid = g.value("pid", 0);
+          }
+          return pid != 0;
+        },
+        30s, 50ms);
+    return pid;
+  }
+  std::string address() { return status()["listeners"][0].value("address", ""); }
+
+ private:
+  std::string control_;
+  std::optional<Process> process_;
+};
+
+std::string cmdline_of(int pid) {
+  std::string raw = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+  for (auto& c : raw) c = c == '\0' ? ' ' : c;
+  return raw;
+}
+
+std::string toml_config(const std::string& app_args, const std::string& extra = "") {
+  return "listen = [\"http=127.0.0.1:0\"]\n"
+         "command = [\"" + testapp_binary() + "\"" + app_args + "]\n"
+         "ready = \"http:/healthz\"\n"
+         "ready-timeout = \"20s\"\n"
+         "drain-timeout = \"5s\"\n" + extra;
+}
+
+TEST(Check, AcceptsAGoodFileWithASummary) {
+  TempDir dir;
+  write(dir.file("app.toml"), toml_config(", \"--init-ms\", \"10\"", "env = { MODE = \"prod\" }\n"));
+  auto r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("listen         http=127.0.0.1:0"));
+  EXPECT_THAT(r.output, HasSubstr("ready          http:/healthz within 20s"));
+  EXPECT_THAT(r.output, HasSubstr("MODE"));
+  EXPECT_THAT(r.output, HasSubstr("\nok\n"));
+}
+
+TEST(Check, RejectsPort99999InOneLineWithExit2) {
+  TempDir dir;
+  std::string text = toml_config("");
+  text.replace(text.find("127.0.0.1:0"), 11, "127.0.0.1:99999");
+  write(dir.file("app.toml"), text);
+  auto r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.output,
+            "baton check: listen: bad address '127.0.0.1:99999': port must be a number from 0 to "
+            "65535\n");
+}
+
+TEST(Check, ReportsEveryProblemOnItsOwnLine) {
+  TempDir dir;
+  write(dir.file("app.toml"),
+        "listen = [\"8080\"]\ncommand = [\"/no/such/server\"]\nready-timeout = \"30x\"\n"
+        "colour = \"blue\"\n");
+  auto r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr(dir.file("app.toml") + ":4: unknown key 'colour'"));
+  // The file's problems stop the check before the rest is looked at.
+  write(dir.file("app.toml"), "listen = [\"8080\"]\ncommand = [\"/no/such/server\"]\n"
+                              "ready-timeout = \"30x\"\n");
+  r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("baton check: command: command /no/such/server"));
+  EXPECT_THAT(r.output, HasSubstr("baton check: ready-timeout: bad duration '30x'"));
+}
+
+TEST(Check, FlagsOverrideTheFile) {
+  TempDir dir;
+  std::string text = toml_config("");
+  text.replace(text.find("127.0.0.1:0"), 11, "127.0.0.1:99999");
+  write(dir.file("app.toml"), text);
+  auto r = run({baton_binary(), "check", "--config", dir.file("app.toml"), "--listen",
+                "web=[::1]:0", "--ready-timeout", "2m"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("listen         web=[::1]:0"));
+  EXPECT_THAT(r.output, HasSubstr("within 2m"));
+}
+
+TEST(Check, RefusesAConfigFileOthersCanWrite) {
+  TempDir dir;
+  write(dir.file("app.toml"), toml_config(""));
+  ::chmod(dir.file("app.toml").c_str(), 0666);
+  auto r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("writable by other users"));
+}
+
+TEST(Run, TakesDurationsInTheOneSyntax) {
+  auto r = run({baton_binary(), "check", "--listen", "0", "--ready-timeout", "30s",
+                "--drain-timeout", "500ms", "--ready", "delay:2s", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("delay:2 within 30s"));
+  EXPECT_THAT(r.output, HasSubstr("kill after 500ms"));
+}
+
+TEST(ConfigReload, ServesThenPicksUpAnEditedCommandAndSurvivesABrokenEdit) {
+  TempDir dir;
+  const std::string config = dir.file("app.toml");
+  write(config, toml_config(", \"--init-ms\", \"10\""));
+  Supervisor baton(dir, {"--config", config});
+  const int first = baton.wait_serving(1);
+  ASSERT_NE(first, 0) << baton.process().output();
+  auto hello = http_get(baton.address(), "/");
+  ASSERT_TRUE(hello.ok()) << hello.error().what();
+  EXPECT_EQ(hello->status, 200);
+
+  // An edited command: the next generation runs it.
+  write(config, toml_config(", \"--init-ms\", \"20\""));
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  const int second = baton.wait_serving(2);
+  ASSERT_NE(second, 0);
+  EXPECT_THAT(cmdline_of(second), HasSubstr("--init-ms 20"));
+
+  // A broken edit: the reload fails with the reason, generation 2 keeps serving.
+  std::string broken = toml_config(", \"--init-ms\", \"30\"");
+  broken.replace(broken.find("127.0.0.1:0"), 11, "127.0.0.1:99999");
+  write(config, broken);
+  r = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("port must be a number from 0 to 65535"));
+  EXPECT_THAT(r.output, HasSubstr("generation 2 keeps serving"));
+  auto s = baton.status();
+  EXPECT_EQ(s.value("serving_generation", 0), 2);
+  ASSERT_TRUE(s["last_failed_reload"].is_object()) << s.dump();
+  EXPECT_EQ(s["last_failed_reload"].value("result", ""), "failed");
+  auto still = http_get(baton.address(), "/");
+  ASSERT_TRUE(still.ok()) << still.error().what();
+  EXPECT_THAT(still->body, HasSubstr("generation 2"));
+  EXPECT_TRUE(baton.process().running());
+
+  // `status` shows the failure, and keeps it after a later success.
+  write(config, toml_config(", \"--init-ms\", \"40\""));
+  r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto text = baton.ctl({"status"});
+  EXPECT_THAT(text.output, HasSubstr("last failed #2 failed"));
+  EXPECT_THAT(text.output, HasSubstr("no longer checks"));
+}
+
+TEST(ReleaseDirectories, AFlippedCurrentLinkTakesTheNextGenerationToTheNewRelease) {
+  TempDir dir;
+  for (const char* release : {"1", "2"}) {
+    fs::create_directories(dir.file("releases/") + release);
+    fs::create_symlink(testapp_binary(), dir.file("releases/") + release + "/app");
+  }
+  fs::create_directory_symlink(dir.file("releases/1"), dir.file("current"));
+  write(dir.file("env"), "# the release's settings\nRELEASE_NOTE=first\n");
+  ::chmod(dir.file("env").c_str(), 0600);
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz", "--chdir",
+                         dir.file("current"), "--env-file", dir.file("env"), "--", "./app"});
+  const int first = baton.wait_serving(1);
+  ASSERT_NE(first, 0) << baton.process().output();
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(first) + "/cwd"),
+            fs::canonical(dir.file("releases/1")));
+  EXPECT_THAT(read_file("/proc/" + std::to_string(first) + "/environ"),
+              HasSubstr("RELEASE_NOTE=first"));
+
+  // Deploy: flip the link (atomically, by rename), edit the env file, reload.
+  fs::create_directory_symlink(dir.file("releases/2"), dir.file("current.new"));
+  fs::rename(dir.file("current.new"), dir.file("current"));
+  write(dir.file("env"), "RELEASE_NOTE=second\n");
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  const int second = baton.wait_serving(2);
+  ASSERT_NE(second, 0);
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(second) + "/cwd"),
+            fs::canonical(dir.file("releases/2")));
+  EXPECT_THAT(read_file("/proc/" + std::to_string(second) + "/environ"),
+              HasSubstr("RELEASE_NOTE=second"));
+}
+
+TEST(Metrics, CountsTheReloadInPrometheusText) {
+  TempDir dir;
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--", testapp_binary()});
+  ASSERT_NE(baton.wait_serving(1), 0) << baton.process().output();
+  const std::string metrics = baton.status()["supervisor"].value("metrics", "");
+  ASSERT_FALSE(metrics.empty());
+  auto before = http_get(metrics, "/metrics");
+  ASSERT_TRUE(before.ok()) << before.error().what();
+  EXPECT_EQ(before->status, 200);
+  EXPECT_THAT(before->body, HasSubstr("baton_reloads_total{result=\"ok\"} 0\n"));
+
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto after = http_get(metrics, "/metrics");
+  ASSERT_TRUE(after.ok()) << after.error().what();
+  EXPECT_THAT(after->headers["content-type"], HasSubstr("text/plain; version=0.0.4"));
+  EXPECT_THAT(after->body, HasSubstr("baton_reloads_total{result=\"ok\"} 1\n"));
+  EXPECT_THAT(after->body, HasSubstr("baton_serving_generation 2\n"));
+  EXPECT_THAT(after->body, HasSubstr("baton_ready_seconds_count 2\n"));
+  EXPECT_THAT(after->body, HasSubstr("baton_reload_seconds_count 1\n"));
+  auto other = http_get(metrics, "/");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->status, 404);
+}
+
+TEST(StatusCheck, ExitsZeroOnlyWhileAGenerationServes) {
+  TempDir dir;
+  auto none = run({baton_binary(), "status", "--check", "--control", dir.file("control.sock")});
+  EXPECT_EQ(none.exit_code, 2) << "no supervisor: " << none.output;
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--", testapp_binary(), "--never-ready"});
+  ASSERT_TRUE(baton.process().wait_for_output("started", 20s)) << baton.process().output();
+  auto starting = baton.ctl({"status", "--check"});
+  EXPECT_EQ(starting.exit_code, 1) << starting.output;
+  EXPECT_EQ(starting.output, "not serving\n");
+}
+
+TEST(StatusCheck, SaysWhichGenerationServes) {
+  TempDir dir;
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--", testapp_binary()});
+  const int pid = baton.wait_serving(1);
+  ASSERT_NE(pid, 0) << baton.process().output();
+  auto r = baton.ctl({"status", "--check"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.output, "serving: generation 1 (pid " + std::to_string(pid) + ")\n");
+}
+
+TEST(Cli, ReloadSaysWhatStartedOnce) {
+  TempDir dir;
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--", testapp_binary()});
+  ASSERT_NE(baton.wait_serving(1), 0) << baton.process().output();
+  auto r = baton.ctl({"reload"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.output, "reload started: generation 2 starting\n");
+}
+
+TEST(Cli, StatusNamesSignalsAndUptimeForPeople) {
+  TempDir dir;
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--drain-timeout", "0", "--", testapp_binary(),
+                         "--ignore-sigterm"});
+  ASSERT_NE(baton.wait_serving(1), 0) << baton.process().output();
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto text = baton.ctl({"status"});
+  EXPECT_THAT(text.output, HasSubstr("killed by SIGKILL"));
+  EXPECT_THAT(text.output, ::testing::Not(HasSubstr("killed by signal")));
+  EXPECT_THAT(text.output, ::testing::ContainsRegex("up [0-9.]+s, readiness"));
+}
+
+TEST(Cli, UnknownCommandIsNamed) {
+  auto r = run({baton_binary(), "frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("baton: unknown command 'frobnicate'"));
+  EXPECT_THAT(r.output, HasSubstr("Run 'baton --help' for usage."));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("frobnicate --help")));
+}
+
+TEST(Cli, BracketedIpv6ListenIsReportedAsWritten) {
+  auto r = run({baton_binary(), "check", "--listen", "[::1]", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("'[::1]'"));
+}
+
+}  // namespace
+}  // namespace baton::test

@@ -1,0 +1,224 @@
+// Unit tests of the run settings: the TOML file, flags over the file, the check, env files.
+#include "cli/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace baton::cli {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using test::TempDir;
+
+std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
+  std::ofstream(dir.file(name)) << text;
+  ::chmod(dir.file(name).c_str(), 0600);
+  return dir.file(name);
+}
+
+TEST(ConfigFile, ReadsEveryKindOfKey) {
+  TempDir dir;
+  auto path = write(dir, "a.toml",
+                    "listen = [\"http=127.0.0.1:8080\", \"unix:/tmp/x.sock\"]\n"
+                    "command = [\"/bin/sleep\", \"60\"]\n"
+                    "ready = \"http:/healthz\"\nready-timeout = \"2m\"\ndrain-timeout = 5\n"
+                    "max-draining = 2\nipv6-only = true\nenv = { A = \"1\", B = \"two\" }\n"
+                    "metrics = \"127.0.0.1:9100\"\n");
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(path, s, problems);
+  EXPECT_TRUE(problems.empty()) << problems[0];
+  EXPECT_THAT(s.listen, ElementsAre("http=127.0.0.1:8080", "unix:/tmp/x.sock"));
+  EXPECT_THAT(s.command, ElementsAre("/bin/sleep", "60"));
+  EXPECT_EQ(s.ready, "http:/healthz");
+  EXPECT_EQ(s.ready_timeout, "2m");
+  EXPECT_EQ(s.drain_timeout, "5");
+  EXPECT_EQ(s.max_draining, 2);
+  EXPECT_TRUE(s.ipv6_only);
+  EXPECT_THAT(s.env, ElementsAre("A=1", "B=two"));
+  EXPECT_EQ(s.metrics, "127.0.0.1:9100");
+}
+
+TEST(ConfigFile, NamesTheLineOfEachProblem) {
+  TempDir dir;
+  auto path = write(dir, "a.toml", "listen = 8080\nbacklog = \"big\"\ncolour = \"red\"\n");
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(path, s, problems);
+  EXPECT_THAT(problems, ElementsAre(path + ":1: listen: expected a string or an array of strings",
+                                    path + ":2: backlog: expected an integer",
+                                    path + ":3: unknown key 'colour'"));
+}
+
+TEST(ConfigFile, NotTomlIsOneProblemWithItsLine) {
+  TempDir dir;
+  auto path = write(dir, "a.toml", "listen = [\"8080\"]\nready = \n");
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(path, s, problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0], HasSubstr(path + ":2: not valid TOML"));
+}
+
+TEST(ConfigFile, MissingFileIsAProblem) {
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file("/nonexistent/baton.toml", s, problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "config /nonexistent/baton.toml: No such file or directory");
+}
+
+TEST(ConfigFile, FlagsGivenReplaceTheFilesValuesOnly) {
+  RunSettings file;
+  file.listen = {"8080"};
+  file.ready = "http:/a";
+  file.command = {"/bin/true"};
+  RunSettings flags;
+  flags.listen = {"9090", "9091"};
+  flags.ready = "notify";  // the default, but not given: the file's stays
+  overlay(file, flags, {"listen"});
+  EXPECT_THAT(file.listen, ElementsAre("9090", "9091"));
+  EXPECT_EQ(file.ready, "http:/a");
+  EXPECT_THAT(file.command, ElementsAre("/bin/true"));
+}
+
+TEST(CheckRunSettings, AGoodSetHasNoProblems) {
+  RunSettings s;
+  s.listen = {"127.0.0.1:0"};
+  s.command = {"true"};
+  s.ready_timeout = "30s";
+  s.drain_timeout = "0";
+  SupervisorConfig c;
+  auto problems = check_run_settings(s, c);
+  EXPECT_TRUE(problems.empty()) << problems[0];
+  EXPECT_EQ(c.core.ready_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(c.core.drain_timeout, std::chrono::seconds(0));
+  EXPECT_EQ(c.command[0].front(), '/') << "resolved in PATH";
+}
+
+TEST(CheckRunSettings, EveryProblemIsOneLine) {
+  RunSettings s;
+  s.listen = {"127.0.0.1:99999"};
+  s.command = {"/no/such/app"};
+  s.ready = "sometimes";
+  s.ready_timeout = "30x";
+  s.drain_signal = "NOPE";
+  s.max_draining = 0;
+  s.unix_mode = "999";
+  s.chdir = "relative/dir";
+  s.env = {"1BAD=x"};
+  s.user = "no-such-user-here";
+  s.metrics = "unix:/tmp/m.sock";
+  SupervisorConfig c;
+  auto problems = check_run_settings(s, c);
+  ASSERT_EQ(problems.size(), 11u);
+  for (const auto& p : problems) EXPECT_EQ(p.find('\n'), std::string::npos) << p;
+  EXPECT_EQ(problems[0],
+            "listen: bad address '127.0.0.1:99999': port must be a number from 0 to 65535");
+}
+
+TEST(CheckRunSettings, RelativeCommandIsFoundInTheWorkingDirectoryAndKeptRelative) {
+  TempDir dir;
+  ::symlink("/bin/true", dir.file("app").c_str());
+  RunSettings s;
+  s.listen = {"0"};
+  s.chdir = dir.path();
+  s.command = {"./app"};
+  SupervisorConfig c;
+  auto problems = check_run_settings(s, c);
+  EXPECT_TRUE(problems.empty()) << problems[0];
+  EXPECT_EQ(c.command[0], "./app") << "looked up again at each spawn, in the directory of then";
+  EXPECT_EQ(c.working_dir, dir.path());
+}
+
+TEST(CheckRunSettings, ExplicitEnvWinsOverTheEnvFile) {
+  TempDir dir;
+  RunSettings s;
+  s.listen = {"0"};
+  s.command = {"true"};
+  s.env = {"A=flag"};
+  s.env_file = write(dir, "env", "A=file\nB=file\n");
+  SupervisorConfig c;
+  auto problems = check_run_settings(s, c);
+  EXPECT_TRUE(problems.empty()) << problems[0];
+  EXPECT_EQ(c.env["A"], "flag");
+  EXPECT_EQ(c.env["B"], "file");
+}
+
+TEST(EnvFile, ParsesTheUsualForms) {
+  auto vars = parse_env_text("# comment\n\nA=1\nexport B=two words\nC=\"quoted\"\nD='single'\r\n"
+                             "E=\nF==x\n",
+                             "env");
+  ASSERT_TRUE(vars.ok()) << vars.error().what();
+  std::vector<std::pair<std::string, std::string>> want = {
+      {"A", "1"}, {"B", "two words"}, {"C", "quoted"}, {"D", "single"}, {"E", ""}, {"F", "=x"}};
+  EXPECT_EQ(*vars, want);
+}
+
+TEST(EnvFile, RejectsLinesThatAreNotAssignments) {
+  auto vars = parse_env_text("A=1\nnot an assignment\n", "prod.env");
+  ASSERT_FALSE(vars.ok());
+  EXPECT_EQ(vars.error().what(), "prod.env:2: expected NAME=VALUE");
+  EXPECT_FALSE(parse_env_text("1A=x\n", "e").ok());
+  EXPECT_FALSE(parse_env_text("A-B=x\n", "e").ok());
+}
+
+TEST(EnvFile, BoundsTheNumberOfVariables) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "V" + std::to_string(i) + "=x\n";
+  auto vars = parse_env_text(text, "big.env");
+  ASSERT_FALSE(vars.ok());
+  EXPECT_THAT(vars.error().what(), HasSubstr("more than 4096 variables"));
+}
+
+TEST(EnvFile, RefusesAFileOthersCanWrite) {
+  TempDir dir;
+  auto path = write(dir, "env", "A=1\n");
+  ::chmod(path.c_str(), 0646);
+  auto vars = read_env_file(path);
+  ASSERT_FALSE(vars.ok());
+  EXPECT_THAT(vars.error().what(), HasSubstr("writable by other users"));
+}
+
+TEST(LoadRunConfig, ReloadRereadsTheFileAndFailsWithTheReasonWhenItNoLongerChecks) {
+  TempDir dir;
+  auto path = write(dir, "a.toml", "listen = [\"0\"]\ncommand = [\"/bin/true\"]\n");
+  RunSource source;
+  source.config_path = path;
+  SupervisorConfig c;
+  auto problems = load_run_config(source, c);
+  ASSERT_TRUE(problems.empty()) << problems[0];
+  ASSERT_TRUE(c.reload_config);
+
+  write(dir, "a.toml", "listen = [\"0\"]\ncommand = [\"/bin/false\"]\n");
+  auto fresh = c.reload_config();
+  ASSERT_TRUE(fresh.ok()) << fresh.error().what();
+  EXPECT_EQ(fresh->command[0], "/bin/false");
+
+  write(dir, "a.toml", "listen = [\"0\"]\ncommand = [\"/bin/false\"]\nready = \"maybe\"\n");
+  fresh = c.reload_config();
+  ASSERT_FALSE(fresh.ok());
+  EXPECT_THAT(fresh.error().what(), HasSubstr(path + " no longer checks: bad --ready 'maybe'"));
+}
+
+TEST(LoadRunConfig, WithoutFileOrEnvFileNothingIsReadAgain) {
+  RunSource source;
+  source.flags.listen = {"0"};
+  source.flags.command = {"/bin/true"};
+  source.given = {"listen", "command"};
+  SupervisorConfig c;
+  auto problems = load_run_config(source, c);
+  ASSERT_TRUE(problems.empty()) << problems[0];
+  EXPECT_FALSE(c.reload_config);
+}
+
+}  // namespace
+}  // namespace baton::cli

@@ -1,0 +1,70 @@
+// Unit tests of the Prometheus text and the /metrics request handling (no sockets).
+#include "supervisor/metrics.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace baton {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using namespace std::chrono_literals;
+
+class QuietOs : public SupervisorOs {
+ public:
+  TimePoint now() override { return clock; }
+  Result<int> spawn(int id) override { return 1000 + id; }
+  void signal(const Generation&, int) override {}
+  void kill_group(const Generation&) override {}
+  std::string output_tail(int) override { return {}; }
+  void reply(WaiterId, const ReloadOutcome&) override {}
+  void log(const std::string&) override {}
+  void finished(int) override {}
+  TimePoint clock{};
+};
+
+TEST(Metrics, CountsReloadsGenerationsAndDurations) {
+  QuietOs os;
+  SupervisorCore core(os, CoreOptions{});
+  core.start();
+  os.clock += 300ms;
+  core.on_ready(1);
+  core.on_reload(std::nullopt);
+  os.clock += 2s;
+  core.on_ready(2);
+  std::string text = render_metrics(core, 5s);
+  EXPECT_THAT(text, HasSubstr("# TYPE baton_reloads_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("baton_reloads_total{result=\"ok\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("baton_serving_generation 2\n"));
+  EXPECT_THAT(text, HasSubstr("baton_generations{state=\"draining\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("baton_up_seconds 5\n"));
+  // Readiness took 0.3s and 2s: cumulative buckets.
+  EXPECT_THAT(text, HasSubstr("baton_ready_seconds_bucket{le=\"0.25\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("baton_ready_seconds_bucket{le=\"0.5\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("baton_ready_seconds_bucket{le=\"2.5\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("baton_ready_seconds_bucket{le=\"+Inf\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("baton_ready_seconds_sum 2.3\n"));
+
+  core.on_exit(1001, 0);  // the old one drained: the reload is over
+  text = render_metrics(core, 6s);
+  EXPECT_THAT(text, HasSubstr("baton_reloads_total{result=\"ok\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("baton_reload_seconds_count 1\n"));
+}
+
+TEST(Metrics, AnswersOnlyGetMetrics) {
+  auto body = [] { return std::string("x 1\n"); };
+  std::string ok = metrics_response("GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", body);
+  EXPECT_THAT(ok, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(ok, HasSubstr("Content-Type: text/plain; version=0.0.4"));
+  EXPECT_THAT(ok, HasSubstr("Content-Length: 4\r\n"));
+  EXPECT_THAT(ok, ::testing::EndsWith("\r\n\r\nx 1\n"));
+  EXPECT_THAT(metrics_response("GET /metrics?x=1 HTTP/1.0\r\n\r\n", body), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(metrics_response("GET / HTTP/1.1\r\n\r\n", body), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(metrics_response("POST /metrics HTTP/1.1\r\n\r\n", body), StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(metrics_response("hello\r\n\r\n", body), StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(metrics_response("GET /metrics SPDY\r\n\r\n", body), StartsWith("HTTP/1.1 400"));
+}
+
+}  // namespace
+}  // namespace baton
