@@ -1,0 +1,71 @@
+// baton as an operator installs it: `cmake --install` into a prefix, and `cpack -G DEB`.
+#include <sys/stat.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace baton::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+bool exists(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageAndCompletions) {
+  TempDir dir;
+  const std::string prefix = dir.file("prefix");
+  auto inst = run({BATON_CMAKE, "--install", BATON_BUILD_DIR, "--prefix", prefix}, 300s);
+  ASSERT_EQ(inst.exit_code, 0) << inst.output;
+  for (const std::string& path : std::vector<std::string>{"/bin/baton", "/share/man/man1/baton.1", "/share/bash-completion/completions/baton",
+        "/share/zsh/vendor-completions/_baton", "/share/doc/baton/configuration.md",
+        "/include/baton/baton.h", std::string("/") + BATON_LIBDIR + "/baton/libbaton_adopt.so"}) {
+    EXPECT_TRUE(exists(prefix + path)) << path;
+  }
+  EXPECT_FALSE(exists(prefix + "/bin/baton-example-http")) << "the example server is no tool";
+  // The installed binary finds its preload library in the prefix.
+  auto check = run({prefix + "/bin/baton", "check", "--adopt", "--listen", "127.0.0.1:0", "--",
+                    "/bin/sh"},
+                   30s, SpawnOptions{{}, {"BATON_ADOPT_LIBRARY"}});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_THAT(check.output, HasSubstr(prefix));
+  auto man = run({"/bin/sh", "-c", "MANWIDTH=80 man -l " + prefix + "/share/man/man1/baton.1"}, 30s);
+  EXPECT_EQ(man.exit_code, 0) << man.output;
+  EXPECT_THAT(man.output, HasSubstr("baton check"));
+  EXPECT_THAT(man.output, Not(HasSubstr("@BATON_VERSION@")));
+}
+
+TEST(Package, CpackBuildsADebThatHoldsAndRunsBaton) {
+  TempDir dir;
+  auto pack = run({BATON_CPACK, "-G", "DEB", "-B", dir.path(), "--config",
+                   std::string(BATON_BUILD_DIR) + "/CPackConfig.cmake"},
+                  600s);
+  ASSERT_EQ(pack.exit_code, 0) << pack.output;
+  auto found = run({"/bin/sh", "-c", "ls " + dir.path() + "/*.deb"}, 10s);
+  ASSERT_EQ(found.exit_code, 0) << found.output;
+  const std::string deb = found.output.substr(0, found.output.find('\n'));
+
+  auto contents = run({"/usr/bin/dpkg-deb", "--contents", deb}, 30s);
+  ASSERT_EQ(contents.exit_code, 0) << contents.output;
+  EXPECT_THAT(contents.output, HasSubstr("./usr/bin/baton\n"));
+  EXPECT_THAT(contents.output, HasSubstr("./usr/share/man/man1/baton.1"));
+  EXPECT_THAT(contents.output, HasSubstr("./usr/share/bash-completion/completions/baton"));
+  EXPECT_THAT(contents.output, HasSubstr("libbaton_adopt.so"));
+  auto depends = run({"/usr/bin/dpkg-deb", "--field", deb, "Depends"}, 30s);
+  EXPECT_THAT(depends.output, HasSubstr("libtomlplusplus"));
+
+  // Unpacked (as dpkg would, without touching this machine's /usr), it runs.
+  auto unpack = run({"/usr/bin/dpkg-deb", "-x", deb, dir.file("root")}, 60s);
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.output;
+  auto version = run({dir.file("root") + "/usr/bin/baton", "--version"}, 30s);
+  EXPECT_EQ(version.exit_code, 0) << version.output;
+  EXPECT_THAT(version.output, HasSubstr("0."));
+}
+
+}  // namespace
+}  // namespace baton::test
