@@ -240,6 +240,34 @@ TEST(ReleaseDirectories, AFlippedCurrentLinkTakesTheNextGenerationToTheNewReleas
               HasSubstr("RELEASE_NOTE=second"));
 }
 
+// The Uid: line of /proc/PID/status: real, effective, saved, filesystem.
+std::string uids_of(int pid) {
+  std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  auto at = status.find("Uid:");
+  return at == std::string::npos ? "" : status.substr(at, status.find('\n', at) - at);
+}
+
+TEST(User, GenerationsRunAsTheUserAndStillReportReady) {
+  if (::geteuid() != 0) GTEST_SKIP() << "--user needs root";
+  TempDir dir;
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--user", "nobody", "--", testapp_binary()});
+  const int pid = baton.wait_serving(1);  // READY=1 came over the notify socket, from nobody
+  ASSERT_NE(pid, 0) << baton.process().output();
+  EXPECT_EQ(uids_of(pid), "Uid:\t65534\t65534\t65534\t65534");
+  auto r = http_get(baton.address(), "/");
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_EQ(r->status, 200);
+  auto control = baton.status();
+  EXPECT_EQ(control.value("serving_generation", 0), 1) << "the control socket stays baton's";
+}
+
+TEST(User, UnknownUserIsAProblemOfTheCheck) {
+  auto r = run({baton_binary(), "check", "--listen", "0", "--user", "no-such-user-anywhere", "--",
+                "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.output, "baton check: user: no such user 'no-such-user-anywhere'\n");
+}
+
 TEST(Metrics, CountsTheReloadInPrometheusText) {
   TempDir dir;
   Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--", testapp_binary()});
