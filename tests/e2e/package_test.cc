@@ -34,10 +34,15 @@ TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageAndCompletions) {
                    30s, SpawnOptions{{}, {"BATON_ADOPT_LIBRARY"}});
   EXPECT_EQ(check.exit_code, 0) << check.output;
   EXPECT_THAT(check.output, HasSubstr(prefix));
-  auto man = run({"/bin/sh", "-c", "MANWIDTH=80 man -l " + prefix + "/share/man/man1/baton.1"}, 30s);
-  EXPECT_EQ(man.exit_code, 0) << man.output;
-  EXPECT_THAT(man.output, HasSubstr("baton check"));
-  EXPECT_THAT(man.output, Not(HasSubstr("@BATON_VERSION@")));
+  const std::string page = read_file(prefix + "/share/man/man1/baton.1");
+  EXPECT_THAT(page, ::testing::StartsWith(".TH BATON 1"));
+  EXPECT_THAT(page, HasSubstr(".SS baton check"));
+  EXPECT_THAT(page, Not(HasSubstr("@BATON_VERSION@")));
+  if (exists("/usr/bin/man")) {  // man-db is not on every machine; the page must render where it is
+    auto man = run({"/bin/sh", "-c", "MANWIDTH=80 man -l " + prefix + "/share/man/man1/baton.1"}, 30s);
+    EXPECT_EQ(man.exit_code, 0) << man.output;
+    EXPECT_THAT(man.output, HasSubstr("baton check"));
+  }
 }
 
 TEST(Package, CpackBuildsADebThatHoldsAndRunsBaton) {
