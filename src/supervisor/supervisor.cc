@@ -413,6 +413,15 @@ Status Supervisor::prepare_reload(CoreOptions& options) {
   options.ready_timeout = fresh->core.ready_timeout;
   options.drain_timeout = fresh->core.drain_timeout;
   options.readiness = fresh->core.readiness;
+  auto spelled = [](const SupervisorConfig& c) {
+    std::string out;
+    for (const auto& l : c.listens) out += l.name + "=" + l.address.to_string() + " ";
+    return out + c.control_path;
+  };
+  if (spelled(*fresh) != spelled(config_)) {
+    log("the listeners or the control socket changed in the settings: they take effect when baton "
+        "itself restarts; this reload keeps the ones it holds");
+  }
   return {};
 }
 

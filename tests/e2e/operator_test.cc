@@ -174,13 +174,20 @@ TEST(ConfigReload, ServesThenPicksUpAnEditedCommandAndSurvivesABrokenEdit) {
   ASSERT_TRUE(hello.ok()) << hello.error().what();
   EXPECT_EQ(hello->status, 200);
 
-  // An edited command: the next generation runs it.
-  write(config, toml_config(", \"--init-ms\", \"20\""));
+  // An edited command: the next generation runs it. (A changed listener cannot be taken in
+  // without closing the one held: it is kept, and the log says so.)
+  std::string edited = toml_config(", \"--init-ms\", \"20\"");
+  edited.replace(edited.find("http=127.0.0.1:0"), 16, "http=127.0.0.1:1");
+  write(config, edited);
   auto r = baton.ctl({"reload", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
   const int second = baton.wait_serving(2);
   ASSERT_NE(second, 0);
   EXPECT_THAT(cmdline_of(second), HasSubstr("--init-ms 20"));
+  EXPECT_THAT(baton.process().output(), HasSubstr("take effect when baton itself restarts"));
+  auto same = http_get(baton.address(), "/");
+  ASSERT_TRUE(same.ok()) << same.error().what();
+  EXPECT_THAT(same->body, HasSubstr("generation 2"));
 
   // A broken edit: the reload fails with the reason, generation 2 keeps serving.
   std::string broken = toml_config(", \"--init-ms\", \"30\"");
