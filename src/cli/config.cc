@@ -1,5 +1,6 @@
 #include "cli/config.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -10,14 +11,14 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include "adopt/check.h"
+#include "baton/fd.h"
 #include "common/duration.h"
+#include "common/syscall.h"
 #include "supervisor/control_protocol.h"
 #include "supervisor/spawner.h"
 
@@ -30,27 +31,35 @@ constexpr size_t kMaxEnvVars = 4096;
 constexpr size_t kMaxUserGroups = 256;
 
 // A file from outside that decides what runs: a regular file of bounded size that no other user
-// could have written. Returns its contents.
+// could have written. The checks and the read are on one open descriptor, so the file checked is
+// the file read (a symlink, as Kubernetes mounts a ConfigMap, is followed once, at open).
 Result<std::string> read_trusted_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error::from_errno(fmt::format("{} {}", what, path));
+  const std::string name = fmt::format("{} {}", what, path);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) return Error::from_errno(name);
   struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return Error::from_errno(fmt::format("{} {}", what, path));
-  if (!S_ISREG(st.st_mode)) return Error(fmt::format("{} {}: not a regular file", what, path));
-  if (st.st_size > kMaxFileBytes) {
-    return Error(fmt::format("{} {}: larger than {} bytes", what, path, kMaxFileBytes));
-  }
+  if (::fstat(fd.get(), &st) != 0) return Error::from_errno(name);
+  if (!S_ISREG(st.st_mode)) return Error(name + ": not a regular file");
+  if (st.st_size > kMaxFileBytes) return Error(fmt::format("{}: larger than {} bytes", name, kMaxFileBytes));
   if ((st.st_mode & S_IWOTH) != 0 || (::geteuid() == 0 && (st.st_mode & S_IWGRP) != 0)) {
-    return Error(fmt::format("{} {}: writable by other users (mode {:04o}); chmod go-w it", what,
-                             path, st.st_mode & 07777));
+    return Error(fmt::format("{}: writable by other users (mode {:04o}); chmod go-w it", name,
+                             st.st_mode & 07777));
   }
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    return Error(fmt::format("{} {}: owned by uid {}, neither baton's user nor root", what, path,
-                             st.st_uid));
+    return Error(fmt::format("{}: owned by uid {}, neither baton's user nor root", name, st.st_uid));
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = retry_eintr(::read, fd.get(), buf, sizeof(buf));
+    if (n < 0) return Error::from_errno("read " + name);
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > static_cast<size_t>(kMaxFileBytes)) {
+      return Error(fmt::format("{}: larger than {} bytes", name, kMaxFileBytes));
+    }
+  }
+  return text;
 }
 
 Result<int> parse_signal(std::string name) {

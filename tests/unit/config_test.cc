@@ -188,6 +188,24 @@ TEST(EnvFile, RefusesAFileOthersCanWrite) {
   EXPECT_THAT(vars.error().what(), HasSubstr("writable by other users"));
 }
 
+TEST(EnvFile, RefusesWhatIsNotARegularFileWithoutBlocking) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0600), 0);
+  auto vars = read_env_file(dir.file("fifo"));  // a FIFO with no writer: open must not hang
+  ASSERT_FALSE(vars.ok());
+  EXPECT_THAT(vars.error().what(), HasSubstr("not a regular file"));
+}
+
+TEST(ConfigFile, RefusesAFileLargerThanOneMebibyte) {
+  TempDir dir;
+  auto path = write(dir, "big.toml", "# " + std::string(1 << 20, 'x') + "\n");
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(path, s, problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0], HasSubstr("larger than 1048576 bytes"));
+}
+
 TEST(LoadRunConfig, ReloadRereadsTheFileAndFailsWithTheReasonWhenItNoLongerChecks) {
   TempDir dir;
   auto path = write(dir, "a.toml", "listen = [\"0\"]\ncommand = [\"/bin/true\"]\n");
