@@ -101,7 +101,13 @@ void print_status(const nlohmann::json& s) {
   std::printf("supervisor  pid %d, up %s, readiness %s%s\n", sup.value("pid", 0),
               human(sup.value("uptime_s", 0.0)).c_str(), sup.value("readiness", "").c_str(),
               sup.value("stopping", false) ? ", STOPPING" : "");
-  if (!sup.value("config", "").empty()) std::printf("config      %s\n", sup.value("config", "").c_str());
+  for (const char* key : {"config", "working_dir", "metrics"}) {
+    const std::string value = sup.value(key, "");
+    if (value.empty()) continue;
+    const char* label = std::string_view(key) == "working_dir" ? "chdir" : key;
+    std::printf("%-11s %s%s\n", label, std::string_view(key) == "metrics" ? "http://" : "",
+                (value + (std::string_view(key) == "metrics" ? "/metrics" : "")).c_str());
+  }
   for (const auto& l : s["listeners"]) {
     std::printf("listener    fd %d  %s=%s\n", l.value("fd", 0), l.value("name", "").c_str(),
                 l.value("address", "").c_str());

@@ -295,6 +295,8 @@ TEST(Metrics, CountsTheReloadInPrometheusText) {
   EXPECT_THAT(after->body, HasSubstr("baton_serving_generation 2\n"));
   EXPECT_THAT(after->body, HasSubstr("baton_ready_seconds_count 2\n"));
   EXPECT_THAT(after->body, HasSubstr("baton_reload_seconds_count 1\n"));
+  auto text = baton.ctl({"status"});
+  EXPECT_THAT(text.output, HasSubstr("metrics     http://" + metrics + "/metrics\n"));
   auto other = http_get(metrics, "/");
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->status, 404);
