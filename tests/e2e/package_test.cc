@@ -34,6 +34,13 @@ TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageAndCompletions) {
                    30s, SpawnOptions{{}, {"BATON_ADOPT_LIBRARY"}});
   EXPECT_EQ(check.exit_code, 0) << check.output;
   EXPECT_THAT(check.output, HasSubstr(prefix));
+  // The installed bash completion completes commands and each command's flags.
+  auto completion = run({"/bin/bash", "-c",
+                         "source " + prefix + "/share/bash-completion/completions/baton; "
+                         "t() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); _baton; "
+                         "echo \"${COMPREPLY[*]}\"; }; t baton ch; t baton status --ch"},
+                        30s);
+  EXPECT_EQ(completion.output, "check\n--check\n");
   const std::string page = read_file(prefix + "/share/man/man1/baton.1");
   EXPECT_THAT(page, ::testing::StartsWith(".TH BATON 1"));
   EXPECT_THAT(page, HasSubstr(".SS baton check"));
