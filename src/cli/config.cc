@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
 #include <cstring>
 #include <filesystem>
 
@@ -111,19 +113,25 @@ Result<RunAs> resolve_user(const std::string& spec) {
   const std::string user = spec.substr(0, colon);
   const std::string group = colon == std::string::npos ? "" : spec.substr(colon + 1);
   RunAs r;
-  const passwd* pw = ::getpwnam(user.c_str());
-  if (pw == nullptr && !user.empty() && user.find_first_not_of("0123456789") == std::string::npos) {
-    pw = ::getpwuid(static_cast<uid_t>(std::stoul(user)));
+  if (user.empty() || (colon != std::string::npos && group.empty())) {
+    return Error(fmt::format("user: bad '{}': USER or USER:GROUP", spec));
   }
+  // A name, or else a number that fits an id (never thrown on: this is outside input).
+  auto id_of = [](const std::string& text) -> std::optional<unsigned> {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return value;
+  };
+  const passwd* pw = ::getpwnam(user.c_str());
+  if (pw == nullptr && id_of(user)) pw = ::getpwuid(static_cast<uid_t>(*id_of(user)));
   if (pw == nullptr) return Error(fmt::format("user: no such user '{}'", user));
   r.uid = pw->pw_uid;
   r.gid = pw->pw_gid;
   r.name = pw->pw_name;
   if (!group.empty()) {
     const struct group* gr = ::getgrnam(group.c_str());
-    if (gr == nullptr && group.find_first_not_of("0123456789") == std::string::npos) {
-      gr = ::getgrgid(static_cast<gid_t>(std::stoul(group)));
-    }
+    if (gr == nullptr && id_of(group)) gr = ::getgrgid(static_cast<gid_t>(*id_of(group)));
     if (gr == nullptr) return Error(fmt::format("user: no such group '{}'", group));
     r.gid = gr->gr_gid;
   }

@@ -125,6 +125,29 @@ TEST(CheckRunSettings, EveryProblemIsOneLine) {
             "listen: bad address '127.0.0.1:99999': port must be a number from 0 to 65535");
 }
 
+TEST(CheckRunSettings, UsersByNameOrNumberAndHugeNumbersAreProblemsNotCrashes) {
+  RunSettings s;
+  s.listen = {"0"};
+  s.command = {"true"};
+  for (const char* bad : {"99999999999999999999", "nobody:99999999999999999999", "nobody:",
+                          "nobody:no-such-group-here"}) {
+    s.user = bad;
+    SupervisorConfig c;
+    auto problems = check_run_settings(s, c);
+    ASSERT_EQ(problems.size(), 1u) << bad;
+    EXPECT_THAT(problems[0], ::testing::StartsWith("user: ")) << bad;
+  }
+  if (::geteuid() == 0) {
+    s.user = "65534:65534";
+    SupervisorConfig c;
+    auto problems = check_run_settings(s, c);
+    EXPECT_TRUE(problems.empty()) << problems[0];
+    ASSERT_TRUE(c.run_as.has_value());
+    EXPECT_EQ(c.run_as->uid, 65534u);
+    EXPECT_EQ(c.run_as->gid, 65534u);
+  }
+}
+
 TEST(CheckRunSettings, RelativeCommandIsFoundInTheWorkingDirectoryAndKeptRelative) {
   TempDir dir;
   ::symlink("/bin/true", dir.file("app").c_str());
