@@ -1,5 +1,7 @@
 #include "soak/url.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -51,6 +53,13 @@ Result<Url> parse_url(std::string_view text) {
       if (port_text.empty()) return bad("empty port");
     }
     if (url.host.empty()) return bad("empty host");
+    // The host goes into the Host header as written: only a real IPv6 literal may pass, so no
+    // byte of it can end the header early.
+    in6_addr ignored{};
+    if (url.host.find('\0') != std::string::npos ||
+        inet_pton(AF_INET6, url.host.c_str(), &ignored) != 1) {
+      return bad("invalid IPv6 literal");
+    }
   } else {
     size_t colon = authority.find(':');
     url.host = std::string(authority.substr(0, colon));
