@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -37,7 +38,10 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
   } else if (c == "stop") {
     r.command = ControlRequest::Command::kStop;
   } else {
-    return Error(fmt::format("unknown command '{}'", c.substr(0, 64)));
+    // At most 64 bytes of it, cut before a UTF-8 continuation byte so the reply stays valid JSON.
+    size_t cut = std::min<size_t>(c.size(), 64);
+    while (cut > 0 && cut < c.size() && (static_cast<unsigned char>(c[cut]) & 0xC0) == 0x80) --cut;
+    return Error(fmt::format("unknown command '{}'", c.substr(0, cut)));
   }
   if (auto wait = j.find("wait"); wait != j.end()) {
     if (!wait->is_boolean()) return Error("\"wait\" must be true or false");

@@ -48,6 +48,17 @@ TEST(ControlProtocol, RejectsMalformedRequestsWithAReason) {
   }
 }
 
+// Found by fuzz/control_request_fuzz.cc: the unknown command was cut at 64 bytes inside a UTF-8
+// character, and the error reply then failed to serialise.
+TEST(ControlProtocol, UnknownCommandReplyStaysValidUtf8) {
+  std::string command = "a";
+  for (int i = 0; i < 40; ++i) command += "\u00e9";  // two bytes each in UTF-8
+  auto r = parse_control_request(R"({"baton":1,"command":")" + command + "\"}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().what().find("unknown command 'a"), std::string::npos) << r.error().what();
+  EXPECT_NO_THROW((void)control_error(r.error().what()).dump());
+}
+
 TEST(Readiness, ParsesEveryKind) {
   EXPECT_EQ(parse_readiness("notify")->kind, ReadinessSpec::Kind::kNotify);
   auto http = parse_readiness("http:/healthz?full=1");
