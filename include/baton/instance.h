@@ -54,6 +54,13 @@ struct InstanceOptions {
   // Bound on each step of a handover as the new instance (connect, offer, acknowledgement), and on
   // the retries of the terminate-then-bind fallback. Default 10 s.
   std::chrono::milliseconds handover_timeout{10000};
+  // Bound on one handover session as the old instance: from a new instance's connection to its
+  // READY. The old instance answers one new instance at a time, so a peer that stops midway
+  // (stuck, stopped, or hostile) would block every later handover; at this deadline it is
+  // dropped, this instance keeps serving, and the next new instance is answered. A new instance
+  // that calls ready() later than this after listeners() finds no acknowledgement (both then
+  // accept until the old one is stopped). Default 60 s.
+  std::chrono::milliseconds handover_session_timeout{60000};
   // How long a drain may take once asked; drain_deadline() is the moment of the ask plus this.
   // Default 30 s. The library does not enforce it: the server decides what to do when it passes.
   std::chrono::milliseconds drain_timeout{30000};
@@ -111,6 +118,8 @@ class Instance {
   // SO_REUSEPORT bind beside it (works if the old socket has SO_REUSEPORT; the old instance is sent
   // SIGTERM at ready()), else, if the old instance's pid is known, terminate-then-bind: SIGTERM,
   // then retry the bind until handover_timeout. Each fallback logs one line saying which was used.
+  // The old instance is signalled only if it holds a socket on the contested port (checked through
+  // /proc, signalled through a pidfd): an unrelated process at handover_path is never signalled.
   Result<Listener> listen(std::string_view name, std::string_view address);
 
   // Verb 3: ready. Tells the world this instance serves: in handover mode, tells the old instance

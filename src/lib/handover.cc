@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -359,6 +360,9 @@ void HandoverParent::run() {
   const pid_t self = ::getpid();
   Fd conn;
   std::unique_ptr<ParentSession> session;
+  // One session at a time, so one peer that stops answering (stopped, stuck, hostile) would
+  // block every later handover: each session ends at this deadline whatever its state.
+  Clock::time_point session_deadline;
   auto log = [&](const std::string& line) {
     if (!line.empty() && im.hooks.log) im.hooks.log(line);
   };
@@ -374,12 +378,25 @@ void HandoverParent::run() {
   while (true) {
     pollfd fds[3] = {
         {im.stop_fd.get(), POLLIN, 0}, {im.listen_fd.get(), POLLIN, 0}, {conn.get(), POLLIN, 0}};
-    int rc = retry_eintr(::poll, fds, conn ? 3 : 2, -1);
+    int timeout_ms = -1;
+    if (conn) {
+      auto ms = std::chrono::ceil<std::chrono::milliseconds>(session_deadline - Clock::now());
+      timeout_ms = static_cast<int>(std::clamp<long long>(ms.count(), 0, 1 << 30));
+    }
+    int rc = retry_eintr(::poll, fds, conn ? 3 : 2, timeout_ms);
     if (rc < 0) {
       log(Error::from_errno("handover: poll").what());
       return;
     }
     if (fds[0].revents) return;
+    if (conn && Clock::now() >= session_deadline) {
+      log(fmt::format("handover: pid {} did not finish the handover within {} ms; dropped it, "
+                      "still serving",
+                      session ? session->peer_pid() : 0, im.hooks.session_timeout.count()));
+      session.reset();
+      conn.reset();
+      continue;
+    }
 
     if (conn && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
       auto p = recv_packet(conn.get());
@@ -436,6 +453,7 @@ void HandoverParent::run() {
         } else {
           conn = std::move(c);
           session = std::make_unique<ParentSession>(self, std::vector<OfferedListener>{}, false);
+          session_deadline = Clock::now() + im.hooks.session_timeout;
         }
       }
     }

@@ -52,6 +52,9 @@ class HandoverParent {
         with_listeners;
     std::function<void()> drain;  // the new instance is ready
     std::function<void(const std::string&)> log;
+    // Bound on one session, from the new instance's connection to its READY: a peer still
+    // connected at the deadline is dropped (see InstanceOptions::handover_session_timeout).
+    std::chrono::milliseconds session_timeout{60000};
   };
   // Binds the socket, mode 0600, at a private name next to `path` ("PATH.PID.new"); nothing is
   // visible at `path` yet. Fails early (before the old instance is told to drain) on a bad path.

@@ -18,6 +18,7 @@
 #include "common/address.h"
 #include "common/listener.h"
 #include "lib/handover.h"
+#include "lib/listener_holder.h"
 #include "lib/listen_env.h"
 
 namespace baton {
@@ -73,7 +74,10 @@ struct Instance::State {
   bool took_over = false;
   Fd takeover_connection;  // to the old instance, until ready()
   pid_t old_pid = 0;       // a legacy (non-speaking) old instance, when known
+  Fd old_pidfd;            // ...pinned when learnt: only this process is ever signalled
   bool terminate_old_at_ready = false;
+  Address overlapped;      // the address shared with it by SO_REUSEPORT
+  ino_t overlap_inode = 0;  // our socket on it
   bool ready = false;
   std::unique_ptr<handover::HandoverParent> parent;
 
@@ -150,6 +154,7 @@ Status Instance::State::take_over() {
       break;
     case handover::Takeover::Outcome::kLegacyPeer:
       old_pid = t->peer_pid;
+      old_pidfd = handover::open_pidfd(old_pid);
       log(
           fmt::format("handover: pid {} serves {} but does not speak handover protocol 1 ({}); "
                       "will fall back when binding",
@@ -185,9 +190,13 @@ Result<Fd> Instance::State::bind_with_fallback(const Address& address) {
   reuse.reuse_port = true;
   auto shared = bind_listener(address, reuse);
   if (shared) {
-    terminate_old_at_ready = old_pid > 0;
+    if (old_pid > 0 && !terminate_old_at_ready) {
+      terminate_old_at_ready = true;
+      overlapped = address;
+      overlap_inode = handover::socket_inode(shared->get());
+    }
     log(fmt::format("handover fallback: SO_REUSEPORT overlap on {} with {}", address.to_string(),
-                    old_pid > 0 ? fmt::format("pid {} (sent SIGTERM once ready)", old_pid)
+                    old_pid > 0 ? fmt::format("pid {} (SIGTERM once ready, if it holds the port)", old_pid)
                                 : std::string("an unknown old instance (stop it yourself)")));
     return shared;
   }
@@ -197,9 +206,15 @@ Result<Fd> Instance::State::bind_with_fallback(const Address& address) {
                                          address.to_string(), options.handover_path));
   }
   // Last resort: terminate-then-bind. Connections arriving until the bind succeeds are refused.
+  // Only if the process at the handover path is the one holding the port (listener_holder.h).
+  if (auto sent = handover::signal_if_holder(old_pidfd.get(), old_pid, address, SIGTERM); !sent) {
+    log(fmt::format("handover fallback: not signalling pid {} at {}: {}", old_pid,
+                    options.handover_path, sent.error().what()));
+    return Error(EADDRINUSE, fmt::format("bind {}: in use, and pid {} at {} does not hold it",
+                                         address.to_string(), old_pid, options.handover_path));
+  }
   log(fmt::format("handover fallback: terminate-then-bind on {}: SIGTERM to pid {}",
                   address.to_string(), old_pid));
-  if (::kill(old_pid, SIGTERM) != 0) return Error::from_errno(fmt::format("kill {}", old_pid));
   const auto deadline = std::chrono::steady_clock::now() + options.handover_timeout;
   int attempts = 0;
   while (true) {
@@ -273,6 +288,7 @@ Status Instance::ready() {
     };
     hooks.drain = [] { trigger_drain(); };
     hooks.log = [st](const std::string& line) { st->log(line); };
+    hooks.session_timeout = s_->options.handover_session_timeout;
     auto prepared = handover::HandoverParent::prepare(s_->options.handover_path, std::move(hooks));
     if (!prepared) return prepared.error();
     parent = std::move(*prepared);
@@ -291,8 +307,14 @@ Status Instance::ready() {
     s_->takeover_connection.reset();
   }
   if (s_->terminate_old_at_ready && s_->old_pid > 0) {
-    if (::kill(s_->old_pid, SIGTERM) == 0) {
+    auto sent = handover::signal_if_holder(s_->old_pidfd.get(), s_->old_pid, s_->overlapped,
+                                           SIGTERM, s_->overlap_inode);
+    if (sent) {
       s_->log(fmt::format("handover fallback: sent SIGTERM to pid {}", s_->old_pid));
+    } else {
+      s_->log(fmt::format("handover fallback: not signalling pid {} at {}: {}; stop the old "
+                          "instance yourself",
+                          s_->old_pid, s_->options.handover_path, sent.error().what()));
     }
     s_->terminate_old_at_ready = false;
   }

@@ -9,6 +9,8 @@
 //   legacy       an "older build" without the protocol: binds LISTEN_ADDRESS itself and puts a
 //                stream socket (not seqpacket) at HANDOVER_PATH; serves HTTP; SIGTERM drains.
 //   legacy-reuse as legacy, with SO_REUSEPORT on its TCP socket.
+//   squatter     an unrelated process: a stream socket at HANDOVER_PATH and no port at all
+//                (LISTEN_ADDRESS is ignored); prints "squatter: got SIGTERM" and exits 9 on SIGTERM.
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -74,6 +76,28 @@ int legacy(const std::string& path, const std::string& address, bool reuse_port)
   return rc;
 }
 
+volatile sig_atomic_t g_squatter_term = 0;
+
+void squatter_on_term(int) { g_squatter_term = 1; }
+
+int squatter(const std::string& path) {
+  baton::Fd unix_sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
+  if (::bind(unix_sock.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
+      ::listen(unix_sock.get(), 4) != 0) {
+    return 22;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = squatter_on_term;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  std::fprintf(stderr, "squatter: pid %d listening at %s\n", ::getpid(), path.c_str());
+  while (g_squatter_term == 0) ::pause();
+  std::fprintf(stderr, "squatter: got SIGTERM\n");
+  return 9;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +107,7 @@ int main(int argc, char** argv) {
   }
   const std::string mode = argv[1], path = argv[2], address = argv[3];
   if (mode == "legacy" || mode == "legacy-reuse") return legacy(path, address, mode != "legacy");
+  if (mode == "squatter") return squatter(path);
 
   baton::InstanceOptions options;
   options.handover_path = path;

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "common/address.h"
+#include "common/listener.h"
 #include "load_client.h"
 #include "notify_listener.h"
 #include "harness.h"
@@ -207,6 +208,54 @@ TEST(HandoverE2E, LegacyInstanceWithoutReusePortIsTerminatedThenBound) {
   auto r = http_get(addr, "/");
   ASSERT_TRUE(r.ok()) << r.error().what();
   EXPECT_EQ(r->headers["x-pid"], std::to_string(next.pid()));
+}
+
+// An unrelated process listening at the handover path (a "squatter" of the same uid) while the
+// contested port is held by someone else: the fallbacks must not signal it.
+TEST(HandoverE2E, UnrelatedProcessAtTheHandoverPathIsNotSignalled) {
+  TempDir dir;
+  const std::string path = dir.file("h");
+  auto held = bind_listener(parse_address("127.0.0.1:0").value(), {});  // no SO_REUSEPORT
+  ASSERT_TRUE(held.ok()) << held.error().what();
+  const std::string addr = bound_address(held->get(), Transport::kTcp)->to_string();
+  Process squatter = Process::spawn({app_binary(), "squatter", path, "-"});
+  ASSERT_TRUE(squatter.wait_for_output("listening at", 20s)) << squatter.output();
+
+  Process next = start_example(path, 1, addr);
+  auto code = next.wait_exit_code(30s);
+  EXPECT_NE(code, 0) << next.output();  // the port stays taken: it cannot start
+  const std::string out = next.output();
+  EXPECT_NE(out.find(fmt::format("not signalling pid {}", squatter.pid())), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("does not hold it"), std::string::npos) << out;
+  EXPECT_EQ(out.find("terminate-then-bind"), std::string::npos) << out;
+  EXPECT_TRUE(squatter.running()) << squatter.output();
+  EXPECT_EQ(squatter.output().find("got SIGTERM"), std::string::npos);
+}
+
+TEST(HandoverE2E, UnrelatedProcessAtTheHandoverPathIsNotSignalledAfterAnOverlap) {
+  TempDir dir;
+  const std::string path = dir.file("h");
+  BindOptions reuse;
+  reuse.reuse_port = true;
+  auto held = bind_listener(parse_address("127.0.0.1:0").value(), reuse);
+  ASSERT_TRUE(held.ok()) << held.error().what();
+  const std::string addr = bound_address(held->get(), Transport::kTcp)->to_string();
+  Process squatter = Process::spawn({app_binary(), "squatter", path, "-"});
+  ASSERT_TRUE(squatter.wait_for_output("listening at", 20s)) << squatter.output();
+
+  Process next = start_example(path, 1, addr);
+  ASSERT_TRUE(next.wait_for_output("ready on " + addr, 20s)) << next.output();
+  ASSERT_TRUE(next.wait_for_output("not signalling pid", 20s)) << next.output();
+  EXPECT_NE(next.output().find(fmt::format("not signalling pid {}", squatter.pid())),
+            std::string::npos)
+      << next.output();
+  EXPECT_EQ(next.output().find("handover fallback: sent SIGTERM"), std::string::npos)
+      << next.output();
+  EXPECT_TRUE(squatter.running()) << squatter.output();
+  EXPECT_EQ(squatter.output().find("got SIGTERM"), std::string::npos);
+  next.signal(SIGTERM);
+  EXPECT_EQ(next.wait_exit_code(30s), 0) << next.output();
 }
 
 // A raw keep-alive connection, for watching what the server does to it.

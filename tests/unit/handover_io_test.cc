@@ -34,7 +34,8 @@ struct FakeOld {
   std::vector<std::string> lines;
   std::unique_ptr<HandoverParent> parent;
 
-  explicit FakeOld(const std::string& path, bool already_draining = false) {
+  explicit FakeOld(const std::string& path, bool already_draining = false,
+                   std::chrono::milliseconds session_timeout = std::chrono::seconds(60)) {
     listener = bind_listener(parse_address("127.0.0.1:0").value(), {}).value();
     address = bound_address(listener.get(), Transport::kTcp)->to_string();
     draining = already_draining;
@@ -51,6 +52,7 @@ struct FakeOld {
       std::lock_guard lock(mu);
       lines.push_back(line);
     };
+    hooks.session_timeout = session_timeout;
     auto p = HandoverParent::start(path, std::move(hooks));
     if (!p) ADD_FAILURE() << p.error().what();
     parent = std::move(*p);
@@ -173,6 +175,46 @@ TEST(Handover, OneHandoverAtATime) {
   ASSERT_FALSE(second.ok()) << static_cast<int>(second->outcome) << " " << second->detail;
   EXPECT_EQ(second.error().code(), ETIMEDOUT);
   EXPECT_NE(second.error().what().find("busy"), std::string::npos);
+}
+
+Fd connect_seqpacket(const std::string& path) {
+  Fd c(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
+  if (::connect(c.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) return Fd();
+  return c;
+}
+
+// Without a session deadline, these peers would hold the one session slot until they close, and
+// every later newcomer would be told "busy" until its own timeout.
+TEST(Handover, PeerStoppingAfterTheOfferDoesNotBlockTheNextHandover) {
+  test::TempDir dir;
+  FakeOld old(dir.file("h"), false, 300ms);
+  Fd stuck = connect_seqpacket(dir.file("h"));
+  ASSERT_TRUE(stuck.valid());
+  std::string hello = encode(make_hello({kMinVersion, kVersion, ::getpid()}));
+  ASSERT_GT(::send(stuck.get(), hello.data(), hello.size(), MSG_NOSIGNAL), 0);
+  ASSERT_NE(read_packet(stuck.get()).find("OFFER"), std::string::npos);
+  // ...and then it says nothing more, its connection left open.
+  auto t = take_listeners(dir.file("h"), 10s);
+  ASSERT_TRUE(t.ok()) << t.error().what();
+  EXPECT_EQ(t->outcome, Takeover::Outcome::kTaken);
+  EXPECT_TRUE(old.logged("did not finish the handover within 300 ms"));
+  EXPECT_EQ(old.drains.load(), 0);  // the stuck peer never said READY: nothing drains
+}
+
+TEST(Handover, PeerSilentBeforeHelloDoesNotBlockTheNextHandover) {
+  test::TempDir dir;
+  FakeOld old(dir.file("h"), false, 300ms);
+  Fd silent = connect_seqpacket(dir.file("h"));
+  ASSERT_TRUE(silent.valid());
+  auto t = take_listeners(dir.file("h"), 10s);
+  ASSERT_TRUE(t.ok()) << t.error().what();
+  EXPECT_EQ(t->outcome, Takeover::Outcome::kTaken);
+  auto drained = finish_takeover(t->connection.get(), 5s);
+  ASSERT_TRUE(drained.ok()) << drained.error().what();
+  EXPECT_TRUE(test::wait_until([&] { return old.drains.load() == 1; }, 5s));
 }
 
 TEST(Handover, DrainingInstanceOffersNothing) {
