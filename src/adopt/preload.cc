@@ -46,12 +46,13 @@
 //   READY=1                                         the probe above succeeded
 //   STATUS=baton-adopt: ...                         a human-readable line with each of the above
 //
-// Which processes adopt: only the one whose pid is LISTEN_PID, with BATON_ADOPT=1. The environment
-// is left as it is: a wrapper that exec()s the real server keeps the pid, so the server adopts
-// (a shell script or the pyenv shim work), while forked-and-exec'd children (helpers, shells) get
-// another pid and load the library inert. A child forked without exec shares the parent's state,
-// so a pre-fork server's workers accept the adopted socket like the master. At the first adoption
-// the held descriptors become CLOEXEC, so programs the server exec()s do not inherit them.
+// Which processes adopt: only the one whose pid is LISTEN_PID, with BATON_ADOPT=1, and LISTEN_FDS
+// at most kMaxHeld (anything more was not written by baton: one line, and nothing is adopted).
+// At load that process keeps its listeners and variables to itself (preload_env.h): the held
+// descriptors become CLOEXEC and the variables leave the environment, so helpers it forks and
+// execs inherit neither; an exec in its own pid (a wrapper exec()ing the real server: a shell
+// script, the pyenv shim) hands both on, so the server adopts. A child forked without exec shares
+// the parent's state, so a pre-fork server's workers accept the adopted socket like the master.
 //
 // The library uses no C++ runtime (no exceptions, no allocation, no static guards) so it loads
 // into any process without bringing libstdc++ along.
@@ -77,13 +78,16 @@
 #include <cstring>
 
 #include "adopt/match.h"
+#include "adopt/preload_env.h"
 
 #define BATON_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace baton::adopt {
 namespace {
 
-constexpr int kMaxHeld = 64;
+// The same bound as the client library's (kMaxListeners in src/lib/listen_env.h): baton never
+// passes more, so a larger LISTEN_FDS is refused rather than walked.
+constexpr int kMaxHeld = 128;
 constexpr int kProtocolVersion = 1;
 constexpr const char kProbeName[] = "baton-probe";
 
@@ -147,7 +151,6 @@ ReadyMode g_ready_mode = ReadyMode::kHttp;
 char g_ready_path[512] = "/";
 int g_supervisor_probe = -1;  // index of the held "baton-probe" listener, or -1
 
-std::atomic<bool> g_adopted_once{false};
 std::atomic<bool> g_routing{false};     // route the private listener into the app's accept path
 std::atomic<int> g_private_fd{-1};      // that listener (ours, or the supervisor's baton-probe)
 std::atomic<int> g_probe_event_fd{-1};  // accept mode: the interposer signals the probe thread
@@ -332,6 +335,13 @@ __attribute__((constructor)) void baton_adopt_init() {
       g_notify_len = static_cast<socklen_t>(n);
     }
   }
+  if (count > kMaxHeld) {
+    log_line("LISTEN_FDS=%ld: more than %d descriptors, not from baton; adopting nothing", count,
+             kMaxHeld);
+    notify("BATON_ADOPT_ERROR=LISTEN_FDS=%ld is more than %d\nSTATUS=baton-adopt: bad LISTEN_FDS",
+           count, kMaxHeld);
+    return;
+  }
 
   const char* names = getenv("LISTEN_FDNAMES");
   for (long i = 0; i < count; ++i) {
@@ -356,6 +366,7 @@ __attribute__((constructor)) void baton_adopt_init() {
   }
   parse_ready_mode();
   g_active = true;
+  keep_adoption_to_ourselves(getpid(), 3, static_cast<int>(count));
 
   char summary[512];
   held_summary(summary, sizeof(summary));
@@ -638,9 +649,6 @@ int try_adopt(int fd, const sockaddr* addr, socklen_t len) {
     fcntl(fd, F_SETFL, (shared & ~O_NONBLOCK) | (fl_flags & O_NONBLOCK));
   }
 
-  if (!g_adopted_once.exchange(true)) {
-    for (int i = 0; i < g_held_count; ++i) fcntl(g_held[i].fd, F_SETFD, FD_CLOEXEC);
-  }
   if (m.quality == MatchQuality::kOverlaps) {
     log_line(
         "bind %s: adopted baton's listener %s=%s (fd %d); the app asked for more, it serves "

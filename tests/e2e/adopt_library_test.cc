@@ -268,6 +268,38 @@ TEST_F(AdoptLibraryTest, AWrapperThatExecsTheServerAdoptsAForkedChildStaysInert)
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("Address already in use"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("adopted"), std::string::npos) << r.output;
+  // The forked child inherits neither baton's descriptor nor its variables.
+  EXPECT_EQ(field(r.output, "start_held_cloexec"), "-") << r.output;
+  EXPECT_EQ(field(r.output, "start_listen_env"), "0") << r.output;
+}
+
+TEST_F(AdoptLibraryTest, HeldDescriptorsAndVariablesStayWithTheAdopterFromLoad) {
+  HeldListener held = hold_listener("127.0.0.1:0");
+  Process p = start_ready(held, {"--bind", "127.0.0.1:" + port_of(held)});
+  ASSERT_TRUE(p.wait_for_output("bound ", kTimeout)) << p.output();
+  // Before main() ran, the library had made fd 3 CLOEXEC and taken its variables out.
+  EXPECT_EQ(field(p.output(), "start_held_cloexec"), "1") << p.output();
+  EXPECT_EQ(field(p.output(), "start_listen_env"), "0") << p.output();
+  auto r = http_get(held.address, "/");  // and it adopted all the same
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->body, pid_body(p));
+}
+
+TEST_F(AdoptLibraryTest, AnAbsurdListenFdsIsRefusedInOneLine) {
+  HeldListener held = hold_listener("127.0.0.1:0");
+  auto r = run({launch_binary(), "--fd", std::to_string(held.fd.get()), "--listen-fds", "100000",
+                "--preload", adopt_library(), "--", testapp_binary(), "--bind",
+                "127.0.0.1:" + port_of(held)},
+               kTimeout);
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // nothing adopted: its own bind finds the port taken
+  EXPECT_NE(r.output.find("LISTEN_FDS=100000: more than 128 descriptors"), std::string::npos)
+      << r.output;
+  size_t lines = 0;
+  for (size_t at = r.output.find("baton-adopt["); at != std::string::npos;
+       at = r.output.find("baton-adopt[", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << r.output;
 }
 
 TEST_F(AdoptLibraryTest, UnixSocketPathIsAdoptedAndItsFileSurvivesTheAppsUnlink) {

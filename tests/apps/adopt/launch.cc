@@ -1,8 +1,9 @@
 // baton-adopt-launch: starts a program the way `baton run --adopt` does, for tests of the
 // adoption library that must not depend on the supervisor.
 //
-//   baton-adopt-launch [--fd N[=NAME]]... [--preload LIBRARY] -- PROGRAM [ARGS...]
+//   baton-adopt-launch [--fd N[=NAME]]... [--preload LIBRARY] [--listen-fds COUNT] -- PROGRAM ...
 //
+// --listen-fds sets LISTEN_FDS to COUNT whatever the descriptors (a hostile or broken launcher).
 // The inherited descriptors N (in order) become fds 3, 4, ... of PROGRAM, with LISTEN_FDS,
 // LISTEN_PID (this pid, which exec keeps), LISTEN_FDNAMES and BATON_ADOPT=1 set, and LIBRARY
 // prepended to LD_PRELOAD. Everything else (NOTIFY_SOCKET...) comes from the environment.
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   std::vector<int> fds;
   std::string names;
   std::string preload;
+  std::string listen_fds;
   int i = 1;
   for (; i < argc; ++i) {
     std::string arg = argv[i];
@@ -32,6 +34,8 @@ int main(int argc, char** argv) {
       fds.push_back(std::atoi(spec.substr(0, eq).c_str()));
       if (!names.empty() || fds.size() > 1) names += ":";
       names += eq == std::string::npos ? "" : spec.substr(eq + 1);
+    } else if (arg == "--listen-fds" && i + 1 < argc) {
+      listen_fds = argv[++i];
     } else if (arg == "--preload" && i + 1 < argc) {
       preload = argv[++i];
     } else {
@@ -57,7 +61,8 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < moved.size(); ++k) {
     if (dup2(moved[k], 3 + static_cast<int>(k)) < 0) return 2;  // dup2 clears CLOEXEC
   }
-  setenv("LISTEN_FDS", std::to_string(fds.size()).c_str(), 1);
+  setenv("LISTEN_FDS", listen_fds.empty() ? std::to_string(fds.size()).c_str() : listen_fds.c_str(),
+         1);
   setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
   setenv("LISTEN_FDNAMES", names.c_str(), 1);
   setenv("BATON_ADOPT", "1", 1);

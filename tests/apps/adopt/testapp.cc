@@ -9,6 +9,10 @@
 // bind and listen it prints one line:
 //   bound fd=N addr=A acceptconn=0|1 cloexec=0|1 nonblock=0|1 held_cloexec=0|1|-
 // (held_cloexec: FD_CLOEXEC of fd 3, "-" when fd 3 is not open), then `also=A` for --also-bind.
+// Before anything else it prints
+//   start start_held_cloexec=0|1|- start_listen_env=N
+// (fd 3's FD_CLOEXEC as main() found it; N: how many of LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES,
+// BATON_ADOPT, BATON_ADOPT_READY its environment has).
 // It answers every HTTP request with 200 "pid=PID". --hold waits for SIGUSR1 before its first
 // wait/accept (a server still starting up). On SIGTERM it close()s its listener, prints "closed",
 // and exits (--unlink-on-exit: also unlinks its unix socket path); --shutdown-listener calls
@@ -70,6 +74,17 @@ void serve(int conn) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  {
+    int held = fcntl(3, F_GETFD);
+    int vars = 0;
+    for (const char* v :
+         {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "BATON_ADOPT", "BATON_ADOPT_READY"}) {
+      vars += std::getenv(v) != nullptr ? 1 : 0;
+    }
+    std::printf("start start_held_cloexec=%s start_listen_env=%d\n",
+                held < 0 ? "-" : ((held & FD_CLOEXEC) ? "1" : "0"), vars);
+    std::fflush(stdout);
+  }
   std::string bind_text, also_text, family_text, wait_mode = "poll";
   bool reuseaddr = false, reuseport = false, nonblock = false, cloexec = true, hold = false;
   bool shutdown_listener = false, unlink_on_exit = false;
