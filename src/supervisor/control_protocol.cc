@@ -84,6 +84,18 @@ Result<nlohmann::json> control_call(const std::string& path, const ControlReques
     }
     return Error(e, "connect to the supervisor at " + path);
   }
+  // Whoever could bind this path would otherwise answer for the supervisor (a planted control
+  // directory): only a socket of our own uid, or root's, is believed.
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return Error::from_errno("SO_PEERCRED on the control socket " + path);
+  }
+  if (cred.uid != ::geteuid() && cred.uid != 0) {
+    return Error(fmt::format("the control socket {} is served by uid {} (pid {}), neither you nor "
+                             "root: not talking to it",
+                             path, cred.uid, cred.pid));
+  }
   std::string out = format_control_request(request);
   if (retry_eintr(::send, fd.get(), out.data(), out.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(out.size())) {

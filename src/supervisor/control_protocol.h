@@ -46,7 +46,9 @@ nlohmann::json control_error(const std::string& message);
 nlohmann::json control_ok(const std::string& message);
 
 // The client side: connects to `path`, sends `request`, returns the reply, all within `timeout`.
-// Errors say what to do: no supervisor at that path, permission, timeout.
+// The peer must run as the caller's effective uid or as root (SO_PEERCRED); another user's
+// socket at that path is refused before anything is sent.
+// Errors say what to do: no supervisor at that path, permission, another user's socket, timeout.
 Result<nlohmann::json> control_call(const std::string& path, const ControlRequest& request,
                                     std::chrono::milliseconds timeout);
 

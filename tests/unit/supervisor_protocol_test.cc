@@ -1,5 +1,17 @@
 // Unit tests of the supervisor's protocol pieces: control requests, readiness specs, sd_notify.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
 #include <gtest/gtest.h>
+
+#include "baton/fd.h"
+#include "harness.h"
 
 #include "supervisor/control_protocol.h"
 #include "supervisor/notify_socket.h"
@@ -57,6 +69,45 @@ TEST(ControlProtocol, UnknownCommandReplyStaysValidUtf8) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().what().find("unknown command 'a"), std::string::npos) << r.error().what();
   EXPECT_NO_THROW((void)control_error(r.error().what()).dump());
+}
+
+// A fake supervisor of another uid at the control path is not believed, whatever it answers.
+TEST(ControlProtocol, ClientRefusesAControlSocketOfAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  test::TempDir dir;
+  const std::string path = dir.file("control.sock");
+  Fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0);
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // SO_PEERCRED of a listening socket is fixed at listen(): listen as "nobody".
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0 ||
+        ::listen(listener.get(), 4) != 0) {
+      std::_Exit(10);
+    }
+    (void)!::write(ready[1], "x", 1);
+    Fd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    std::string fake = control_ok("stopping: draining every generation").dump() + "\n";
+    (void)!::send(c.get(), fake.data(), fake.size(), MSG_NOSIGNAL);
+    std::_Exit(0);
+  }
+  ::close(ready[1]);
+  char x;
+  ASSERT_EQ(::read(ready[0], &x, 1), 1);
+  ::close(ready[0]);
+  auto reply = control_call(path, {ControlRequest::Command::kStop, false}, std::chrono::seconds(5));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_FALSE(reply.ok()) << reply->dump();
+  EXPECT_NE(reply.error().what().find("served by uid 65534"), std::string::npos)
+      << reply.error().what();
 }
 
 TEST(Readiness, ParsesEveryKind) {
