@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -66,9 +67,11 @@ nlohmann::json control_ok(const std::string& message) {
   return {{"baton", kControlProtocolVersion}, {"ok", true}, {"message", message}};
 }
 
-Result<nlohmann::json> control_call(const std::string& path, const ControlRequest& request,
-                                    std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+namespace {
+
+Result<nlohmann::json> call_once(const std::string& path, const ControlRequest& request,
+                                 std::chrono::steady_clock::time_point deadline,
+                                 std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) return Error("control socket path too long: " + path);
@@ -97,9 +100,13 @@ Result<nlohmann::json> control_call(const std::string& path, const ControlReques
                              path, cred.uid, cred.pid));
   }
   std::string out = format_control_request(request);
+  // A supervisor with every slot taken answers and closes without reading: the send then
+  // fails, but its answer is there to read.
+  Error send_error;
   if (retry_eintr(::send, fd.get(), out.data(), out.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(out.size())) {
-    return Error::from_errno("send to the supervisor");
+    send_error = Error::from_errno("send to the supervisor");
+    if (send_error.code() != EPIPE && send_error.code() != ECONNRESET) return send_error;
   }
   std::string in;
   for (;;) {
@@ -115,18 +122,44 @@ Result<nlohmann::json> control_call(const std::string& path, const ControlReques
     if (rc == 0) continue;
     char buf[4096];
     ssize_t n = retry_eintr(::recv, fd.get(), buf, sizeof(buf), 0);
+    if (n < 0 && send_error.code() != 0) return send_error;
     if (n < 0) return Error::from_errno("read from the supervisor");
     if (n == 0) break;
     in.append(buf, static_cast<size_t>(n));
     if (in.size() > kMaxControlLine) return Error("reply from the supervisor too long");
     if (in.find('\n') != std::string::npos) break;
   }
+  if (in.empty() && send_error.code() != 0) return send_error;
   if (in.empty()) return Error("the supervisor closed the connection without a reply");
   auto j = nlohmann::json::parse(in.substr(0, in.find('\n')), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("ok")) {
     return Error("malformed reply from the supervisor");
   }
   return j;
+}
+
+}  // namespace
+
+Result<nlohmann::json> control_call(const std::string& path, const ControlRequest& request,
+                                    std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  constexpr auto kRetry = std::chrono::milliseconds(100);
+  for (;;) {
+    auto reply = call_once(path, request, deadline, timeout);
+    if (!reply || reply->value("ok", false)) return reply;
+    auto error = reply->find("error");
+    if (error == reply->end() || !error->is_string() ||
+        error->get<std::string>() != kTooManyControlClients) {
+      return reply;
+    }
+    // Every slot is taken (silent clients are dropped within kControlRequestTimeout): retry.
+    if (std::chrono::steady_clock::now() + kRetry >= deadline) {
+      return Error(ETIMEDOUT, fmt::format("the supervisor at {} had too many control clients "
+                                          "for {}s; try again",
+                                          path, timeout.count() / 1000));
+    }
+    std::this_thread::sleep_for(kRetry);
+  }
 }
 
 std::string default_control_path() {

@@ -31,6 +31,9 @@ namespace baton {
 
 constexpr int kControlProtocolVersion = 1;
 constexpr size_t kMaxControlLine = 64 * 1024;
+// The error a supervisor answers when it serves as many control clients as it may; the client
+// retries until its own timeout.
+inline constexpr const char* kTooManyControlClients = "too many control clients";
 
 struct ControlRequest {
   enum class Command { kReload, kStatus, kStop };

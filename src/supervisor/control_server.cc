@@ -26,7 +26,10 @@ std::optional<nlohmann::json> reload_ack(bool wait, bool answered,
 }
 
 ControlServer::~ControlServer() {
-  for (auto& [fd, client] : clients_) loop_.remove(fd);
+  for (auto& [fd, client] : clients_) {
+    if (client.deadline != 0) loop_.cancel_timer(client.deadline);
+    loop_.remove(fd);
+  }
   if (fd_) loop_.remove(fd_.get());
   if (!path_.empty()) ::unlink(path_.c_str());
 }
@@ -34,7 +37,18 @@ ControlServer::~ControlServer() {
 Status ControlServer::open(const std::string& path) {
   auto addr = parse_address("unix:" + path);
   if (!addr) return Error("bad --control path: " + addr.error().what());
-  ::unlink(path.c_str());  // the caller holds the lock: a socket file here is stale
+  // The caller holds the lock, so a socket here should be stale; but if the lock file was
+  // removed under a running supervisor, that one still answers here: never take its place.
+  {
+    Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (probe && (::connect(probe.get(), addr->sockaddr_ptr(), addr->length) == 0 ||
+                  errno == EAGAIN || errno == EINPROGRESS)) {
+      return Error(fmt::format("a supervisor already answers on {} (was its lock file removed?); "
+                               "stop it or pass another --control",
+                               path));
+    }
+  }
+  ::unlink(path.c_str());
   fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd_) return Error::from_errno("socket");
   // Created with mode 0600 already: no window in which another user can connect.
@@ -62,14 +76,30 @@ void ControlServer::on_accept() {
                                cred.pid));
       continue;
     }
-    if (clients_.size() >= kMaxControlClients) continue;  // closed: too many at once
+    if (clients_.size() >= kMaxControlClients) {
+      // An answer rather than a reset: read what it sent (closing over unread data resets the
+      // connection), say why, close. The client retries.
+      char discard[4096];
+      while (::recv(fd.get(), discard, sizeof(discard), MSG_DONTWAIT) > 0) {
+      }
+      std::string reply = control_error(kTooManyControlClients).dump() + "\n";
+      [[maybe_unused]] auto n = ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+      continue;
+    }
     const int raw = fd.get();
     auto added = loop_.add(raw, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t ev) { on_client(raw, ev); });
     if (!added) {
       handler_.log("control connection dropped: " + added.error().what());
       continue;
     }
-    clients_[raw] = Client{std::move(fd), {}, std::nullopt};
+    auto deadline = loop_.add_timer(EventLoop::Clock::now() + kControlRequestTimeout, [this, raw] {
+      auto it = clients_.find(raw);
+      if (it == clients_.end()) return;
+      it->second.deadline = 0;  // this timer has fired
+      send_and_close(raw, control_error(fmt::format("no request within {} s",
+                                                    kControlRequestTimeout.count())));
+    });
+    clients_[raw] = Client{std::move(fd), {}, std::nullopt, deadline};
   }
 }
 
@@ -85,8 +115,7 @@ void ControlServer::on_client(int fd, uint32_t events) {
       handler_.waiter_gone(*client.waiter);
       waiters_.erase(*client.waiter);
     }
-    loop_.remove(fd);
-    clients_.erase(it);
+    drop(fd);
     return;
   }
   if (client.waiter) return;  // one request per connection: more bytes are ignored
@@ -103,6 +132,10 @@ void ControlServer::on_client(int fd, uint32_t events) {
 
 void ControlServer::handle_request(Client& client, const std::string& line) {
   const int fd = client.fd.get();
+  if (client.deadline != 0) {  // the request is in: a reload may now wait as long as it takes
+    loop_.cancel_timer(client.deadline);
+    client.deadline = 0;
+  }
   auto request = parse_control_request(line);
   if (!request) return send_and_close(fd, control_error(request.error().what()));
   switch (request->command) {
@@ -151,6 +184,13 @@ void ControlServer::send_and_close(int fd, const nlohmann::json& reply) {
   timeval tv{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   [[maybe_unused]] auto n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+  drop(fd);
+}
+
+void ControlServer::drop(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  if (it->second.deadline != 0) loop_.cancel_timer(it->second.deadline);
   loop_.remove(fd);
   clients_.erase(it);
 }

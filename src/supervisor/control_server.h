@@ -4,12 +4,15 @@
 // It accepts connections on the unix socket, serves only peers of the supervisor's own uid or
 // root (SO_PEERCRED), reads one request line per connection, and answers through its Handler;
 // a reload with "wait":true is answered later, by reply(). At most kMaxControlClients
-// connections are open at once; more are closed unanswered.
+// connections are open at once; one more is answered kTooManyControlClients (control_protocol.h)
+// and closed, and the client retries. Each client has kControlRequestTimeout to send its request
+// line, so silent connections cannot hold the slots; a client waiting for a reload has no limit.
 //
 // What to answer at once to a reload is decided by reload_ack() below, a pure function, so that
 // decision is unit-tested without sockets. Used from the supervisor's one thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <optional>
@@ -25,6 +28,7 @@
 namespace baton {
 
 constexpr size_t kMaxControlClients = 64;
+constexpr std::chrono::seconds kControlRequestTimeout{3};
 
 // The answer due at once to a reload request, after the core has taken it in:
 //   answered  the core replied already (refused: stopping, drain limit)  -> none
@@ -65,12 +69,14 @@ class ControlServer {
     Fd fd;
     std::string buffer;
     std::optional<WaiterId> waiter;
+    EventLoop::TimerId deadline = 0;  // for the request line; 0 once it arrived
   };
 
   void on_accept();
   void on_client(int fd, uint32_t events);
   void handle_request(Client& client, const std::string& line);
   void send_and_close(int fd, const nlohmann::json& reply);
+  void drop(int fd);  // forgets the client: its deadline, its loop entry, its descriptor
 
   EventLoop& loop_;
   Handler& handler_;

@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/private_dir.h"
 #include "common/syscall.h"
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
@@ -156,19 +157,25 @@ Supervisor::~Supervisor() {
 }
 
 Status Supervisor::lock_control_path() {
-  namespace fs = std::filesystem;
-  const fs::path control(config_.control_path);
-  std::error_code ec;
-  if (control.has_parent_path() && !fs::exists(control.parent_path(), ec)) {
-    fs::create_directories(control.parent_path(), ec);
-    if (ec) return Error(ec.value(), "create " + control.parent_path().string());
-    ::chmod(control.parent_path().c_str(), 0700);
-  }
+  // The directory must be ours alone (common/private_dir.h): whoever can change its entries could
+  // point the lock at any file we can write, or answer for us on the control socket.
+  const std::filesystem::path control(config_.control_path);
+  auto dir = open_private_dir(control.parent_path().string());
+  if (!dir) return dir.error();
   // One supervisor per control path: the lock is held for the supervisor's life and released by
   // the kernel however it ends, so a crashed supervisor never blocks the next one.
   const std::string lock_path = config_.control_path + ".lock";
-  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock_fd_) return Error::from_errno("open " + lock_path);
+  auto lock = open_in_dir(dir->get(), control.filename().string() + ".lock", O_RDWR | O_CREAT);
+  if (!lock) {
+    return Error(lock.error().code(),
+                 lock.error().code() == ELOOP ? "open " + lock_path + ": a symlink, not followed"
+                                              : "open " + lock_path);
+  }
+  lock_fd_ = std::move(*lock);
+  struct stat st {};
+  if (::fstat(lock_fd_.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    return Error(fmt::format("lock file {} is not a regular file of ours; remove it", lock_path));
+  }
   if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {};
     [[maybe_unused]] auto n = ::pread(lock_fd_.get(), pid, sizeof(pid) - 1, 0);
@@ -236,7 +243,13 @@ Status Supervisor::setup() {
   if (auto s = lock_control_path(); !s) return s;
   if (auto s = bind_listeners(); !s) return s;
   if (auto s = control_.open(config_.control_path); !s) return s;
-  auto notify = NotifySocket::bind(config_.control_path + ".notify");
+  // Absolute (sd_notify clients refuse a relative NOTIFY_SOCKET) and ours alone: a second
+  // supervisor started on this path (its lock file removed) never replaces it.
+  std::error_code ec;
+  const auto notify_path = std::filesystem::absolute(config_.control_path, ec).string() +
+                           fmt::format(".notify.{}", ::getpid());
+  if (ec) return Error(ec.value(), "absolute path of " + config_.control_path);
+  auto notify = NotifySocket::bind(notify_path);
   if (!notify) return notify.error();
   notify_ = std::move(notify).value();
   if (config_.run_as) {

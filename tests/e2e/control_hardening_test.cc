@@ -1,0 +1,132 @@
+// The control directory and control socket as an attacker on the same machine sees them (issue
+// 11): a planted directory, silent clients, a removed lock file. Real baton processes.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "baton/fd.h"
+#include "harness.h"
+
+namespace baton::test {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+Process start_baton(const std::string& control) {
+  return Process::spawn({baton_binary(), "run", "--control", control, "--listen", "127.0.0.1:0",
+                         "--", testapp_binary()});
+}
+
+bool serving(const std::string& control) {
+  return wait_until(
+      [&] {
+        auto r = run({baton_binary(), "status", "--json", "--control", control}, 10s);
+        auto j = nlohmann::json::parse(r.output, nullptr, false);
+        return j.is_object() && j.value("serving_generation", 0) != 0;
+      },
+      30s, 50ms);
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+TEST(ControlHardening, PlantedControlDirectoryIsRefusedAndTheVictimFileUnchanged) {
+  TempDir tmp;
+  const std::string planted = tmp.file("baton-planted");
+  ASSERT_EQ(::mkdir(planted.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(planted.c_str(), 0777), 0);  // as another user would leave it
+  const std::string victim = tmp.file("victim");
+  { std::ofstream(victim) << "precious\n"; }
+  ASSERT_EQ(::symlink(victim.c_str(), (planted + "/control.sock.lock").c_str()), 0);
+  auto r = run({baton_binary(), "run", "--control", planted + "/control.sock", "--listen",
+                "127.0.0.1:0", "--", testapp_binary()},
+               20s);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("control directory " + planted + " has mode 777"));
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_EQ(read_all(victim), "precious\n");
+  struct stat st {};
+  EXPECT_NE(::stat((planted + "/control.sock").c_str(), &st), 0) << "nothing bound there";
+
+  // Made private, the symlinked lock is still not followed.
+  ASSERT_EQ(::chmod(planted.c_str(), 0700), 0);
+  r = run({baton_binary(), "run", "--control", planted + "/control.sock", "--listen",
+           "127.0.0.1:0", "--", testapp_binary()},
+          20s);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("a symlink, not followed"));
+  EXPECT_EQ(read_all(victim), "precious\n");
+}
+
+TEST(ControlHardening, ControlDirectoryOfAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a directory away";
+  TempDir tmp;
+  const std::string theirs = tmp.file("theirs");
+  ASSERT_EQ(::mkdir(theirs.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+  auto r = run({baton_binary(), "run", "--control", theirs + "/control.sock", "--listen",
+                "127.0.0.1:0", "--", testapp_binary()},
+               20s);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("is owned by uid 65534"));
+}
+
+TEST(ControlHardening, StatusAnswersWithSeventySilentClientsConnected) {
+  TempDir tmp;
+  const std::string control = tmp.file("control.sock");
+  Process baton = start_baton(control);
+  ASSERT_TRUE(serving(control)) << baton.output();
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::strncpy(sun.sun_path, control.c_str(), sizeof(sun.sun_path) - 1);
+  std::vector<Fd> silent;
+  for (int i = 0; i < 70; ++i) {
+    Fd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0) << i;
+    silent.push_back(std::move(c));
+  }
+  auto r = run({baton_binary(), "status", "--control", control}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("generation  1"));
+  // The silent ones were answered, not reset: "no request" or "too many control clients".
+  char buf[512];
+  ssize_t n = ::recv(silent.back().get(), buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0) << std::strerror(errno);
+  EXPECT_THAT(std::string(buf, static_cast<size_t>(n)), HasSubstr("too many control clients"));
+  n = ::recv(silent.front().get(), buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0) << std::strerror(errno);
+  EXPECT_THAT(std::string(buf, static_cast<size_t>(n)), HasSubstr("no request within"));
+}
+
+TEST(ControlHardening, RemovedLockFileDoesNotLetASecondSupervisorTakeOver) {
+  TempDir tmp;
+  const std::string control = tmp.file("control.sock");
+  Process first = start_baton(control);
+  ASSERT_TRUE(serving(control)) << first.output();
+  ASSERT_EQ(::unlink((control + ".lock").c_str()), 0);
+  auto r = run({baton_binary(), "run", "--control", control, "--listen", "127.0.0.1:0", "--",
+                testapp_binary()},
+               20s);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("a supervisor already answers on " + control));
+  auto status = run({baton_binary(), "status", "--json", "--control", control}, 10s);
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  auto j = nlohmann::json::parse(status.output, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << status.output;
+  EXPECT_EQ(j["supervisor"]["pid"], first.pid()) << "the first one still answers";
+}
+
+}  // namespace
+}  // namespace baton::test
