@@ -122,7 +122,11 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     // the app lets them (most servers' workers watch their parent).
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
     if (::getppid() != supervisor) ::_exit(127);
-    ::setpgid(0, 0);
+    // A session of its own, not just a process group: setpgid() can only join a group of the
+    // caller's session, so no process outside this generation (another generation, or any
+    // process of the same uid in baton's session) can join its group and speak for it on the
+    // notify socket, where a sender counts for the generation whose group it is in.
+    if (::setsid() < 0) fail(errno);
     struct sigaction dfl{};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);

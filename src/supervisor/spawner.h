@@ -2,7 +2,8 @@
 //
 // The child gets, and only gets: fd 0 from /dev/null, fds 1 and 2 as pipes read by the supervisor
 // (passed through to its own stdout and stderr), and the listeners from fd 3 on, in order. It
-// runs in a process group of its own (so a generation is killed as a whole), with the signal
+// runs in a session and process group of its own (so a generation is killed as a whole, and no
+// process outside it can join its group: the notify socket's test of identity), with the signal
 // mask and dispositions reset, is SIGKILLed by the kernel if the supervisor dies (never
 // orphaned), and has this environment, on top of the supervisor's:
 //   LISTEN_FDS=N  LISTEN_PID=<its own pid>  LISTEN_FDNAMES=a:b  (systemd's socket activation)

@@ -145,6 +145,8 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   std::unique_ptr<OutputSink> out_sink_, err_sink_;  // baton's stdout and stderr, nonblocking
   std::map<int, std::unique_ptr<GenerationIo>> io_;  // by generation id
   int exit_code_ = 0;
+  static constexpr int kMaxIgnoredNotifyLogs = 20;
+  int ignored_notify_ = 0;
   TimePoint started_at_ = Clock::now();
   std::unique_ptr<MetricsServer> metrics_;  // --metrics; before loop_ in destruction
 };
@@ -528,7 +530,15 @@ std::optional<int> Supervisor::generation_of_pid(pid_t pid) {
 void Supervisor::on_notify() {
   while (auto received = notify_->receive()) {
     auto gen = generation_of_pid(received->pid);
-    if (!gen) continue;  // from no generation of ours: ignored
+    if (!gen) {  // from no generation of ours: ignored, and said so a bounded number of times
+      if (ignored_notify_ < kMaxIgnoredNotifyLogs) {
+        log(fmt::format("ignored a notify datagram from pid {}: not in any generation's process "
+                        "group{}",
+                        received->pid,
+                        ++ignored_notify_ == kMaxIgnoredNotifyLogs ? " (no more such lines)" : ""));
+      }
+      continue;
+    }
     if (received->message.status) core_.on_status_text(*gen, *received->message.status);
     if (received->message.ready && config_.readiness.kind == ReadinessSpec::Kind::kNotify) {
       core_.on_ready(*gen);

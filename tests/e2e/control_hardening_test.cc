@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <regex>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -126,6 +127,45 @@ TEST(ControlHardening, RemovedLockFileDoesNotLetASecondSupervisorTakeOver) {
   auto j = nlohmann::json::parse(status.output, nullptr, false);
   ASSERT_TRUE(j.is_object()) << status.output;
   EXPECT_EQ(j["supervisor"]["pid"], first.pid()) << "the first one still answers";
+}
+
+// Issue 11, finding 5: a process of the same uid, in baton's session (as this test and its
+// children are), tries to join a starting generation's process group and say READY=1 for it.
+TEST(NotifyIdentity, AProcessJoiningAStartingGenerationsGroupCannotMakeItReady) {
+  TempDir tmp;
+  const std::string control = tmp.file("control.sock");
+  Process baton = Process::spawn({baton_binary(), "run", "--control", control, "--listen",
+                                  "127.0.0.1:0", "--ready", "notify", "--", "/bin/sh", "-c",
+                                  "echo \"notify=$NOTIFY_SOCKET group=$$\"; exec sleep 300"});
+  ASSERT_TRUE(baton.wait_for_output(" group=", 30s)) << baton.output();
+  std::smatch m;
+  const std::string out = baton.output();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("notify=(\\S+) group=(\\d+)"))) << out;
+  const std::string notify = m[1], group = m[2];
+  const char* kAttacker =
+      "import os, socket, sys\n"
+      "try:\n"
+      "    os.setpgid(0, int(sys.argv[1])); print('joined', flush=True)\n"
+      "except OSError as e:\n"
+      "    print('setpgid refused:', e.strerror, flush=True)\n"
+      "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+      "s.sendto(b'READY=1', sys.argv[2])\n"
+      "print('sent', os.getpid(), flush=True)\n";
+  auto attacker = run({"/usr/bin/python3", "-c", kAttacker, group, notify}, 20s);
+  ASSERT_EQ(attacker.exit_code, 0) << attacker.output;
+  EXPECT_THAT(attacker.output, HasSubstr("setpgid refused"));
+  std::smatch pid;
+  ASSERT_TRUE(std::regex_search(attacker.output, pid, std::regex("sent (\\d+)")));
+  // The supervisor read the datagram (and said it ignored it) before this status is asked.
+  ASSERT_TRUE(baton.wait_for_output("ignored a notify datagram from pid " + pid[1].str(), 20s))
+      << baton.output();
+  auto status = run({baton_binary(), "status", "--json", "--control", control}, 10s);
+  auto j = nlohmann::json::parse(status.output, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << status.output;
+  EXPECT_EQ(j.value("serving_generation", -1), 0) << status.output;
+  auto stop = run({baton_binary(), "stop", "--control", control}, 20s);
+  EXPECT_EQ(stop.exit_code, 0) << stop.output;
+  EXPECT_TRUE(baton.wait_exit_code(30s).has_value());
 }
 
 }  // namespace
