@@ -20,24 +20,9 @@
 #include "baton/fd.h"
 #include "baton/instance.h"
 #include "baton/result.h"
+#include "common/listen_fds.h"
 
 namespace baton {
-
-// The most descriptors accepted from LISTEN_FDS / SERVER_STARTER_PORT / a handover.
-inline constexpr int kMaxListeners = 128;
-inline constexpr int kListenFdsStart = 3;
-
-// One descriptor the environment says we hold, by number, with its name.
-struct ListenFdEntry {
-  std::string name;
-  int fd = -1;
-};
-
-// Pure parse of the systemd variables (each may be null = unset). Returns the entries (empty when
-// LISTEN_FDS is unset, or LISTEN_PID is another process).
-Result<std::vector<ListenFdEntry>> parse_listen_fds_env(const char* listen_pid,
-                                                        const char* listen_fds,
-                                                        const char* listen_fdnames, pid_t self);
 
 // Pure parse of a SERVER_STARTER_PORT value.
 Result<std::vector<ListenFdEntry>> parse_server_starter_port(std::string_view value);

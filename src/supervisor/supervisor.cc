@@ -26,6 +26,7 @@
 
 #include "common/private_dir.h"
 #include "common/syscall.h"
+#include "supervisor/activation.h"
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
@@ -56,6 +57,7 @@ struct BoundListener {
   Address address;
   Fd fd;
   std::string unix_path;  // removed at exit
+  bool activated = false;  // inherited from baton's manager (activation.h)
 };
 
 // What the shell keeps for one generation besides the core's record.
@@ -192,11 +194,24 @@ Status Supervisor::lock_control_path() {
 }
 
 Status Supervisor::bind_listeners() {
+  auto activated = take_activated_listeners(config_.listens);
+  if (!activated) return activated.error();
   int index = 0;
   for (const auto& spec : config_.listens) {
+    BoundListener l;
+    auto& inherited = (*activated)[static_cast<size_t>(index)];
+    if (inherited) {
+      l.name = spec.name.empty() ? fmt::format("listen{}", index) : spec.name;
+      auto bound = bound_address(inherited->get(), spec.address.transport);
+      l.address = bound ? *bound : spec.address;
+      l.fd = std::move(*inherited);
+      l.activated = true;  // the socket file, if any, is the manager's: never unlinked
+      listeners_.push_back(std::move(l));
+      ++index;
+      continue;
+    }
     auto fd = bind_listener(spec.address, config_.bind);
     if (!fd) return fd.error();
-    BoundListener l;
     l.name = spec.name.empty() ? fmt::format("listen{}", index) : spec.name;
     auto bound = bound_address(fd->get(), spec.address.transport);
     l.address = bound ? *bound : spec.address;
@@ -222,7 +237,6 @@ Status Supervisor::watch_signals() {
 }
 
 Status Supervisor::setup() {
-  // First, while the supervisor holds the fewest descriptors for the fork to copy.
   out_sink_ = std::make_unique<OutputSink>(loop_, STDOUT_FILENO);
   err_sink_ = std::make_unique<OutputSink>(loop_, STDERR_FILENO);
   for (auto* sink : {out_sink_.get(), err_sink_.get()}) {
@@ -238,6 +252,7 @@ Status Supervisor::setup() {
   auto manager = ManagerSocket::from_environment();
   if (!manager) return manager.error();
   manager_ = std::move(manager).value();
+  // Early, while the supervisor holds few descriptors for the fork to copy.
   auto guard = OrphanGuard::start();
   if (!guard) return guard.error();
   guard_ = std::move(guard).value();
@@ -269,8 +284,9 @@ Status Supervisor::setup() {
   }
   if (auto s = loop_.add(notify_->fd(), EPOLLIN, [this](uint32_t) { on_notify(); }); !s) return s;
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    log(fmt::format("listening on {}={} (fd {})", listeners_[i].name,
-                    listeners_[i].address.to_string(), 3 + i));
+    log(fmt::format("listening on {}={} (fd {}{})", listeners_[i].name,
+                    listeners_[i].address.to_string(), 3 + i,
+                    listeners_[i].activated ? ", from the service manager" : ""));
   }
   log("control socket " + config_.control_path);
   if (config_.metrics) {

@@ -14,6 +14,7 @@ extern "C" {
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -306,6 +307,77 @@ TEST(NeverStall, UnreadOutputLeavesStatusAndReloadsWorking) {
   EXPECT_EQ(baton.process().wait_exit_code(30s), 0) << "SIGTERM is acted on";
 }
 
+// baton started by socket activation: systemd-socket-activate binds, waits for the first
+// connection, then execs baton with the socket as fd 3 (LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES).
+class SocketActivation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access(kActivate, X_OK) != 0) GTEST_SKIP() << kActivate << " is not installed";
+  }
+  // systemd-socket-activate -l SOCKET [--fdname NAME] baton run --control ... RUN_ARGS -- testapp
+  Process start(const std::string& socket, const std::string& fdname,
+                std::vector<std::string> run_args) {
+    std::vector<std::string> argv = {kActivate, "-l", socket};
+    if (!fdname.empty()) argv.push_back("--fdname=" + fdname);
+    for (std::string a : {baton_binary(), std::string("run"), std::string("--control"), control()}) {
+      argv.push_back(a);
+    }
+    argv.insert(argv.end(), run_args.begin(), run_args.end());
+    argv.push_back("--");
+    argv.push_back(testapp_binary());
+    return Process::spawn(argv);
+  }
+  std::string control() const { return dir_.file("control.sock"); }
+  bool exists(const std::string& path) const {
+    struct stat st{};
+    return ::lstat(path.c_str(), &st) == 0;
+  }
+  static constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
+  TempDir dir_;
+};
+
+TEST_F(SocketActivation, BatonServesOnTheSocketItWasGivenAndBindsNothing) {
+  const std::string socket = dir_.file("app.sock");
+  Process baton = start(socket, "", {"--listen", "unix:" + socket});
+  ASSERT_TRUE(wait_until([&] { return exists(socket); }, 10s)) << baton.output();
+  auto r = http_get("unix:" + socket, "/", 30s);  // the first connection starts baton
+  ASSERT_TRUE(r.ok()) << r.error().what() << baton.output();
+  EXPECT_THAT(r->body, HasSubstr("generation 1 pid"));
+  EXPECT_THAT(baton.output(), HasSubstr("(fd 3, from the service manager)"));
+  baton.signal(SIGTERM);
+  EXPECT_EQ(baton.wait_exit_code(30s), 0) << baton.output();
+  EXPECT_TRUE(exists(socket)) << "the manager's socket file is the manager's: not unlinked";
+}
+
+TEST_F(SocketActivation, MatchedByNameWhenTheAddressesDiffer) {
+  const std::string socket = dir_.file("given.sock");
+  const std::string asked = dir_.file("asked.sock");
+  Process baton = start(socket, "web", {"--listen", "web=unix:" + asked});
+  ASSERT_TRUE(wait_until([&] { return exists(socket); }, 10s)) << baton.output();
+  auto r = http_get("unix:" + socket, "/", 30s);
+  ASSERT_TRUE(r.ok()) << r.error().what() << baton.output();
+  EXPECT_THAT(r->body, HasSubstr("generation 1 pid"));
+  EXPECT_FALSE(exists(asked)) << "nothing bound for the entry the manager's socket matched";
+  baton.signal(SIGTERM);
+  EXPECT_EQ(baton.wait_exit_code(30s), 0) << baton.output();
+}
+
+TEST_F(SocketActivation, ASocketMatchingNoListenIsOneLineExitOneNothingBound) {
+  const std::string socket = dir_.file("given.sock");
+  const std::string asked = dir_.file("asked.sock");
+  Process baton = start(socket, "", {"--listen", "unix:" + asked});
+  ASSERT_TRUE(wait_until([&] { return exists(socket); }, 10s)) << baton.output();
+  (void)http_get("unix:" + socket, "/", 10s);  // starts baton, which refuses: no answer
+  EXPECT_EQ(baton.wait_exit_code(30s), 1) << baton.output();
+  std::string out = baton.output();
+  ASSERT_NE(out.find("baton: "), std::string::npos) << out;
+  auto ours = out.substr(out.find("baton: "));
+  EXPECT_THAT(ours, HasSubstr("matches no --listen"));
+  EXPECT_EQ(std::count(ours.begin(), ours.end(), '\n'), 1) << ours;
+  EXPECT_FALSE(exists(asked));
+  EXPECT_FALSE(exists(control()));
+}
+
 // The example units, with the paths of this build, as `systemd-analyze verify` sees them.
 class ExampleUnits : public ::testing::Test {
  protected:
@@ -335,6 +407,11 @@ class ExampleUnits : public ::testing::Test {
 
 TEST_F(ExampleUnits, NotifyServiceVerifies) {
   EXPECT_EQ(verify("baton-app.service"), "");
+}
+
+TEST_F(ExampleUnits, SocketVerifies) {
+  verify("baton-app.service");  // the service it starts, beside it
+  EXPECT_EQ(verify("baton-app.socket"), "");
 }
 
 TEST_F(ExampleUnits, NotifyReloadServiceVerifies) {
