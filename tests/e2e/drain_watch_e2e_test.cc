@@ -7,11 +7,14 @@
 #include <optional>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "common/listener.h"
 #include "harness.h"
 #include "supervisor/drain_watch.h"
+#include "supervisor/drain_watches.h"
+#include "supervisor/listener_set.h"
 
 namespace baton::test {
 namespace {
@@ -227,6 +230,51 @@ TEST(DrainWatch, ShutdownRefusesADescriptorThatIsNoLongerTheListedSocket) {
   auto s = shutdown_read(wrong);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().what().find("no longer"), std::string::npos) << s.error().what();
+}
+
+// DrainWatches, as the supervisor uses it: the generation's own socket from a real ListenerSet
+// (a steered SO_REUSEPORT group), the app given that socket at fd 3.
+TEST(DrainWatches, WatchesAGenerationThroughItsOwnSocketUntilQuiet) {
+  std::vector<std::string> logs;
+  auto log = [&](const std::string& line) { logs.push_back(line); };
+  auto set = ListenerSet::bind({parse_listen_spec("127.0.0.1:0").value()}, BindOptions{}, log);
+  ASSERT_TRUE(set.ok()) << set.error().what();
+  if (!set->listeners()[0].steered()) GTEST_SKIP() << "steering unavailable here: " << logs[0];
+  auto sockets = set->assign(1);
+  ASSERT_TRUE(sockets.ok());
+  ASSERT_TRUE(set->switch_to(1).ok());
+  SpawnOptions options;
+  options.env["LISTEN_FDS"] = "1";
+  options.inherit_fds = *sockets;
+  Process app = Process::spawn({"/bin/sh", "-c", "LISTEN_PID=$$ exec " + plainapp_binary()}, options);
+  ASSERT_TRUE(app.wait_for_output("serving 1 listeners", 10s)) << app.output();
+  Client client(set->listeners()[0].address);
+  ASSERT_TRUE(client.send_get("/"));
+  ASSERT_FALSE(client.read_response().empty());
+
+  Generation g;
+  g.id = 1;
+  g.pid = app.pid();
+  DrainWatches watches(log);
+  EXPECT_EQ(watches.check(*set, g), QuietCheck::kBusy) << "its idle connection is being closed";
+  EXPECT_TRUE(client.sees_close());
+  ASSERT_TRUE(wait_until([&] { return watches.check(*set, g) == QuietCheck::kQuiet; }, 10s, 20ms));
+  EXPECT_THAT(logs, ::testing::Contains("generation 1 quiet after baton closed 1 idle keep-alive "
+                                        "connection"));
+}
+
+TEST(DrainWatches, AGenerationSharingAStreamListenerCannotBeWatched) {
+  TempDir dir;
+  auto set = ListenerSet::bind({parse_listen_spec("unix:" + dir.file("s")).value()},
+                               BindOptions{}, [](const std::string&) {});
+  ASSERT_TRUE(set.ok()) << set.error().what();
+  ASSERT_TRUE(set->assign(1).ok());
+  Generation g;
+  g.id = 1;
+  g.pid = ::getpid();
+  DrainWatches watches([](const std::string& line) { ADD_FAILURE() << line; });
+  EXPECT_EQ(watches.check(*set, g), QuietCheck::kUnwatchable)
+      << "a unix socket is shared by every generation: it keeps taking connections";
 }
 
 }  // namespace
