@@ -117,7 +117,10 @@ void print_status(const nlohmann::json& s) {
     if (g.contains("ready_after_s")) extra += ", ready in " + human(g["ready_after_s"].get<double>());
     if (g.contains("exit_status")) extra += fmt::format(", exit status {}", g["exit_status"].get<int>());
     if (g.contains("exit_signal")) extra += ", killed by " + signal_name(g["exit_signal"].get<int>());
-    if (g.contains("status_text")) extra += ", \"" + g["status_text"].get<std::string>() + "\"";
+    // The app's own text: escaped, so it cannot drive the operator's terminal.
+    if (g.contains("status_text")) {
+      extra += ", \"" + escape_control_chars(g["status_text"].get<std::string>()) + "\"";
+    }
     std::printf("generation  %-3d pid %-7d %-9s started %s%s\n", g.value("generation", 0),
                 g.value("pid", 0),
                 g.value("quiescing", false) ? "quiescing" : g.value("state", "").c_str(),

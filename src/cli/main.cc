@@ -1,4 +1,8 @@
 // baton: restart or upgrade any network server with zero failed requests.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <string>
 
@@ -12,6 +16,14 @@ std::vector<std::string>& words_after_dashes() {
 }  // namespace baton::cli
 
 int main(int argc, char** argv) {
+  // Started with any of fds 0-2 closed, the next file baton opens (its lock file, a socket)
+  // would take that number, and log lines would go into it: /dev/null holds the place first.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int held = ::open("/dev/null", O_RDWR);  // the lowest free number: `fd` itself
+      if (held > 2) ::close(held);
+    }
+  }
   CLI::App app{
       "baton: restart or upgrade a network server with zero failed requests.\n"
       "\n"

@@ -55,6 +55,11 @@ nlohmann::json control_ok(const std::string& message);
 Result<nlohmann::json> control_call(const std::string& path, const ControlRequest& request,
                                     std::chrono::milliseconds timeout);
 
+// `text` (an app's STATUS=, say) made safe to print on a terminal: C0 and C1 control characters
+// (ESC, CSI, BEL, newlines...) and backslashes become \xNN / \uNNNN / \\; the rest (UTF-8
+// included) is kept.
+std::string escape_control_chars(std::string_view text);
+
 // The control socket path used when --control is not given: $BATON_CONTROL, else
 // $XDG_RUNTIME_DIR/baton/control.sock, else /tmp/baton-UID/control.sock.
 std::string default_control_path();

@@ -129,6 +129,27 @@ TEST(ControlHardening, RemovedLockFileDoesNotLetASecondSupervisorTakeOver) {
   EXPECT_EQ(j["supervisor"]["pid"], first.pid()) << "the first one still answers";
 }
 
+// Issue 11, finding 7: started with fds 0-2 closed, baton puts /dev/null there before it opens
+// anything (else its lock file became fd 2 and its log lines went into it).
+TEST(ControlHardening, MissingStandardDescriptorsBecomeDevNull) {
+  TempDir tmp;
+  const std::string control = tmp.file("control.sock");
+  Process baton = Process::spawn(
+      {"/bin/sh", "-c", "exec \"$0\" run --control \"$1\" --listen 127.0.0.1:0 -- \"$2\" <&- >&- 2>&-",
+       baton_binary(), control, testapp_binary()});
+  ASSERT_TRUE(serving(control));
+  for (int fd = 0; fd <= 2; ++fd) {
+    char target[256] = {};
+    std::string link = "/proc/" + std::to_string(baton.pid()) + "/fd/" + std::to_string(fd);
+    ASSERT_GT(::readlink(link.c_str(), target, sizeof(target) - 1), 0) << link;
+    EXPECT_STREQ(target, "/dev/null") << "fd " << fd;
+  }
+  EXPECT_EQ(read_all(control + ".lock"), std::to_string(baton.pid()) + "\n");
+  auto stop = run({baton_binary(), "stop", "--control", control}, 20s);
+  EXPECT_EQ(stop.exit_code, 0) << stop.output;
+  EXPECT_TRUE(baton.wait_exit_code(30s).has_value());
+}
+
 // Issue 11, finding 5: a process of the same uid, in baton's session (as this test and its
 // children are), tries to join a starting generation's process group and say READY=1 for it.
 TEST(NotifyIdentity, AProcessJoiningAStartingGenerationsGroupCannotMakeItReady) {
