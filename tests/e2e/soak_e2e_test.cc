@@ -416,12 +416,8 @@ TEST(SoakE2E, ReloadsWithoutADurationSizeTheRunSoNoneStartsLate) {
                 prev["start_s"].get<double>() + prev["duration_s"].get<double>())
           << r.dump() << " after " << prev.dump();
     }
-    // And started at about that time: what is left is the scheduler's wake-up, which on a loaded
-    // machine can reach a second, so it is measured against the plan's own spacing, not a clock.
-    if (i + 1 < list.size()) {
-      const double spacing = list[i + 1]["due_s"].get<double>() - r["due_s"].get<double>();
-      EXPECT_LT(r["late_s"].get<double>(), spacing / 2) << r.dump();
-    }
+    // And started at that time: what is left is the scheduler's wake-up, far below a reload.
+    EXPECT_LT(r["late_s"].get<double>(), 0.5) << r.dump();
   }
   uint64_t total = s.json["requests"]["total"];
   uint64_t in_windows = s.json["latency_us"]["reload_windows"]["requests"];
