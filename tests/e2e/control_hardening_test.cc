@@ -150,6 +150,30 @@ TEST(ControlHardening, MissingStandardDescriptorsBecomeDevNull) {
   EXPECT_TRUE(baton.wait_exit_code(30s).has_value());
 }
 
+// Issue 11, finding 7: an exec: readiness check sees none of the descriptors baton itself
+// inherited (here fd 7, open on a file, without CLOEXEC); it lists its own in a file.
+TEST(ControlHardening, ExecReadinessCheckDoesNotInheritBatonsDescriptors) {
+  TempDir tmp;
+  const std::string control = tmp.file("control.sock");
+  const std::string seen = tmp.file("seen");
+  const std::string check = "ls /proc/$$/fd > " + seen;
+  Process baton = Process::spawn(
+      {"/bin/sh", "-c",
+       "exec \"$0\" run --control \"$1\" --listen 127.0.0.1:0 --ready \"$2\" -- \"$3\" "
+       "--no-notify 7<\"$0\"",
+       baton_binary(), control, "exec:" + check, testapp_binary()});
+  ASSERT_TRUE(serving(control)) << baton.output();
+  char target[256] = {};
+  std::string link = "/proc/" + std::to_string(baton.pid()) + "/fd/7";
+  ASSERT_GT(::readlink(link.c_str(), target, sizeof(target) - 1), 0) << "baton holds fd 7";
+  std::string fds = read_all(seen);
+  ASSERT_FALSE(fds.empty());
+  EXPECT_EQ(fds.find("7\n"), std::string::npos) << fds;
+  auto stop = run({baton_binary(), "stop", "--control", control}, 20s);
+  EXPECT_EQ(stop.exit_code, 0) << stop.output;
+  EXPECT_TRUE(baton.wait_exit_code(30s).has_value());
+}
+
 // Issue 11, finding 5: a process of the same uid, in baton's session (as this test and its
 // children are), tries to join a starting generation's process group and say READY=1 for it.
 TEST(NotifyIdentity, AProcessJoiningAStartingGenerationsGroupCannotMakeItReady) {
