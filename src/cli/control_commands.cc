@@ -188,6 +188,7 @@ int stop(const ControlFlags& f) {
 void add_control_option(CLI::App* cmd, ControlFlags& f) {
   cmd->add_option("--control", f.control,
                   "the supervisor's control socket (default: $BATON_CONTROL, else "
+                  "$RUNTIME_DIRECTORY/control.sock, else /run/baton/control.sock for root, else "
                   "$XDG_RUNTIME_DIR/baton/control.sock, else /tmp/baton-UID/control.sock)");
   cmd->add_option("--timeout", f.timeout,
                   fmt::format("how long to wait for the supervisor's answer (default {}; {} for "

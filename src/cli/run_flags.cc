@@ -51,6 +51,7 @@ void add_run_flags(CLI::App* cmd, RunSource& source) {
       ->capture_default_str();
   cmd->add_option("--control", f.control,
                   "control socket path (default: $BATON_CONTROL, else "
+                  "$RUNTIME_DIRECTORY/control.sock, else /run/baton/control.sock for root, else "
                   "$XDG_RUNTIME_DIR/baton/control.sock, else /tmp/baton-UID/control.sock)");
   cmd->add_flag("--adopt", f.adopt,
                 "for apps that bind their port themselves: preload libbaton_adopt.so so their "

@@ -182,12 +182,24 @@ std::string escape_control_chars(std::string_view text) {
   return out;
 }
 
-std::string default_control_path() {
-  if (const char* env = std::getenv("BATON_CONTROL"); env != nullptr && *env != '\0') return env;
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
-    return std::string(xdg) + "/baton/control.sock";
+std::string default_control_path(const char* baton_control, const char* runtime_directory,
+                                 const char* xdg_runtime_dir, uid_t euid) {
+  auto set = [](const char* v) { return v != nullptr && *v != '\0'; };
+  if (set(baton_control)) return baton_control;
+  if (set(runtime_directory)) {
+    // systemd lists one directory per RuntimeDirectory= entry, separated by ':': the first.
+    std::string_view first(runtime_directory);
+    first = first.substr(0, first.find(':'));
+    if (!first.empty()) return std::string(first) + "/control.sock";
   }
-  return fmt::format("/tmp/baton-{}/control.sock", ::getuid());
+  if (euid == 0) return "/run/baton/control.sock";
+  if (set(xdg_runtime_dir)) return std::string(xdg_runtime_dir) + "/baton/control.sock";
+  return fmt::format("/tmp/baton-{}/control.sock", euid);
+}
+
+std::string default_control_path() {
+  return default_control_path(std::getenv("BATON_CONTROL"), std::getenv("RUNTIME_DIRECTORY"),
+                              std::getenv("XDG_RUNTIME_DIR"), ::geteuid());
 }
 
 }  // namespace baton

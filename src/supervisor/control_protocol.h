@@ -20,6 +20,8 @@
 // with ok:false naming the versions it speaks; any incompatible change bumps it.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 
@@ -60,8 +62,16 @@ Result<nlohmann::json> control_call(const std::string& path, const ControlReques
 // included) is kept.
 std::string escape_control_chars(std::string_view text);
 
-// The control socket path used when --control is not given: $BATON_CONTROL, else
-// $XDG_RUNTIME_DIR/baton/control.sock, else /tmp/baton-UID/control.sock.
+// The control socket path used when --control is not given, first that applies:
+//   $BATON_CONTROL
+//   $RUNTIME_DIRECTORY/control.sock     (systemd's RuntimeDirectory=; the first if several)
+//   /run/baton/control.sock             (root)
+//   $XDG_RUNTIME_DIR/baton/control.sock
+//   /tmp/baton-UID/control.sock
+// A unit with RuntimeDirectory= needs no --control: ExecStart and ExecReload see the same one.
 std::string default_control_path();
+// The same, from the given variables (null or empty: unset) and effective uid. Pure.
+std::string default_control_path(const char* baton_control, const char* runtime_directory,
+                                 const char* xdg_runtime_dir, uid_t euid);
 
 }  // namespace baton
