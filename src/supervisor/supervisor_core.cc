@@ -174,8 +174,7 @@ void SupervisorCore::on_ready(int id) {
     drain(*old, /*after_switch=*/true);
     completing_.push_back(std::move(attempt));
   } else {
-    completing_.push_back(std::move(attempt));
-    finish_attempt(true, fmt::format("generation {} serving", g->id));
+    finish_attempt(std::move(attempt), fmt::format("generation {} serving", g->id));
   }
   if (reload_pending_ && !stopping_) {
     reload_pending_ = false;
@@ -197,14 +196,11 @@ void SupervisorCore::on_reload_pending() {
   start_generation(Purpose::kReload, std::move(waiters));
 }
 
-// Completes the oldest attempt in `completing_` (the one whose replaced generation just exited,
-// or the one that replaced nothing).
-void SupervisorCore::finish_attempt(bool ok, const std::string& message) {
-  if (completing_.empty()) return;
-  Attempt a = std::move(completing_.front());
-  completing_.erase(completing_.begin());
+// Completes attempt `a`, which succeeded: its generation serves, and the one it replaced (if any)
+// has exited. The caller has taken it out of `completing_`.
+void SupervisorCore::finish_attempt(Attempt a, const std::string& message) {
   const Generation* g = find(a.generation);
-  ReloadOutcome outcome{ok, message, "", g != nullptr ? g->id : 0};
+  ReloadOutcome outcome{true, message, "", g != nullptr ? g->id : 0};
   if (a.purpose == Purpose::kReload) {
     end_reload(a.reload_id, true, message);
   } else if (a.purpose == Purpose::kRestart) {
@@ -368,11 +364,14 @@ void SupervisorCore::on_exit(int pid, int wait_status) {
       auto it = std::find_if(completing_.begin(), completing_.end(),
                              [&](const Attempt& a) { return a.replaced == id; });
       if (it != completing_.end()) {
-        std::rotate(completing_.begin(), it, it + 1);  // finish_attempt takes the front
-        const Generation* now_serving = find(completing_.front().generation);
-        finish_attempt(true, fmt::format("generation {} serving, generation {} drained{}",
-                                         now_serving != nullptr ? now_serving->id : 0, id,
-                                         g->killed ? " (killed at the drain deadline)" : ""));
+        Attempt done = std::move(*it);
+        completing_.erase(it);
+        const Generation* now_serving = find(done.generation);
+        const std::string message = fmt::format(
+            "generation {} serving, generation {} drained{}",
+            now_serving != nullptr ? now_serving->id : 0, id,
+            g->killed ? " (killed at the drain deadline)" : "");
+        finish_attempt(std::move(done), message);
       }
       break;
     }

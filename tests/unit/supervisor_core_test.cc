@@ -358,5 +358,26 @@ TEST_F(SupervisorCoreTest, ReadyFromAnotherGenerationIsIgnored) {
   EXPECT_EQ(state(2), GenerationState::kStarting);
 }
 
+// A reload whose new generation crashed while the old one still drained, followed by a restart
+// that replaces nothing: the restart's completion must not answer the reload's waiter, which is
+// answered when the generation it replaced has exited.
+TEST_F(SupervisorCoreTest, RestartCompletingDoesNotAnswerAReloadStillDraining) {
+  serve_first();
+  core.on_reload(7);
+  core.on_ready(2);
+  ASSERT_EQ(state(1), GenerationState::kDraining);
+  core.on_exit(pid(2), killed_by(SIGSEGV));  // the new generation crashes while 1 drains
+  advance(110ms);
+  ASSERT_EQ(os.spawned.size(), 3u) << "a restart after the backoff";
+  core.on_ready(3);
+  EXPECT_EQ(os.replies.count(7), 0u) << "generation 1 has not exited yet";
+  core.on_exit(pid(1), exited_with(0));
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_TRUE(os.replies.at(7).ok);
+  EXPECT_NE(os.replies.at(7).message.find("generation 1 drained"), std::string::npos)
+      << os.replies.at(7).message;
+  EXPECT_TRUE(os.answered_twice.empty());
+}
+
 }  // namespace
 }  // namespace baton
