@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "baton/fd.h"
+#include "common/path_search.h"
 #include "common/syscall.h"
 
 namespace baton::adopt {
@@ -22,14 +23,7 @@ constexpr const char kAdvice[] =
 
 std::string find_in_path(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
+  return search_path(name).value_or("");
 }
 
 Result<std::string> read_head(const std::string& path, size_t size) {

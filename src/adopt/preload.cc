@@ -85,8 +85,8 @@
 namespace baton::adopt {
 namespace {
 
-// The same bound as the client library's (kMaxListeners in src/lib/listen_env.h): baton never
-// passes more, so a larger LISTEN_FDS is refused rather than walked.
+// The same bound as kMaxListeners (src/common/listen_fds.h; not included: this library has no C++
+// runtime): baton never passes more, so a larger LISTEN_FDS is refused rather than walked.
 constexpr int kMaxHeld = 128;
 constexpr int kProtocolVersion = 1;
 constexpr const char kProbeName[] = "baton-probe";

@@ -27,7 +27,6 @@
 namespace baton::cli {
 namespace {
 
-constexpr size_t kMaxListeners = 64;
 constexpr off_t kMaxFileBytes = 1 << 20;
 constexpr size_t kMaxEnvVars = 4096;
 constexpr size_t kMaxUserGroups = 256;
@@ -310,7 +309,11 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
   auto problem = [&](std::string line) { problems.push_back(std::move(line)); };
 
   if (s.listen.empty()) problem("listen: give at least one address, e.g. --listen 8080");
-  if (s.listen.size() > kMaxListeners) problem(fmt::format("listen: at most {}", kMaxListeners));
+  // kMaxListeners (common/listen_fds.h) caps what a generation receives; one is kept for the http
+  // readiness listener.
+  if (s.listen.size() >= static_cast<size_t>(kMaxListeners)) {
+    problem(fmt::format("listen: at most {}", kMaxListeners - 1));
+  }
   for (const auto& text : s.listen) {
     auto spec = parse_listen_spec(text);
     if (!spec) {

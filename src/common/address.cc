@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "common/unix_socket.h"
+
 namespace baton {
 namespace {
 
@@ -30,23 +32,9 @@ Result<int> parse_port(std::string_view text, std::string_view whole) {
 Result<Address> parse_unix(std::string_view path, std::string_view whole) {
   Address a;
   a.transport = Transport::kUnix;
-  auto* un = reinterpret_cast<sockaddr_un*>(&a.storage);
-  un->sun_family = AF_UNIX;
-  if (path.empty()) return Error(fmt::format("bad address '{}': empty unix socket path", whole));
-  if (path.size() >= sizeof(un->sun_path)) {
-    return Error(fmt::format("bad address '{}': unix socket path longer than {} bytes", whole,
-                             sizeof(un->sun_path) - 1));
-  }
-  if (path.find('\0') != std::string_view::npos) {
-    return Error(fmt::format("bad address '{}': NUL byte in path", whole));
-  }
-  std::memcpy(un->sun_path, path.data(), path.size());
-  if (path[0] == '@') {  // abstract namespace: leading NUL, length counts exactly
-    un->sun_path[0] = '\0';
-    a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
-  } else {
-    a.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-  }
+  auto length = fill_unix_address(path, *reinterpret_cast<sockaddr_un*>(&a.storage));
+  if (!length) return Error(fmt::format("bad address '{}': {}", whole, length.error().what()));
+  a.length = *length;
   return a;
 }
 

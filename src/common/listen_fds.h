@@ -16,7 +16,9 @@
 
 namespace baton {
 
-// The most descriptors accepted from LISTEN_FDS / SERVER_STARTER_PORT / a handover.
+// The most listening sockets one process is handed (LISTEN_FDS, from fd 3). The one cap of baton:
+// on what the supervisor passes to a generation (its readiness listener included), so on --listen,
+// and on what libbaton accepts from LISTEN_FDS / SERVER_STARTER_PORT / a handover.
 inline constexpr int kMaxListeners = 128;
 inline constexpr int kListenFdsStart = 3;
 

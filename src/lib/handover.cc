@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "common/syscall.h"
+#include "common/unix_socket.h"
 #include "lib/handover_protocol.h"
 
 namespace baton::handover {
@@ -25,14 +26,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<sockaddr_un> unix_address(const std::string& path) {
+struct UnixAddr {
   sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
-    return Error(fmt::format("handover path '{}': empty or too long for a unix socket", path));
-  }
-  std::memcpy(sun.sun_path, path.data(), path.size());
-  return sun;
+  socklen_t length = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&sun); }
+};
+
+Result<UnixAddr> unix_address(const std::string& path) {
+  UnixAddr a;
+  auto length = fill_unix_address(path, a.sun);
+  if (!length) return Error(fmt::format("handover path '{}': {}", path, length.error().what()));
+  a.length = *length;
+  return a;
 }
 
 struct PeerCred {
@@ -41,16 +46,13 @@ struct PeerCred {
 };
 
 Result<PeerCred> peer_cred(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return Error::from_errno("SO_PEERCRED");
-  }
-  return PeerCred{cred.pid, cred.uid};
+  auto cred = peer_credentials(fd);
+  if (!cred) return cred.error();
+  return PeerCred{cred->pid, cred->uid};
 }
 
 // Only the owner of an instance (or root) may take its sockets, or give us sockets.
-bool uid_allowed(uid_t peer) { return peer == 0 || peer == ::geteuid(); }
+bool uid_allowed(uid_t peer) { return peer_uid_allowed(peer); }
 
 std::chrono::milliseconds left(Clock::time_point deadline) {
   auto d = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -144,8 +146,7 @@ Result<Connected> connect_path(const std::string& path) {
   Connected c;
   c.fd = Fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   if (!c.fd) return Error::from_errno("socket for handover");
-  if (retry_eintr(::connect, c.fd.get(), reinterpret_cast<const sockaddr*>(&*sun),
-                  static_cast<socklen_t>(sizeof(sockaddr_un))) == 0) {
+  if (retry_eintr(::connect, c.fd.get(), sun->get(), sun->length) == 0) {
     auto cred = peer_cred(c.fd.get());
     if (!cred) return cred.error();
     c.cred = *cred;
@@ -160,8 +161,7 @@ Result<Connected> connect_path(const std::string& path) {
   if (err == EPROTOTYPE) {
     // Something listens there with another socket type: not our protocol. Learn who it is.
     Fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (s && retry_eintr(::connect, s.get(), reinterpret_cast<const sockaddr*>(&*sun),
-                         static_cast<socklen_t>(sizeof(sockaddr_un))) == 0) {
+    if (s && retry_eintr(::connect, s.get(), sun->get(), sun->length) == 0) {
       if (auto cred = peer_cred(s.get())) c.cred = *cred;
     }
     c.fd.reset();
@@ -293,7 +293,7 @@ Result<std::unique_ptr<HandoverParent>> HandoverParent::prepare(const std::strin
   impl->listen_fd = Fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!impl->listen_fd) return Error::from_errno("socket for handover path");
   ::unlink(impl->tmp.c_str());
-  if (::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&*sun), sizeof(*sun)) != 0) {
+  if (::bind(impl->listen_fd.get(), sun->get(), sun->length) != 0) {
     return Error::from_errno(fmt::format("bind handover path {}", impl->tmp));
   }
   // 0600 before listen(): until listen() nobody can connect, so there is no window where another

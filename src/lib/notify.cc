@@ -9,6 +9,7 @@
 
 #include "baton/fd.h"
 #include "common/syscall.h"
+#include "common/unix_socket.h"
 
 namespace baton {
 
@@ -19,21 +20,12 @@ Status notify_to(std::string_view socket_name, std::string_view state) {
                  "': neither an absolute path nor @abstract");
   }
   sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (socket_name.size() >= sizeof(sun.sun_path)) {
-    return Error("NOTIFY_SOCKET='" + std::string(socket_name) + "': too long for a unix socket");
-  }
-  std::memcpy(sun.sun_path, socket_name.data(), socket_name.size());
-  socklen_t len = offsetof(sockaddr_un, sun_path) + socket_name.size();
-  if (sun.sun_path[0] == '@') {
-    sun.sun_path[0] = '\0';  // abstract namespace: no terminating NUL counted
-  } else {
-    len += 1;
-  }
+  auto len = fill_unix_address(socket_name, sun);
+  if (!len) return Error("NOTIFY_SOCKET='" + std::string(socket_name) + "': " + len.error().what());
   Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno("socket for NOTIFY_SOCKET");
   ssize_t n = retry_eintr(::sendto, fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
-                          reinterpret_cast<const sockaddr*>(&sun), len);
+                          reinterpret_cast<const sockaddr*>(&sun), *len);
   if (n < 0) return Error::from_errno("notify " + std::string(socket_name));
   return {};
 }

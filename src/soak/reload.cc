@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "baton/fd.h"
+#include "common/path_search.h"
 #include "common/syscall.h"
 #include "soak/load.h"
 #include "soak/probe.h"
@@ -158,19 +159,7 @@ Status check_command_exists(const std::string& command) {
     }
     return {};
   }
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  std::istringstream split(dirs);
-  std::string dir;
-  while (std::getline(split, dir, ':')) {
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + prog;
-    struct stat st;
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(candidate.c_str(), X_OK) == 0) {
-      return {};
-    }
-  }
+  if (search_path(prog)) return {};
   // Shell builtins and keywords are fine too.
   for (std::string_view builtin : {"kill", "exec", "cd", "true", "false", ":", "eval", "test",
                                    "echo", "sleep", "printf", "command", "if", "for", "while"}) {

@@ -14,6 +14,7 @@
 
 #include "baton/fd.h"
 #include "common/syscall.h"
+#include "common/unix_socket.h"
 
 namespace baton {
 
@@ -73,12 +74,11 @@ Result<nlohmann::json> call_once(const std::string& path, const ControlRequest& 
                                  std::chrono::steady_clock::time_point deadline,
                                  std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return Error("control socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  auto length = fill_unix_address(path, addr);
+  if (!length) return Error("control socket path " + path + ": " + length.error().what());
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno("socket");
-  if (retry_eintr(::connect, fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (retry_eintr(::connect, fd.get(), reinterpret_cast<sockaddr*>(&addr), *length) != 0) {
     int e = errno;
     if (e == ENOENT || e == ECONNREFUSED) {
       return Error(fmt::format("no supervisor is running at {} (start one with 'baton run', or "
@@ -89,15 +89,14 @@ Result<nlohmann::json> call_once(const std::string& path, const ControlRequest& 
   }
   // Whoever could bind this path would otherwise answer for the supervisor (a planted control
   // directory): only a socket of our own uid, or root's, is believed.
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return Error::from_errno("SO_PEERCRED on the control socket " + path);
+  auto peer = peer_credentials(fd.get());
+  if (!peer) {
+    return Error(peer.error().code(), peer.error().context() + " on the control socket " + path);
   }
-  if (cred.uid != ::geteuid() && cred.uid != 0) {
+  if (!peer_uid_allowed(peer->uid)) {
     return Error(fmt::format("the control socket {} is served by uid {} (pid {}), neither you nor "
                              "root: not talking to it",
-                             path, cred.uid, cred.pid));
+                             path, peer->uid, peer->pid));
   }
   std::string out = format_control_request(request);
   // A supervisor with every slot taken answers and closes without reading: the send then

@@ -12,6 +12,7 @@
 #include "common/address.h"
 #include "common/listener.h"
 #include "common/syscall.h"
+#include "common/unix_socket.h"
 #include "supervisor/control_protocol.h"
 
 namespace baton {
@@ -65,10 +66,9 @@ void ControlServer::on_accept() {
   for (;;) {
     Fd fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) return;
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-        (cred.uid != ::geteuid() && cred.uid != 0)) {
+    auto peer = peer_credentials(fd.get());
+    const ucred cred = peer ? *peer : ucred{0, static_cast<uid_t>(-1), static_cast<gid_t>(-1)};
+    if (!peer || !peer_uid_allowed(cred.uid)) {
       std::string reply = control_error(fmt::format(
           "permission denied: uid {} may not control this supervisor", cred.uid)).dump() + "\n";
       [[maybe_unused]] auto n = ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL);

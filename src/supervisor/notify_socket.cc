@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/syscall.h"
+#include "common/unix_socket.h"
 
 namespace baton {
 
@@ -33,11 +34,8 @@ NotifyMessage parse_notify(std::string_view text) {
 
 Result<NotifySocket> NotifySocket::bind(const std::string& path) {
   sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return Error("notify socket path too long: " + path);
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  auto length = fill_unix_address(path, addr);
+  if (!length) return Error("notify socket path " + path + ": " + length.error().what());
   Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return Error::from_errno("socket for the notify socket");
   int one = 1;
@@ -45,7 +43,7 @@ Result<NotifySocket> NotifySocket::bind(const std::string& path) {
     return Error::from_errno("SO_PASSCRED");
   }
   ::unlink(path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), *length) != 0) {
     return Error::from_errno("bind " + path);
   }
   return NotifySocket(std::move(fd), path);

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "common/path_search.h"
 #include "common/syscall.h"
 
 extern char** environ;
@@ -46,17 +47,7 @@ Result<std::string> resolve_command(const std::string& command) {
     }
     return command;
   }
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string dir = dirs.substr(start, end - start);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + command;
-    if (runnable(candidate)) return candidate;
-    start = end + 1;
-  }
+  if (auto found = search_path(command)) return *found;
   return Error(fmt::format("command not found in PATH: {}", command));
 }
 
@@ -85,8 +76,8 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   for (auto& a : args) argvp.push_back(a.data());
   argvp.push_back(nullptr);
   const int nfds = static_cast<int>(request.listener_fds.size());
-  if (nfds > kMaxSpawnListeners) {
-    return Error(fmt::format("{} listeners; at most {} can be passed", nfds, kMaxSpawnListeners));
+  if (nfds > kMaxListeners) {
+    return Error(fmt::format("{} listeners; at most {} can be passed", nfds, kMaxListeners));
   }
 
   int out[2], err[2], report[2];
@@ -136,7 +127,7 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     // Listeners go to 3.. via temporary copies above the target range, so that a listener that
     // already sits in the range is not overwritten before it is moved.
     const int floor = 3 + nfds + 3;  // above the targets and the report pipe
-    int temps[kMaxSpawnListeners];
+    int temps[kMaxListeners];
     for (int i = 0; i < nfds; ++i) {
       temps[i] = ::fcntl(request.listener_fds[i], F_DUPFD_CLOEXEC, floor);
       if (temps[i] < 0) fail(errno);

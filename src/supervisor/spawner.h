@@ -20,11 +20,9 @@
 
 #include "baton/fd.h"
 #include "baton/result.h"
+#include "common/listen_fds.h"  // kMaxListeners: what one child can be given (fds 3 on)
 
 namespace baton {
-
-// Listeners one child can be given (fds 3 to 3 + this - 1).
-constexpr int kMaxSpawnListeners = 128;
 
 // Whom a generation runs as (`--user`): set in the child before exec, after the listeners are
 // in place (baton bound them, privileged ports included, before dropping anything).
