@@ -384,13 +384,13 @@ TEST_F(BadInput, MissingCommandListenerOrBadSpecIsRefusedBeforeStarting) {
                               "no-such-command-xyz"}),
               HasSubstr("command not found"));
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--", testapp_binary()}),
-              HasSubstr("at least one --listen"));
+              HasSubstr("give at least one address"));
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0",
                               "--ready", "sometimes", "--", testapp_binary()}),
               HasSubstr("bad --ready"));
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0",
                               "--drain-signal", "SIGNOPE", "--", testapp_binary()}),
-              HasSubstr("bad --drain-signal"));
+              HasSubstr("bad signal 'SIGNOPE'"));
 }
 
 TEST_F(BadInput, PortInUseLeavesNothingBound) {
