@@ -17,9 +17,9 @@
 // bind, workers accepting, then the line "example: generation 0 pid P ready on ADDR" on stderr;
 // SIGTERM starts the drain ("... draining"), exit 0 when every connection is done ("... drained"),
 // 1 at --drain-timeout. The bench driver watches those lines.
-#include <sys/eventfd.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "address to bind");
   app.add_option("--mode", mode, "how to get the socket")
       ->check(CLI::IsMember({"plain", "retry", "reuseport"}));
-  app.add_option("--init-seconds", init_seconds, "simulated start-up")->check(CLI::Range(0.0, 600.0));
+  app.add_option("--init-seconds", init_seconds, "simulated start-up")
+      ->check(CLI::Range(0.0, 600.0));
   app.add_option("--threads", threads, "worker threads")->check(CLI::Range(1, 64));
   app.add_option("--replace-pid", replace_pid, "running instance to stop (retry, reuseport)")
       ->check(CLI::Range(1L, 1L << 22));

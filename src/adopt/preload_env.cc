@@ -53,7 +53,8 @@ bool is_ours(const char* entry) {
 }
 
 void set_held_cloexec(bool on) {
-  for (int fd = g_first_fd; fd < g_first_fd + g_fd_count; ++fd) fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
+  for (int fd = g_first_fd; fd < g_first_fd + g_fd_count; ++fd)
+    fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
 }
 
 // `envp` plus the adoption variables, when the adopting process itself execs; else `envp`.
@@ -77,8 +78,8 @@ char* const* for_exec(char* const* envp, bool* handed_on) {
   return g_exec_env;
 }
 
-int exec_with(std::atomic<ExecveFn>& slot, const char* fn_name, const char* file,
-              char* const* argv, char* const* envp) {
+int exec_with(std::atomic<ExecveFn>& slot, const char* fn_name, const char* file, char* const* argv,
+              char* const* envp) {
   bool handed_on = false;
   char* const* env = for_exec(envp, &handed_on);
   int rc = next(slot, fn_name)(file, argv, env);

@@ -20,9 +20,10 @@ using Action = std::function<int()>;
 // the command of `run` and `check`, given exactly as typed.
 std::vector<std::string>& words_after_dashes();
 
-void add_run_command(CLI::App& app, Action& action);       // run_command.cc
-void add_check_command(CLI::App& app, Action& action);     // check_command.cc
-void add_control_commands(CLI::App& app, Action& action);  // reload, status, stop: control_commands.cc
-void add_soak_command(CLI::App& app, Action& action);       // soak_command.cc
+void add_run_command(CLI::App& app, Action& action);    // run_command.cc
+void add_check_command(CLI::App& app, Action& action);  // check_command.cc
+void add_control_commands(CLI::App& app,
+                          Action& action);             // reload, status, stop: control_commands.cc
+void add_soak_command(CLI::App& app, Action& action);  // soak_command.cc
 
 }  // namespace baton::cli

@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <optional>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -38,16 +38,18 @@ Result<std::string> read_trusted_file(const std::string& path, const char* what)
   const std::string name = fmt::format("{} {}", what, path);
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) return Error::from_errno(name);
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(name);
   if (!S_ISREG(st.st_mode)) return Error(name + ": not a regular file");
-  if (st.st_size > kMaxFileBytes) return Error(fmt::format("{}: larger than {} bytes", name, kMaxFileBytes));
+  if (st.st_size > kMaxFileBytes)
+    return Error(fmt::format("{}: larger than {} bytes", name, kMaxFileBytes));
   if ((st.st_mode & S_IWOTH) != 0 || (::geteuid() == 0 && (st.st_mode & S_IWGRP) != 0)) {
     return Error(fmt::format("{}: writable by other users (mode {:04o}); chmod go-w it", name,
                              st.st_mode & 07777));
   }
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    return Error(fmt::format("{}: owned by uid {}, neither baton's user nor root", name, st.st_uid));
+    return Error(
+        fmt::format("{}: owned by uid {}, neither baton's user nor root", name, st.st_uid));
   }
   std::string text;
   char buf[16384];
@@ -74,15 +76,16 @@ Result<int> parse_signal(std::string name) {
   char* end = nullptr;
   long n = std::strtol(name.c_str(), &end, 10);
   if (!name.empty() && *end == '\0' && n > 0 && n < NSIG) return static_cast<int>(n);
-  return Error(fmt::format("drain-signal: bad signal '{}': use a name such as TERM, QUIT, USR2",
-                           given));
+  return Error(
+      fmt::format("drain-signal: bad signal '{}': use a name such as TERM, QUIT, USR2", given));
 }
 
 // The preload library of `--adopt`: $BATON_ADOPT_LIBRARY, else next to this binary as installed
 // (bin/../lib/<multiarch>/baton/) or as built (build/bin/../lib/...).
 Result<std::string> find_adopt_library() {
   if (const char* env = std::getenv("BATON_ADOPT_LIBRARY"); env != nullptr && *env != '\0') {
-    if (::access(env, R_OK) != 0) return Error::from_errno(fmt::format("BATON_ADOPT_LIBRARY={}", env));
+    if (::access(env, R_OK) != 0)
+      return Error::from_errno(fmt::format("BATON_ADOPT_LIBRARY={}", env));
     return std::string(env);
   }
   std::error_code ec;
@@ -91,9 +94,10 @@ Result<std::string> find_adopt_library() {
     auto candidate = exe.parent_path().parent_path() / BATON_ADOPT_RELATIVE_PATH;
     if (std::filesystem::exists(candidate, ec)) return candidate.lexically_normal().string();
   }
-  return Error(fmt::format("adopt: libbaton_adopt.so not found next to baton ({}); set "
-                           "BATON_ADOPT_LIBRARY",
-                           BATON_ADOPT_RELATIVE_PATH));
+  return Error(
+      fmt::format("adopt: libbaton_adopt.so not found next to baton ({}); set "
+                  "BATON_ADOPT_LIBRARY",
+                  BATON_ADOPT_RELATIVE_PATH));
 }
 
 bool valid_env_name(std::string_view name) {
@@ -141,8 +145,8 @@ Result<RunAs> resolve_user(const std::string& spec) {
   if (groups.empty()) groups.push_back(r.gid);
   r.groups = std::move(groups);
   if (::geteuid() != 0 && (r.uid != ::geteuid() || r.gid != ::getegid())) {
-    return Error(fmt::format("user: running generations as '{}' needs baton to start as root",
-                             spec));
+    return Error(
+        fmt::format("user: running generations as '{}' needs baton to start as root", spec));
   }
   return r;
 }
@@ -161,14 +165,20 @@ class KeyReader {
       : path_(path), problems_(problems) {}
 
   void text(const std::string& key, const toml::node& v, std::string& out) {
-    if (auto s = v.value<std::string>()) out = *s;
-    else wrong(key, v, "a string");
+    if (auto s = v.value<std::string>())
+      out = *s;
+    else
+      wrong(key, v, "a string");
   }
   void duration(const std::string& key, const toml::node& v, std::string& out) {
-    if (auto s = v.value<std::string>()) out = *s;
-    else if (v.is_integer()) out = std::to_string(v.value<int64_t>().value_or(0));
-    else if (v.is_floating_point()) out = fmt::format("{}", v.value<double>().value_or(0));
-    else wrong(key, v, "a duration such as \"30s\" or a number of seconds");
+    if (auto s = v.value<std::string>())
+      out = *s;
+    else if (v.is_integer())
+      out = std::to_string(v.value<int64_t>().value_or(0));
+    else if (v.is_floating_point())
+      out = fmt::format("{}", v.value<double>().value_or(0));
+    else
+      wrong(key, v, "a duration such as \"30s\" or a number of seconds");
   }
   void integer(const std::string& key, const toml::node& v, int& out) {
     auto i = v.value_exact<int64_t>();
@@ -176,8 +186,10 @@ class KeyReader {
     out = static_cast<int>(*i);
   }
   void boolean(const std::string& key, const toml::node& v, bool& out) {
-    if (auto b = v.value_exact<bool>()) out = *b;
-    else wrong(key, v, "true or false");
+    if (auto b = v.value_exact<bool>())
+      out = *b;
+    else
+      wrong(key, v, "true or false");
   }
   void strings(const std::string& key, const toml::node& v, std::vector<std::string>& out) {
     if (auto s = v.value<std::string>(); s && key != "command") {
@@ -185,7 +197,9 @@ class KeyReader {
       return;
     }
     const toml::array* a = v.as_array();
-    if (a == nullptr) return wrong(key, v, key == "command" ? "an array of strings" : "a string or an array of strings");
+    if (a == nullptr)
+      return wrong(key, v,
+                   key == "command" ? "an array of strings" : "a string or an array of strings");
     std::vector<std::string> values;
     for (const auto& item : *a) {
       auto s = item.value<std::string>();
@@ -226,10 +240,9 @@ std::string config_error_line(const std::vector<std::string>& problems) {
 
 const std::vector<std::string>& run_setting_keys() {
   static const std::vector<std::string> keys = {
-      "listen",    "ready",  "ready-timeout", "drain-timeout", "drain-signal", "drain",
-      "max-draining",
-      "backlog",   "ipv6-only", "unix-mode",  "control",       "adopt",        "chdir",
-      "env-file",  "env",    "user",          "metrics",       "command"};
+      "listen",       "ready",    "ready-timeout", "drain-timeout", "drain-signal", "drain",
+      "max-draining", "backlog",  "ipv6-only",     "unix-mode",     "control",      "adopt",
+      "chdir",        "env-file", "env",           "user",          "metrics",      "command"};
   return keys;
 }
 
@@ -243,8 +256,8 @@ void read_config_file(const std::string& path, RunSettings& s, std::vector<std::
   try {
     table = toml::parse(*text, path);
   } catch (const toml::parse_error& e) {
-    problems.push_back(fmt::format("{}:{}: not valid TOML: {}", path, e.source().begin.line,
-                                   e.description()));
+    problems.push_back(
+        fmt::format("{}:{}: not valid TOML: {}", path, e.source().begin.line, e.description()));
     return;
   }
   // toml++ keeps keys sorted; the problems are told in the file's order.
@@ -252,25 +265,44 @@ void read_config_file(const std::string& path, RunSettings& s, std::vector<std::
   KeyReader r(path, found);
   for (const auto& [k, v] : table) {
     const std::string key(k.str());
-    if (key == "listen") r.strings(key, v, s.listen);
-    else if (key == "ready") r.text(key, v, s.ready);
-    else if (key == "ready-timeout") r.duration(key, v, s.ready_timeout);
-    else if (key == "drain-timeout") r.duration(key, v, s.drain_timeout);
-    else if (key == "drain-signal") r.text(key, v, s.drain_signal);
-    else if (key == "drain") r.text(key, v, s.drain);
-    else if (key == "max-draining") r.integer(key, v, s.max_draining);
-    else if (key == "backlog") r.integer(key, v, s.backlog);
-    else if (key == "ipv6-only") r.boolean(key, v, s.ipv6_only);
-    else if (key == "unix-mode") r.text(key, v, s.unix_mode);
-    else if (key == "control") r.text(key, v, s.control);
-    else if (key == "adopt") r.boolean(key, v, s.adopt);
-    else if (key == "chdir") r.text(key, v, s.chdir);
-    else if (key == "env-file") r.text(key, v, s.env_file);
-    else if (key == "env") r.environment(key, v, s.env);
-    else if (key == "user") r.text(key, v, s.user);
-    else if (key == "metrics") r.text(key, v, s.metrics);
-    else if (key == "command") r.strings(key, v, s.command);
-    else found.push_back(fmt::format("{}unknown key '{}'", where(path, v), key));
+    if (key == "listen")
+      r.strings(key, v, s.listen);
+    else if (key == "ready")
+      r.text(key, v, s.ready);
+    else if (key == "ready-timeout")
+      r.duration(key, v, s.ready_timeout);
+    else if (key == "drain-timeout")
+      r.duration(key, v, s.drain_timeout);
+    else if (key == "drain-signal")
+      r.text(key, v, s.drain_signal);
+    else if (key == "drain")
+      r.text(key, v, s.drain);
+    else if (key == "max-draining")
+      r.integer(key, v, s.max_draining);
+    else if (key == "backlog")
+      r.integer(key, v, s.backlog);
+    else if (key == "ipv6-only")
+      r.boolean(key, v, s.ipv6_only);
+    else if (key == "unix-mode")
+      r.text(key, v, s.unix_mode);
+    else if (key == "control")
+      r.text(key, v, s.control);
+    else if (key == "adopt")
+      r.boolean(key, v, s.adopt);
+    else if (key == "chdir")
+      r.text(key, v, s.chdir);
+    else if (key == "env-file")
+      r.text(key, v, s.env_file);
+    else if (key == "env")
+      r.environment(key, v, s.env);
+    else if (key == "user")
+      r.text(key, v, s.user);
+    else if (key == "metrics")
+      r.text(key, v, s.metrics);
+    else if (key == "command")
+      r.strings(key, v, s.command);
+    else
+      found.push_back(fmt::format("{}unknown key '{}'", where(path, v), key));
   }
   auto line_of = [&](const std::string& p) {
     return std::strtol(p.c_str() + std::min(p.size(), path.size() + 1), nullptr, 10);
@@ -329,10 +361,13 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
   }
 
   if (!s.chdir.empty()) {
-    struct stat st{};
-    if (s.chdir.front() != '/') problem(fmt::format("chdir: '{}' is not an absolute path", s.chdir));
-    else if (::stat(s.chdir.c_str(), &st) != 0) problem(Error::from_errno("chdir: " + s.chdir).what());
-    else if (!S_ISDIR(st.st_mode)) problem(fmt::format("chdir: {} is not a directory", s.chdir));
+    struct stat st {};
+    if (s.chdir.front() != '/')
+      problem(fmt::format("chdir: '{}' is not an absolute path", s.chdir));
+    else if (::stat(s.chdir.c_str(), &st) != 0)
+      problem(Error::from_errno("chdir: " + s.chdir).what());
+    else if (!S_ISDIR(st.st_mode))
+      problem(fmt::format("chdir: {} is not a directory", s.chdir));
     c.working_dir = s.chdir;
   }
   if (s.command.empty()) {
@@ -351,19 +386,29 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
   }
 
   auto readiness = parse_readiness(s.ready);
-  if (!readiness) problem(readiness.error().what());
-  else c.readiness = *readiness;
+  if (!readiness)
+    problem(readiness.error().what());
+  else
+    c.readiness = *readiness;
   auto ready_timeout = parse_duration_ms(s.ready_timeout);
-  if (!ready_timeout) problem("ready-timeout: " + ready_timeout.error().what());
-  else if (*ready_timeout > std::chrono::hours(24)) problem("ready-timeout: at most 24h");
-  else c.core.ready_timeout = *ready_timeout;
+  if (!ready_timeout)
+    problem("ready-timeout: " + ready_timeout.error().what());
+  else if (*ready_timeout > std::chrono::hours(24))
+    problem("ready-timeout: at most 24h");
+  else
+    c.core.ready_timeout = *ready_timeout;
   auto drain_timeout = parse_duration_ms(s.drain_timeout, /*allow_zero=*/true);
-  if (!drain_timeout) problem("drain-timeout: " + drain_timeout.error().what());
-  else if (*drain_timeout > std::chrono::hours(24)) problem("drain-timeout: at most 24h");
-  else c.core.drain_timeout = *drain_timeout;
+  if (!drain_timeout)
+    problem("drain-timeout: " + drain_timeout.error().what());
+  else if (*drain_timeout > std::chrono::hours(24))
+    problem("drain-timeout: at most 24h");
+  else
+    c.core.drain_timeout = *drain_timeout;
   auto signal = parse_signal(s.drain_signal);
-  if (!signal) problem(signal.error().what());
-  else c.core.drain_signal = *signal;
+  if (!signal)
+    problem(signal.error().what());
+  else
+    c.core.drain_signal = *signal;
   if (s.drain != "watch" && s.drain != "signal") {
     problem(fmt::format("drain: bad mode '{}': use watch or signal", s.drain));
   }
@@ -403,7 +448,8 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
   }
   if (!s.env_file.empty()) {
     auto vars = read_env_file(s.env_file);
-    if (!vars) problem("env-file: " + vars.error().what());
+    if (!vars)
+      problem("env-file: " + vars.error().what());
     else {
       // Explicit env settings win over the file's.
       for (auto& [k, v] : *vars) c.env.emplace(k, v);
@@ -412,8 +458,10 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
 
   if (!s.user.empty()) {
     auto as = resolve_user(s.user);
-    if (!as) problem(as.error().what());
-    else c.run_as = *as;
+    if (!as)
+      problem(as.error().what());
+    else
+      c.run_as = *as;
   }
   if (!s.metrics.empty()) {
     auto addr = parse_address(s.metrics);
@@ -427,11 +475,15 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
 
   if (s.adopt) {
     auto lib = find_adopt_library();
-    if (!lib) problem(lib.error().what());
-    else if (auto st = adopt::check_adopt_library(*lib); !st) problem("adopt: " + st.error().what());
-    else c.adopt_library = *lib;
+    if (!lib)
+      problem(lib.error().what());
+    else if (auto st = adopt::check_adopt_library(*lib); !st)
+      problem("adopt: " + st.error().what());
+    else
+      c.adopt_library = *lib;
     if (!c.command.empty() && c.command[0].front() == '/') {
-      if (auto st = adopt::check_adoptable(c.command[0]); !st) problem("adopt: " + st.error().what());
+      if (auto st = adopt::check_adoptable(c.command[0]); !st)
+        problem("adopt: " + st.error().what());
     }
   }
   return problems;

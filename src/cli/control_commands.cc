@@ -114,9 +114,12 @@ void print_status(const nlohmann::json& s) {
   }
   for (const auto& g : s["generations"]) {
     std::string extra;
-    if (g.contains("ready_after_s")) extra += ", ready in " + human(g["ready_after_s"].get<double>());
-    if (g.contains("exit_status")) extra += fmt::format(", exit status {}", g["exit_status"].get<int>());
-    if (g.contains("exit_signal")) extra += ", killed by " + signal_name(g["exit_signal"].get<int>());
+    if (g.contains("ready_after_s"))
+      extra += ", ready in " + human(g["ready_after_s"].get<double>());
+    if (g.contains("exit_status"))
+      extra += fmt::format(", exit status {}", g["exit_status"].get<int>());
+    if (g.contains("exit_signal"))
+      extra += ", killed by " + signal_name(g["exit_signal"].get<int>());
     // The app's own text: escaped, so it cannot drive the operator's terminal.
     if (g.contains("status_text")) {
       extra += ", \"" + escape_control_chars(g["status_text"].get<std::string>()) + "\"";
@@ -137,10 +140,10 @@ void print_status(const nlohmann::json& s) {
     print_reload("last failed", s["last_failed_reload"]);
   }
   const auto& c = s["counters"];
-  std::printf("counters    reloads ok %llu, failed %llu, coalesced %llu; crashes %llu; drain kills %llu\n",
-              c.value("reloads_ok", 0ULL), c.value("reloads_failed", 0ULL),
-              c.value("reloads_coalesced", 0ULL), c.value("crashes", 0ULL),
-              c.value("drain_kills", 0ULL));
+  std::printf(
+      "counters    reloads ok %llu, failed %llu, coalesced %llu; crashes %llu; drain kills %llu\n",
+      c.value("reloads_ok", 0ULL), c.value("reloads_failed", 0ULL),
+      c.value("reloads_coalesced", 0ULL), c.value("crashes", 0ULL), c.value("drain_kills", 0ULL));
 }
 
 int status(const ControlFlags& f) {
@@ -212,7 +215,8 @@ void add_control_commands(CLI::App& app, Action& action) {
   r->callback([&action, flags] { action = [flags] { return reload(*flags); }; });
 
   CLI::App* s = app.add_subcommand(
-      "status", "Show listeners, generations (pid, state, times, exit), the last reload, counters.");
+      "status",
+      "Show listeners, generations (pid, state, times, exit), the last reload, counters.");
   add_control_option(s, *flags);
   s->add_flag("--json", flags->json, "print the status as JSON (schema: docs/status.md)");
   s->add_flag("--check", flags->check,

@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
     known = known || (first_is_word && sub->get_name() == argv[1]);
   }
   if (first_is_word && !known) {
-    std::fprintf(stderr, "baton: unknown command '%s' (commands: %s)\nRun 'baton --help' for usage.\n",
+    std::fprintf(stderr,
+                 "baton: unknown command '%s' (commands: %s)\nRun 'baton --help' for usage.\n",
                  argv[1], names.c_str());
     return 2;
   }

@@ -38,7 +38,8 @@ void add_run_command(CLI::App& app, Action& action) {
       "  baton run --adopt --listen 8000 -- python3 -m http.server 8000\n"
       "  baton run --config /etc/baton/app.toml      (check it first: baton check --config ...)\n"
       "\n"
-      "Exit status: 0 after a stop, 1 when the first generation fails or setting up fails (port in\n"
+      "Exit status: 0 after a stop, 1 when the first generation fails or setting up fails (port "
+      "in\n"
       "use, another supervisor on the control socket), 2 for bad options.");
   add_run_flags(run_app, *source);
   run_app->callback([&action, source, run_app] {

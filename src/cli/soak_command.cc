@@ -87,8 +87,10 @@ int run_soak(const SoakFlags& f) {
   if (f.connections < 1) return bad("--connections must be at least 1");
   if (f.threads < 1) return bad("--threads must be at least 1");
   if (f.threads > f.connections) {
-    return bad(fmt::format("--threads {} is more than --connections {}: every thread needs a "
-                           "connection", f.threads, f.connections));
+    return bad(
+        fmt::format("--threads {} is more than --connections {}: every thread needs a "
+                    "connection",
+                    f.threads, f.connections));
   }
   if (f.rate < 0) return bad("--rate must be positive");
   if (f.reloads < 0) return bad("--reloads must be 0 or more");
@@ -117,8 +119,9 @@ int run_soak(const SoakFlags& f) {
     return bad("--verify-header checks a --reload-cmd; baton reloads are verified by baton status");
   }
   if (!f.control.empty() && !f.reload_cmd.empty()) {
-    return bad("--control is for the default reload (baton reload); it has no effect with "
-               "--reload-cmd");
+    return bad(
+        "--control is for the default reload (baton reload); it has no effect with "
+        "--reload-cmd");
   }
   if ((!f.reload_cmd.empty() || !f.control.empty()) && f.reloads == 0) {
     return bad("a reload command or --control without --reloads N does nothing");
@@ -161,8 +164,10 @@ int run_soak(const SoakFlags& f) {
   lo.connect_timeout = *connect_timeout;
   lo.retry = !f.no_retry;
   double duration_s = std::chrono::duration<double>(duration).count();
-  lo.slice_ns = duration_s > 0 ? std::max<int64_t>(100'000'000, duration.count() / 600 / 100'000'000 * 100'000'000)
-                               : 100'000'000;
+  lo.slice_ns =
+      duration_s > 0
+          ? std::max<int64_t>(100'000'000, duration.count() / 600 / 100'000'000 * 100'000'000)
+          : 100'000'000;
 
   // SIGINT/SIGTERM end the run gracefully; only this thread takes them (threads inherit the mask).
   sigset_t sigs;
@@ -199,8 +204,10 @@ int run_soak(const SoakFlags& f) {
     std::fprintf(stderr, "baton soak: warning: %s accepts connections but %s\n", f.url.c_str(),
                  first.error().what().c_str());
   } else if (first->status < 200 || first->status >= 300) {
-    std::fprintf(stderr, "baton soak: warning: %s answers %d before the run; those count as "
-                 "failures\n", f.url.c_str(), first->status);
+    std::fprintf(stderr,
+                 "baton soak: warning: %s answers %d before the run; those count as "
+                 "failures\n",
+                 f.url.c_str(), first->status);
   }
   if (!f.reload_cmd.empty()) {
     if (auto s = reloader.preflight(); !s) return bad(s.error().what());
@@ -229,7 +236,8 @@ int run_soak(const SoakFlags& f) {
       interrupted = true;
       load.stop();
       rel->stop();
-      if (!f.quiet) std::fprintf(stderr, "\nbaton soak: interrupted; finishing requests in flight\n");
+      if (!f.quiet)
+        std::fprintf(stderr, "\nbaton soak: interrupted; finishing requests in flight\n");
     }
     Progress p = load.progress();
     if (!p.running) break;
@@ -251,10 +259,11 @@ int run_soak(const SoakFlags& f) {
     if (tty && now - last_progress >= 1'000'000'000) {
       last_progress = now;
       double elapsed = static_cast<double>(now - start) / 1e9;
-      std::string line = fmt::format("  {:6.1f}s  {:>10} requests  {:>8.0f}/s  failed {}",
-                                     elapsed, p.completed, static_cast<double>(p.completed) / elapsed,
-                                     p.failed);
-      if (p.first_try_failed != p.failed) line += fmt::format(" (first try {})", p.first_try_failed);
+      std::string line =
+          fmt::format("  {:6.1f}s  {:>10} requests  {:>8.0f}/s  failed {}", elapsed, p.completed,
+                      static_cast<double>(p.completed) / elapsed, p.failed);
+      if (p.first_try_failed != p.failed)
+        line += fmt::format(" (first try {})", p.first_try_failed);
       if (f.reloads > 0) {
         line += fmt::format("  reloads {}/{}", rel->done_count(), f.reloads);
         if (rel->failed_count() > 0) line += fmt::format(" ({} failed)", rel->failed_count());
@@ -280,8 +289,9 @@ int run_soak(const SoakFlags& f) {
   result.config.reloads = f.reloads;
   if (f.reloads > 0) {
     result.config.reload_command =
-        f.reload_cmd.empty() ? "baton reload --wait" + (f.control.empty() ? "" : " --control " + f.control)
-                             : f.reload_cmd;
+        f.reload_cmd.empty()
+            ? "baton reload --wait" + (f.control.empty() ? "" : " --control " + f.control)
+            : f.reload_cmd;
   }
   result.config.max_failures = f.max_failures;
   result.config.retry = !f.no_retry;
@@ -340,13 +350,14 @@ void add_soak_command(CLI::App& app, Action& action) {
   cmd->add_option("--reloads", flags->reloads, "restarts spread evenly over the run");
   cmd->add_option("--reload-cmd", flags->reload_cmd,
                   "shell command that restarts the server (default: baton reload --wait)");
-  cmd->add_option("--control", flags->control, "control socket of `baton run` for the default reload");
+  cmd->add_option("--control", flags->control,
+                  "control socket of `baton run` for the default reload");
   cmd->add_option("--verify-header", flags->verify_header,
                   "with --reload-cmd: a response header (e.g. X-Pid) whose value must change");
   cmd->add_option("--reload-timeout", flags->reload_timeout, "kill a reload command after this")
       ->capture_default_str();
-  cmd->add_option("--window", flags->window,
-                  "how long after a reload its latency window lasts")->capture_default_str();
+  cmd->add_option("--window", flags->window, "how long after a reload its latency window lasts")
+      ->capture_default_str();
   cmd->add_flag("--no-retry", flags->no_retry,
                 "do not retry a request whose reused keep-alive connection the server closed");
   cmd->add_option("--max-failures", flags->max_failures, "failed requests allowed")

@@ -59,8 +59,8 @@ Result<Address> parse_ip(Transport transport, std::string_view text, std::string
       host = std::string(text.substr(0, colon));
       port_text = text.substr(colon + 1);
       if (host.find(':') != std::string::npos) {
-        return Error(fmt::format("bad address '{}': write IPv6 hosts in brackets, [::1]:PORT",
-                                 whole));
+        return Error(
+            fmt::format("bad address '{}': write IPv6 hosts in brackets, [::1]:PORT", whole));
       }
       if (host.empty()) return Error(fmt::format("bad address '{}': empty host", whole));
     }
@@ -143,8 +143,7 @@ int Address::port() const {
 std::string Address::host_port() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf,
-              sizeof(buf));
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf, sizeof(buf));
     return fmt::format("{}:{}", buf, port());
   }
   if (family() == AF_INET6) {
@@ -206,7 +205,8 @@ Result<ListenSpec> parse_listen_spec(std::string_view text) {
   ListenSpec spec;
   auto eq = text.find('=');
   // A name never contains ':' or '/', so "unix:/a=b" is a path with '=' in it, not a name.
-  if (eq != std::string_view::npos && text.substr(0, eq).find_first_of(":/[") == std::string::npos) {
+  if (eq != std::string_view::npos &&
+      text.substr(0, eq).find_first_of(":/[") == std::string::npos) {
     spec.name = std::string(text.substr(0, eq));
     if (!valid_listener_name(spec.name)) {
       return Error(fmt::format(

@@ -11,8 +11,8 @@ namespace baton {
 
 Result<std::chrono::nanoseconds> parse_duration(std::string_view text, bool allow_zero) {
   auto bad = [&] {
-    return Error(fmt::format("bad duration '{}': expected e.g. 30s, 500ms, 2m, 1h or plain seconds",
-                             text));
+    return Error(
+        fmt::format("bad duration '{}': expected e.g. 30s, 500ms, 2m, 1h or plain seconds", text));
   };
   size_t unit_at = 0;
   while (unit_at < text.size() &&
@@ -27,12 +27,18 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text, bool allo
   }
   double value = std::strtod(number.c_str(), nullptr);
   double scale = 0;
-  if (unit.empty() || unit == "s") scale = 1e9;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "m" || unit == "min") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
-  else return bad();
+  if (unit.empty() || unit == "s")
+    scale = 1e9;
+  else if (unit == "ms")
+    scale = 1e6;
+  else if (unit == "us")
+    scale = 1e3;
+  else if (unit == "m" || unit == "min")
+    scale = 60e9;
+  else if (unit == "h")
+    scale = 3600e9;
+  else
+    return bad();
   double ns = value * scale;
   if (!std::isfinite(ns) || ns > 1e18) return bad();
   if (ns <= 0 && !allow_zero) {

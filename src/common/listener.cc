@@ -47,10 +47,11 @@ Result<Fd> bind_listener(const Address& address, const BindOptions& options) {
 
   const std::string path = address.unix_path();
   if (!path.empty()) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode)) {
-        return Error(EEXIST, fmt::format("bind {}: a file that is not a socket is in the way", where));
+        return Error(EEXIST,
+                     fmt::format("bind {}: a file that is not a socket is in the way", where));
       }
       if (unix_socket_alive(address)) return Error(EADDRINUSE, fmt::format("bind {}", where));
       ::unlink(path.c_str());  // stale socket left by a process that died

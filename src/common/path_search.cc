@@ -17,7 +17,7 @@ std::optional<std::string> search_path(const std::string& name) {
     if (end == std::string::npos) end = dirs.size();
     const std::string dir = dirs.substr(start, end - start);
     std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    struct stat st{};
+    struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;

@@ -40,8 +40,8 @@ Result<Fd> open_private_dir(const std::string& dir) {
   Fd fd(::open(shown.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) {
     if (errno == ENOTDIR || errno == ELOOP) {
-      return Error(fmt::format("control directory {} is not a directory (a symlink?) {}", shown,
-                               kAdvice));
+      return Error(
+          fmt::format("control directory {} is not a directory (a symlink?) {}", shown, kAdvice));
     }
     return Error::from_errno("open control directory " + shown);
   }
@@ -54,9 +54,10 @@ Result<Fd> open_private_dir(const std::string& dir) {
   // Write permission is what lets another user add, remove or rename entries; read and search
   // bits only let them see the names (the sockets themselves are 0600 and check credentials).
   if ((st.st_mode & 022) != 0) {
-    return Error(fmt::format("control directory {} has mode {:03o}: other users may change it; "
-                             "make it 0700 {}",
-                             shown, st.st_mode & 0777, kAdvice));
+    return Error(
+        fmt::format("control directory {} has mode {:03o}: other users may change it; "
+                    "make it 0700 {}",
+                    shown, st.st_mode & 0777, kAdvice));
   }
   return fd;
 }

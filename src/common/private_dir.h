@@ -8,9 +8,10 @@
 // can write, and can bind a fake control socket there. So the directory is created with mode
 // 0700 when missing, then checked, whoever created it: a real directory (not a symlink), owned
 // by the effective uid, not writable by group or others (write permission on a directory is what
-// lets a user add, remove or rename its entries; a 0755 directory such as /run/app is fine). The check is made on the opened
-// directory (fstat after open with O_NOFOLLOW | O_DIRECTORY), and files inside are then opened
-// relative to it with O_NOFOLLOW, so no rename or symlink swapped in between is followed.
+// lets a user add, remove or rename its entries; a 0755 directory such as /run/app is fine). The
+// check is made on the opened directory (fstat after open with O_NOFOLLOW | O_DIRECTORY), and files
+// inside are then opened relative to it with O_NOFOLLOW, so no rename or symlink swapped in between
+// is followed.
 #pragma once
 
 #include <sys/types.h>

@@ -14,7 +14,8 @@ Result<socklen_t> fill_unix_address(std::string_view path, sockaddr_un& out) {
   out.sun_family = AF_UNIX;
   if (path.empty()) return Error("empty unix socket path");
   if (path.size() >= sizeof(out.sun_path)) {
-    return Error(fmt::format("unix socket path too long (at most {} bytes)", sizeof(out.sun_path) - 1));
+    return Error(
+        fmt::format("unix socket path too long (at most {} bytes)", sizeof(out.sun_path) - 1));
   }
   if (path.find('\0') != std::string_view::npos) return Error("NUL byte in unix socket path");
   std::memcpy(out.sun_path, path.data(), path.size());

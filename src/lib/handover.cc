@@ -390,7 +390,8 @@ void HandoverParent::run() {
     }
     if (fds[0].revents) return;
     if (conn && Clock::now() >= session_deadline) {
-      log(fmt::format("handover: pid {} did not finish the handover within {} ms; dropped it, "
+      log(
+          fmt::format("handover: pid {} did not finish the handover within {} ms; dropped it, "
                       "still serving",
                       session ? session->peer_pid() : 0, im.hooks.session_timeout.count()));
       session.reset();

@@ -18,8 +18,8 @@
 #include "common/address.h"
 #include "common/listener.h"
 #include "lib/handover.h"
-#include "lib/listener_holder.h"
 #include "lib/listen_env.h"
+#include "lib/listener_holder.h"
 
 namespace baton {
 namespace {
@@ -76,7 +76,7 @@ struct Instance::State {
   pid_t old_pid = 0;       // a legacy (non-speaking) old instance, when known
   Fd old_pidfd;            // ...pinned when learnt: only this process is ever signalled
   bool terminate_old_at_ready = false;
-  Address overlapped;      // the address shared with it by SO_REUSEPORT
+  Address overlapped;       // the address shared with it by SO_REUSEPORT
   ino_t overlap_inode = 0;  // our socket on it
   bool ready = false;
   std::unique_ptr<handover::HandoverParent> parent;
@@ -196,8 +196,9 @@ Result<Fd> Instance::State::bind_with_fallback(const Address& address) {
       overlap_inode = handover::socket_inode(shared->get());
     }
     log(fmt::format("handover fallback: SO_REUSEPORT overlap on {} with {}", address.to_string(),
-                    old_pid > 0 ? fmt::format("pid {} (SIGTERM once ready, if it holds the port)", old_pid)
-                                : std::string("an unknown old instance (stop it yourself)")));
+                    old_pid > 0
+                        ? fmt::format("pid {} (SIGTERM once ready, if it holds the port)", old_pid)
+                        : std::string("an unknown old instance (stop it yourself)")));
     return shared;
   }
   if (old_pid <= 0) {
@@ -312,9 +313,10 @@ Status Instance::ready() {
     if (sent) {
       s_->log(fmt::format("handover fallback: sent SIGTERM to pid {}", s_->old_pid));
     } else {
-      s_->log(fmt::format("handover fallback: not signalling pid {} at {}: {}; stop the old "
-                          "instance yourself",
-                          s_->old_pid, s_->options.handover_path, sent.error().what()));
+      s_->log(
+          fmt::format("handover fallback: not signalling pid {} at {}: {}; stop the old "
+                      "instance yourself",
+                      s_->old_pid, s_->options.handover_path, sent.error().what()));
     }
     s_->terminate_old_at_ready = false;
   }

@@ -15,7 +15,6 @@
 
 namespace baton {
 
-
 Result<std::vector<ListenFdEntry>> parse_server_starter_port(std::string_view value) {
   std::vector<ListenFdEntry> out;
   if (value.empty()) return out;

@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,7 +18,7 @@
 namespace baton::handover {
 namespace {
 
-constexpr std::string_view kTcpListen = "0A";  // TCP_LISTEN, as /proc/net/tcp prints it
+constexpr std::string_view kTcpListen = "0A";   // TCP_LISTEN, as /proc/net/tcp prints it
 constexpr size_t kMaxTable = 64 * 1024 * 1024;  // a bound on what we read from /proc/net
 
 std::vector<std::string_view> words(std::string_view line) {
@@ -90,7 +90,8 @@ std::vector<ino_t> sockets_on_port(std::string_view table, int port, bool listen
     size_t colon = local.rfind(':');
     if (colon == std::string_view::npos) continue;
     int p = -1;
-    auto [pend, pec] = std::from_chars(local.data() + colon + 1, local.data() + local.size(), p, 16);
+    auto [pend, pec] =
+        std::from_chars(local.data() + colon + 1, local.data() + local.size(), p, 16);
     if (pec != std::errc() || pend != local.data() + local.size() || p != port) continue;
     if (listen_only && w[3] != kTcpListen) continue;
     ino_t ino = 0;
@@ -123,7 +124,8 @@ Status signal_if_holder(int pidfd, pid_t pid, const Address& address, int sig, i
   static constexpr const char* kTcpTables[] = {"tcp", "tcp6"};
   static constexpr const char* kUdpTables[] = {"udp", "udp6"};
   for (const char* table : tcp ? kTcpTables : kUdpTables) {
-    auto found = sockets_on_port(read_file(fmt::format("/proc/net/{}", table)), address.port(), tcp);
+    auto found =
+        sockets_on_port(read_file(fmt::format("/proc/net/{}", table)), address.port(), tcp);
     inodes.insert(inodes.end(), found.begin(), found.end());
   }
   std::erase(inodes, exclude);

@@ -34,7 +34,9 @@ class Histogram {
   uint64_t count() const { return total_; }
   uint64_t max() const { return total_ ? max_ : 0; }
   uint64_t min() const { return total_ ? min_ : 0; }
-  double mean() const { return total_ ? static_cast<double>(sum_) / static_cast<double>(total_) : 0; }
+  double mean() const {
+    return total_ ? static_cast<double>(sum_) / static_cast<double>(total_) : 0;
+  }
   // The value at quantile q in [0, 1]: the highest value of the bucket holding the q-th
   // recorded value, capped at max(). 0 when empty.
   uint64_t percentile(double q) const;

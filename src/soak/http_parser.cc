@@ -22,7 +22,8 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -172,10 +173,14 @@ bool ResponseParser::on_line(std::string_view line) {
       uint64_t size = 0;
       for (char c : size_text) {
         int d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return fail("bad chunk size line");
+        if (c >= '0' && c <= '9')
+          d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+          d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+          d = c - 'A' + 10;
+        else
+          return fail("bad chunk size line");
         size = size * 16 + static_cast<uint64_t>(d);
       }
       if (size == 0) {
@@ -246,7 +251,8 @@ bool ResponseParser::on_header_line(std::string_view line) {
         has_transfer_encoding_ = true;
         // chunked must be the last coding (RFC 9112 6.1); anything else: read until close.
         size_t comma = value.rfind(',');
-        std::string_view last = trim(comma == std::string_view::npos ? value : value.substr(comma + 1));
+        std::string_view last =
+            trim(comma == std::string_view::npos ? value : value.substr(comma + 1));
         chunked_ = iequals(last, "chunked");
       }
       break;

@@ -48,8 +48,17 @@ class ResponseParser {
   const std::string& error() const { return error_; }
 
  private:
-  enum class Phase { kStatus, kHeaders, kBodyLength, kChunkSize, kChunkData, kChunkCrlf,
-                     kTrailers, kBodyEof, kDone };
+  enum class Phase {
+    kStatus,
+    kHeaders,
+    kBodyLength,
+    kChunkSize,
+    kChunkData,
+    kChunkCrlf,
+    kTrailers,
+    kBodyEof,
+    kDone
+  };
   bool on_line(std::string_view line);  // false on error
   bool on_status_line(std::string_view line);
   bool on_header_line(std::string_view line);

@@ -35,12 +35,12 @@ struct Conn {
   Fd fd;
   uint32_t serial = 0;  // bumped per socket: events of a closed socket are recognised and dropped
   ConnState state = ConnState::kIdle;
-  bool reused = false;        // this socket already carried a complete response
-  bool peer_closed = false;   // EPOLLRDHUP seen: do not reuse
-  bool retrying = false;      // the current attempt is the retry
-  bool readable = false;      // an input edge came while sending: read once the request is out
-  Outcome first;              // outcome of the first attempt when retrying
-  int64_t start_ns = 0;       // latency is measured from here
+  bool reused = false;       // this socket already carried a complete response
+  bool peer_closed = false;  // EPOLLRDHUP seen: do not reuse
+  bool retrying = false;     // the current attempt is the retry
+  bool readable = false;     // an input edge came while sending: read once the request is out
+  Outcome first;             // outcome of the first attempt when retrying
+  int64_t start_ns = 0;      // latency is measured from here
   int64_t deadline_ns = 0;
   size_t sent = 0;
   ResponseParser parser;
@@ -58,7 +58,7 @@ struct LoadGenerator::Worker {
   int connection_count = 0;
   uint64_t budget = 0;  // requests this thread may start; 0: unlimited
   int64_t start_ns = 0;
-  int64_t end_ns = 0;   // 0: no time limit
+  int64_t end_ns = 0;  // 0: no time limit
 
   // Progress, written by the worker only.
   alignas(64) std::atomic<uint64_t> completed{0};
@@ -376,7 +376,10 @@ void LoadGenerator::Worker::run() {
       std::vector<int> ready;
       ready.swap(idle);
       for (int i : ready) {
-        if (may_start()) begin(i, now); else idle.push_back(i);
+        if (may_start())
+          begin(i, now);
+        else
+          idle.push_back(i);
       }
     } else {
       // Open loop: hand every due request to an idle connection.
@@ -438,7 +441,8 @@ Status LoadGenerator::start(int64_t start_ns) {
     w->thread_count = threads;
     w->connection_count = options_.connections / threads + (t < options_.connections % threads);
     if (options_.max_requests != 0) {
-      w->budget = options_.max_requests / threads + (t < static_cast<int>(options_.max_requests % threads));
+      w->budget =
+          options_.max_requests / threads + (t < static_cast<int>(options_.max_requests % threads));
       if (w->budget == 0) w->connection_count = 0;
     }
     w->start_ns = start_ns;

@@ -37,8 +37,8 @@ struct LoadOptions {
   int connections = 50;
   int threads = 2;
   bool close = false;
-  double rate = 0;              // requests per second over all threads; 0: as fast as possible
-  uint64_t max_requests = 0;    // 0: no limit
+  double rate = 0;            // requests per second over all threads; 0: as fast as possible
+  uint64_t max_requests = 0;  // 0: no limit
   std::chrono::nanoseconds duration{0};  // 0: no limit
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(3);

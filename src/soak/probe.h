@@ -19,6 +19,7 @@ struct ProbeResponse {
 // exchange is bounded by `timeout`. Errors say what failed, e.g. "connect 127.0.0.1:8080:
 // Connection refused".
 Result<ProbeResponse> probe_get(const Address& address, const std::string& request,
-                                const std::string& capture_header, std::chrono::nanoseconds timeout);
+                                const std::string& capture_header,
+                                std::chrono::nanoseconds timeout);
 
 }  // namespace baton::soak

@@ -4,8 +4,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,8 +73,8 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
   sigaddset(&defaults, SIGINT);
   sigaddset(&defaults, SIGTERM);
   posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -128,8 +128,10 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
   retry_eintr(::waitpid, pid, &status, 0);
   drain();
   if (out.output.size() > keep_output) out.output.erase(0, out.output.size() - keep_output);
-  if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) out.exit_code = 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    out.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    out.exit_code = 128 + WTERMSIG(status);
   return out;
 }
 
@@ -213,8 +215,8 @@ Result<std::string> Reloader::observe(bool wait_for_answer) {
     CommandOutcome c = run_command(argv, std::chrono::seconds(10), kKeepStatusOutput);
     if (!c.error.empty()) return Error(c.error);
     if (c.exit_code != 0) {
-      return Error(fmt::format("baton status failed (exit {}): {}", c.exit_code,
-                               last_line(c.output)));
+      return Error(
+          fmt::format("baton status failed (exit {}): {}", c.exit_code, last_line(c.output)));
     }
     auto g = parse_serving_generation(c.output);
     if (!g) return g.error();
@@ -289,9 +291,8 @@ void Reloader::run() {
     if (!r.ok) failed_.fetch_add(1);
     if (options_.size_to_reloads && r.index == 0) {
       double lead_in = r.due_s;
-      SizedPlan plan =
-          plan_sized_run(options_.count, lead_in, r.duration_s,
-                         std::chrono::duration<double>(options_.window_after).count());
+      SizedPlan plan = plan_sized_run(options_.count, lead_in, r.duration_s,
+                                      std::chrono::duration<double>(options_.window_after).count());
       plan_evenly(plan.duration_s);
       r.due_s = lead_in;  // the first was due at the lead-in, not where the plan would put it
     }

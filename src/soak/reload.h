@@ -43,9 +43,9 @@ struct ReloadRecord {
   bool ran = false;
   bool ok = false;
   bool verified = false;
-  std::string before;     // generation or header value before, "" when not checked
+  std::string before;  // generation or header value before, "" when not checked
   std::string after;
-  std::string error;      // why it failed, one line
+  std::string error;  // why it failed, one line
 };
 
 struct ReloadOptions {
@@ -100,8 +100,8 @@ class Reloader {
  public:
   // `fraction_done`: how far the run is, 0..1 (time or requests); `planned_duration_s`: 0 when the
   // run is by request count; `window_until_ns`: moved as reloads start and end.
-  Reloader(ReloadOptions options, std::function<double()> fraction_done,
-           double planned_duration_s, std::atomic<int64_t>* window_until_ns);
+  Reloader(ReloadOptions options, std::function<double()> fraction_done, double planned_duration_s,
+           std::atomic<int64_t>* window_until_ns);
   ~Reloader();
 
   // Checks, before the run, that reloads can be verified: for the default command, that

@@ -25,11 +25,20 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -54,14 +63,16 @@ std::vector<FailureLine> failure_lines(const Stats& s) {
     if (kind == Kind::kHttpStatus) {
       for (auto [status, n] : s.final_statuses) {
         std::string_view reason = status_reason(status);
-        lines.push_back({fmt::format("status {}{}{}", status, reason.empty() ? "" : " ", reason), n});
+        lines.push_back(
+            {fmt::format("status {}{}{}", status, reason.empty() ? "" : " ", reason), n});
       }
     } else if (kind == Kind::kOther) {
       for (auto [err, n] : s.other_errnos) {
         lines.push_back({fmt::format("error {} ({})", errno_name(err), std::strerror(err)), n});
       }
     } else if (kind == Kind::kKeepaliveClosed) {
-      lines.push_back({"reused connection closed before the response (not retried)", s.final_kinds[k]});
+      lines.push_back(
+          {"reused connection closed before the response (not retried)", s.final_kinds[k]});
     } else {
       lines.push_back({std::string(kind_label(kind)), s.final_kinds[k]});
     }
@@ -70,14 +81,14 @@ std::vector<FailureLine> failure_lines(const Stats& s) {
 }
 
 nlohmann::json latency_json(const Histogram& h) {
-  return {{"count", h.count()},           {"p50", h.percentile(0.5)},
-          {"p90", h.percentile(0.9)},     {"p99", h.percentile(0.99)},
-          {"p999", h.percentile(0.999)},  {"max", h.max()},
+  return {{"count", h.count()},          {"p50", h.percentile(0.5)},    {"p90", h.percentile(0.9)},
+          {"p99", h.percentile(0.99)},   {"p999", h.percentile(0.999)}, {"max", h.max()},
           {"mean", std::round(h.mean())}};
 }
 
 std::string latency_row(const char* name, uint64_t requests, const Histogram& h) {
-  if (h.count() == 0) return fmt::format("  {:<16}{:>10}   (no responses)\n", name, grouped(requests));
+  if (h.count() == 0)
+    return fmt::format("  {:<16}{:>10}   (no responses)\n", name, grouped(requests));
   return fmt::format("  {:<16}{:>10} {:>8} {:>8} {:>8} {:>8} {:>8}\n", name, grouped(requests),
                      format_us(h.percentile(0.5)), format_us(h.percentile(0.9)),
                      format_us(h.percentile(0.99)), format_us(h.percentile(0.999)),
@@ -100,7 +111,10 @@ ReloadSummary summarize_reloads(const RunResult& run) {
       durations.push_back(rec.duration_s);
       r.max_late = std::max(r.max_late, rec.late_s);
     }
-    if (rec.ok) ++r.ok; else ++r.failed;
+    if (rec.ok)
+      ++r.ok;
+    else
+      ++r.failed;
     if (rec.verified) ++r.verified;
   }
   if (!durations.empty()) {
@@ -167,7 +181,8 @@ Verdict judge(const RunResult& run) {
                                     grouped(run.config.max_failures)));
   }
   ReloadSummary r = summarize_reloads(run);
-  if (r.failed > 0) v.reasons.push_back(fmt::format("{} of {} reloads failed", r.failed, r.planned));
+  if (r.failed > 0)
+    v.reasons.push_back(fmt::format("{} of {} reloads failed", r.failed, r.planned));
   if (s.requests() == 0) v.reasons.push_back("no request completed");
   v.exit_code = v.reasons.empty() ? 0 : 1;
   return v;
@@ -177,7 +192,8 @@ std::string render_text(const RunResult& run) {
   const Stats& s = *run.stats;
   const RunConfig& c = run.config;
   std::string out;
-  std::string mode = c.rate > 0 ? fmt::format("open loop at {:g} req/s", c.rate) : "as fast as possible";
+  std::string mode =
+      c.rate > 0 ? fmt::format("open loop at {:g} req/s", c.rate) : "as fast as possible";
   out += fmt::format("baton soak  {}\n  {} connections, {} threads, {}, {}\n", c.url, c.connections,
                      c.threads, c.keep_alive ? "keep-alive" : "new connection per request", mode);
   std::string planned = c.duration_s > 0 ? fmt::format("{:.1f} s planned", c.duration_s)
@@ -201,9 +217,10 @@ std::string render_text(const RunResult& run) {
   }
   uint64_t ka_first = s.first_kinds[static_cast<size_t>(Kind::kKeepaliveClosed)];
   if (ka_first > 0 || s.first_try_failed() != s.failed()) {
-    out += fmt::format("  first try: {} failed ({} on a reused keep-alive connection the server "
-                       "closed); after one retry: {} failed\n",
-                       grouped(s.first_try_failed()), grouped(ka_first), grouped(s.failed()));
+    out += fmt::format(
+        "  first try: {} failed ({} on a reused keep-alive connection the server "
+        "closed); after one retry: {} failed\n",
+        grouped(s.first_try_failed()), grouped(ka_first), grouped(s.failed()));
   }
   ReloadSummary r = summarize_reloads(run);
   if (r.planned > 0) {
@@ -226,8 +243,8 @@ std::string render_text(const RunResult& run) {
       }
     }
   }
-  out += fmt::format("\nlatency    {:>16} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "requests", "p50", "p90",
-                     "p99", "p99.9", "max");
+  out += fmt::format("\nlatency    {:>16} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "requests", "p50",
+                     "p90", "p99", "p99.9", "max");
   out += latency_row("overall", total, s.latency);
   if (r.planned > 0) {
     out += latency_row("reload windows", s.window_requests, s.window_latency);
@@ -237,9 +254,10 @@ std::string render_text(const RunResult& run) {
     }
   }
   double slice_s = static_cast<double>(s.timeline.slice_ns()) / 1e9;
-  out += fmt::format("\nthroughput mean {:.0f}/s, min {:.0f}/s, max {:.0f}/s (per {:g} s slice, {} "
-                     "full slices)\n",
-                     tp.mean, tp.min, tp.max, slice_s, tp.full_slices);
+  out += fmt::format(
+      "\nthroughput mean {:.0f}/s, min {:.0f}/s, max {:.0f}/s (per {:g} s slice, {} "
+      "full slices)\n",
+      tp.mean, tp.min, tp.max, slice_s, tp.full_slices);
   Verdict v = judge(run);
   if (v.exit_code == 0) {
     out += fmt::format("\nPASS: {} failed requests of {}", grouped(s.failed()), grouped(total));
@@ -262,20 +280,23 @@ nlohmann::json render_json(const RunResult& run) {
   j["verdict"] = v.exit_code == 0 ? "pass" : "fail";
   j["exit_code"] = v.exit_code;
   j["reasons"] = v.reasons;
-  j["config"] = {{"url", c.url},           {"connections", c.connections},
-                 {"threads", c.threads},   {"keep_alive", c.keep_alive},
-                 {"rate", c.rate},         {"duration_s", c.duration_s},
-                 {"requests", c.requests}, {"reloads", c.reloads},
-                 {"reload_command", c.reload_command}, {"max_failures", c.max_failures},
-                 {"retry", c.retry}, {"sized_to_reloads", c.sized_to_reloads}};
+  j["config"] = {{"url", c.url},
+                 {"connections", c.connections},
+                 {"threads", c.threads},
+                 {"keep_alive", c.keep_alive},
+                 {"rate", c.rate},
+                 {"duration_s", c.duration_s},
+                 {"requests", c.requests},
+                 {"reloads", c.reloads},
+                 {"reload_command", c.reload_command},
+                 {"max_failures", c.max_failures},
+                 {"retry", c.retry},
+                 {"sized_to_reloads", c.sized_to_reloads}};
   j["elapsed_s"] = run.elapsed_s;
   j["interrupted"] = run.interrupted;
-  j["requests"] = {{"total", s.requests()},
-                   {"ok", s.final_kinds[static_cast<size_t>(Kind::kOk)]},
-                   {"failed", s.failed()},
-                   {"first_try_failed", s.first_try_failed()},
-                   {"retried", s.retries},
-                   {"connections", s.connections}};
+  j["requests"] = {{"total", s.requests()}, {"ok", s.final_kinds[static_cast<size_t>(Kind::kOk)]},
+                   {"failed", s.failed()},  {"first_try_failed", s.first_try_failed()},
+                   {"retried", s.retries},  {"connections", s.connections}};
   nlohmann::json failures = nlohmann::json::object(), first = nlohmann::json::object();
   for (size_t k = 0; k < kKindCount; ++k) {
     Kind kind = static_cast<Kind>(k);
@@ -383,26 +404,27 @@ std::string render_svg(const RunResult& run) {
     }
   }
   // Panels: frames, and each y-axis titled with what it shows and its unit.
-  for (auto [top, h, label] : {std::tuple{top1, h1, "throughput (requests/s)"},
-                               std::tuple{top2, h2, "p99 latency"}}) {
+  for (auto [top, h, label] :
+       {std::tuple{top1, h1, "throughput (requests/s)"}, std::tuple{top2, h2, "p99 latency"}}) {
     o += fmt::format(
-        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n", left,
-        top, plot_w, h);
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\n",
+        left, top, plot_w, h);
     double cx = 16, cy = top + h / 2;
     o += fmt::format(
         "<text class=\"y-label\" x=\"{0}\" y=\"{1}\" transform=\"rotate(-90 {0} {1})\" "
         "text-anchor=\"middle\" fill=\"#444\">{2}</text>\n",
         cx, cy, label);
   }
-  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0f}</text>\n", left - 4, top1 + 10,
-                   max_rps);
+  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0f}</text>\n", left - 4,
+                   top1 + 10, max_rps);
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>\n", left - 4, top1 + h1);
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 4, top2 + 10,
                    format_us(max_p99));
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>\n", left - 4, top2 + h2);
-  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444\">time since the "
-                   "start (s)</text>\n",
-                   left + plot_w / 2, top2 + h2 + 34);
+  o += fmt::format(
+      "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444\">time since the "
+      "start (s)</text>\n",
+      left + plot_w / 2, top2 + h2 + 34);
   // The planned end: a run with reloads goes on until the last reload and its window are over,
   // and a run by request count has no planned time, so the line shows how far a run overran.
   if (planned_end > 0) {
@@ -415,13 +437,15 @@ std::string render_svg(const RunResult& run) {
   }
   // Time axis.
   double step = 1;
-  for (double candidate : {1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0}) {
+  for (double candidate :
+       {1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0}) {
     step = candidate;
     if (span / candidate <= 12) break;
   }
   for (double t = 0; t <= span + 1e-9; t += step) {
-    o += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444\">{:g}s</text>\n",
-                     x_of(t), top2 + h2 + 16, t);
+    o += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" fill=\"#444\">{:g}s</text>\n", x_of(t),
+        top2 + h2 + 16, t);
   }
   // Throughput polyline and p99 polyline, one point per slice (at its middle).
   std::string rps_points, p99_points;
@@ -437,13 +461,18 @@ std::string render_svg(const RunResult& run) {
     double x = x_of((static_cast<double>(i) + 0.5) * slice_s);
     if (sl[i].latency.count() > 0) {
       double p99 = static_cast<double>(sl[i].latency.percentile(0.99));
-      p99_points += fmt::format("{:.1f},{:.1f} ", x, top2 + h2 - h2 * p99 / static_cast<double>(max_p99));
+      p99_points +=
+          fmt::format("{:.1f},{:.1f} ", x, top2 + h2 - h2 * p99 / static_cast<double>(max_p99));
     }
   }
-  o += fmt::format("<polyline class=\"throughput\" points=\"{}\" fill=\"none\" stroke=\"#0969da\" "
-                   "stroke-width=\"1.5\"/>\n", rps_points);
-  o += fmt::format("<polyline class=\"p99\" points=\"{}\" fill=\"none\" stroke=\"#8250df\" "
-                   "stroke-width=\"1.5\"/>\n", p99_points);
+  o += fmt::format(
+      "<polyline class=\"throughput\" points=\"{}\" fill=\"none\" stroke=\"#0969da\" "
+      "stroke-width=\"1.5\"/>\n",
+      rps_points);
+  o += fmt::format(
+      "<polyline class=\"p99\" points=\"{}\" fill=\"none\" stroke=\"#8250df\" "
+      "stroke-width=\"1.5\"/>\n",
+      p99_points);
   // Failures: a red mark at the top of the throughput panel for every slice with any.
   for (size_t i = 0; i < sl.size(); ++i) {
     if (sl[i].failed == 0 && sl[i].first_try_failed == 0) continue;
@@ -458,15 +487,19 @@ std::string render_svg(const RunResult& run) {
   }
   // Legend.
   double ly = height - 20;
-  o += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"10\" fill=\"#f0a500\" "
-                   "fill-opacity=\"0.4\"/><text x=\"{}\" y=\"{}\">reload</text>\n",
-                   left, ly - 9, left + 16, ly);
-  o += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"10\" fill=\"#cf222e\"/>"
-                   "<text x=\"{}\" y=\"{}\">failed requests (yellow: failed first try, retried)"
-                   "</text>\n", left + 80, ly - 9, left + 96, ly);
-  o += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#0969da\">throughput</text>"
-                   "<text x=\"{}\" y=\"{}\" fill=\"#8250df\">p99 latency (slice {:g} s)</text>\n",
-                   left + 420, ly, left + 510, ly, slice_s);
+  o += fmt::format(
+      "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"10\" fill=\"#f0a500\" "
+      "fill-opacity=\"0.4\"/><text x=\"{}\" y=\"{}\">reload</text>\n",
+      left, ly - 9, left + 16, ly);
+  o += fmt::format(
+      "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"10\" fill=\"#cf222e\"/>"
+      "<text x=\"{}\" y=\"{}\">failed requests (yellow: failed first try, retried)"
+      "</text>\n",
+      left + 80, ly - 9, left + 96, ly);
+  o += fmt::format(
+      "<text x=\"{}\" y=\"{}\" fill=\"#0969da\">throughput</text>"
+      "<text x=\"{}\" y=\"{}\" fill=\"#8250df\">p99 latency (slice {:g} s)</text>\n",
+      left + 420, ly, left + 510, ly, slice_s);
   o += "</svg>\n";
   return o;
 }

@@ -33,9 +33,9 @@ struct RunConfig {
   int threads = 0;
   bool keep_alive = true;
   double rate = 0;
-  double duration_s = 0;   // planned; 0 when --requests
+  double duration_s = 0;          // planned; 0 when --requests
   bool sized_to_reloads = false;  // duration_s came from the first reload (plan_sized_run)
-  uint64_t requests = 0;   // planned; 0 when --duration
+  uint64_t requests = 0;          // planned; 0 when --duration
   int reloads = 0;
   std::string reload_command;
   uint64_t max_failures = 0;
@@ -61,9 +61,9 @@ nlohmann::json render_json(const RunResult& run);
 std::string render_svg(const RunResult& run);
 
 // Requests per second per time slice of the timeline. Only full slices count, for all three
-// figures alike (so min <= mean <= max): the last, partial slice holds the tail of the run, in-flight
-// requests finishing after the load stopped, and would read as a drop. A run shorter than one
-// slice gives total / elapsed for all three.
+// figures alike (so min <= mean <= max): the last, partial slice holds the tail of the run,
+// in-flight requests finishing after the load stopped, and would read as a drop. A run shorter than
+// one slice gives total / elapsed for all three.
 struct Throughput {
   double mean = 0, min = 0, max = 0;
   size_t full_slices = 0;

@@ -15,7 +15,10 @@ void Timeline::record(int64_t at_ns, bool ok, bool first_try_ok, bool has_latenc
   if (index >= slices_.size()) slices_.resize(index + 1);
   Slice& s = slices_[index];
   ++s.completed;
-  if (ok) ++s.ok; else ++s.failed;
+  if (ok)
+    ++s.ok;
+  else
+    ++s.failed;
   if (!first_try_ok) ++s.first_try_failed;
   if (has_latency) s.latency.record(latency_us);
 }

@@ -23,11 +23,11 @@
 namespace baton::soak {
 
 struct Slice {
-  uint64_t completed = 0;        // requests finished in this slice (any final outcome)
+  uint64_t completed = 0;  // requests finished in this slice (any final outcome)
   uint64_t ok = 0;
-  uint64_t failed = 0;           // final outcome not ok
-  uint64_t first_try_failed = 0; // first attempt not ok (includes retried ones)
-  Histogram latency{5};          // coarse (6%): enough for a p99 curve
+  uint64_t failed = 0;            // final outcome not ok
+  uint64_t first_try_failed = 0;  // first attempt not ok (includes retried ones)
+  Histogram latency{5};           // coarse (6%): enough for a p99 curve
 };
 
 class Timeline {

@@ -26,9 +26,9 @@ Result<Url> parse_url(std::string_view text) {
     return Error(fmt::format("bad URL '{}': {}", text, why));
   };
   constexpr std::string_view kScheme = "http://";
-  if (text.starts_with("https://")) return bad("https is not supported; soak speaks plain HTTP/1.1");
-  if (text.size() < kScheme.size() ||
-      std::string_view(text.substr(0, kScheme.size())) != kScheme) {
+  if (text.starts_with("https://"))
+    return bad("https is not supported; soak speaks plain HTTP/1.1");
+  if (text.size() < kScheme.size() || std::string_view(text.substr(0, kScheme.size())) != kScheme) {
     return bad("expected http://HOST[:PORT]/PATH");
   }
   std::string_view rest = text.substr(kScheme.size());
@@ -36,7 +36,8 @@ Result<Url> parse_url(std::string_view text) {
   std::string_view authority = rest.substr(0, slash);
   std::string_view target = slash == std::string_view::npos ? "" : rest.substr(slash);
   if (auto hash = target.find('#'); hash != std::string_view::npos) target = target.substr(0, hash);
-  if (authority.find('@') != std::string_view::npos) return bad("user information is not supported");
+  if (authority.find('@') != std::string_view::npos)
+    return bad("user information is not supported");
   if (authority.empty()) return bad("no host");
 
   Url url;
@@ -98,7 +99,8 @@ Result<Url> parse_url(std::string_view text) {
   return url;
 }
 
-std::string build_request(const Url& url, bool close, const std::vector<std::string>& extra_headers) {
+std::string build_request(const Url& url, bool close,
+                          const std::vector<std::string>& extra_headers) {
   std::string r = fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: baton-soak\r\n",
                               url.target, url.host_header());
   for (const auto& h : extra_headers) r += h + "\r\n";

@@ -17,7 +17,7 @@
 namespace baton::soak {
 
 struct Url {
-  std::string host;          // as written, without brackets
+  std::string host;  // as written, without brackets
   int port = 80;
   std::string target = "/";  // path and query, as sent on the request line
   bool ipv6_literal = false;
@@ -33,7 +33,8 @@ Result<Url> parse_url(std::string_view text);
 
 // Builds the request every connection sends: GET, HTTP/1.1, Host, User-Agent, and
 // `Connection: close` when `close` is set. `extra_headers` are "Name: value" lines, sent as is.
-std::string build_request(const Url& url, bool close, const std::vector<std::string>& extra_headers);
+std::string build_request(const Url& url, bool close,
+                          const std::vector<std::string>& extra_headers);
 
 // Durations are spelled as everywhere in baton (common/duration.h).
 using ::baton::parse_duration;

@@ -3,8 +3,8 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
-#include <netinet/tcp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -65,8 +65,7 @@ Result<std::uint32_t> socket_inode(const Address& src, const Address& dst) {
     const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
     return Error(-e->error, "sock_diag");
   }
-  if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-      h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) {
+  if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) {
     return Error(EPROTO, "sock_diag: unexpected reply");
   }
   return static_cast<const inet_diag_msg*>(NLMSG_DATA(h))->idiag_inode;

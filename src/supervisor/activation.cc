@@ -40,7 +40,8 @@ Result<Address> describe(int fd) {
 
 }  // namespace
 
-Result<std::vector<std::optional<Fd>>> take_activated_listeners(const std::vector<ListenSpec>& specs) {
+Result<std::vector<std::optional<Fd>>> take_activated_listeners(
+    const std::vector<ListenSpec>& specs) {
   auto entries = parse_listen_fds_env(std::getenv("LISTEN_PID"), std::getenv("LISTEN_FDS"),
                                       std::getenv("LISTEN_FDNAMES"), ::getpid());
   const bool named = std::getenv("LISTEN_FDNAMES") != nullptr;
@@ -51,7 +52,8 @@ Result<std::vector<std::optional<Fd>>> take_activated_listeners(const std::vecto
   std::vector<Fd> owned;
   for (const auto& e : *entries) {
     if (::fcntl(e.fd, F_SETFD, FD_CLOEXEC) != 0) {
-      return Error(fmt::format("socket activation: LISTEN_FDS names fd {}, which is not open", e.fd));
+      return Error(
+          fmt::format("socket activation: LISTEN_FDS names fd {}, which is not open", e.fd));
     }
     owned.emplace_back(e.fd);
   }
@@ -68,14 +70,14 @@ Result<std::vector<std::optional<Fd>>> take_activated_listeners(const std::vecto
       if (specs[s].address.to_string() == address->to_string()) match = s;
     }
     if (!match) {
-      return Error(fmt::format("socket activation: fd {} ({}{}) matches no --listen; give "
-                               "--listen {} (or name it after the descriptor)",
-                               e.fd, address->to_string(), named ? ", name " + e.name : "",
-                               address->to_string()));
+      return Error(fmt::format(
+          "socket activation: fd {} ({}{}) matches no --listen; give "
+          "--listen {} (or name it after the descriptor)",
+          e.fd, address->to_string(), named ? ", name " + e.name : "", address->to_string()));
     }
     if (slots[*match]) {
-      return Error(fmt::format("socket activation: fds {} and another both match --listen {}",
-                               e.fd, specs[*match].address.to_string()));
+      return Error(fmt::format("socket activation: fds {} and another both match --listen {}", e.fd,
+                               specs[*match].address.to_string()));
     }
     slots[*match] = std::move(owned[i]);
   }

@@ -23,6 +23,7 @@ namespace baton {
 
 // One slot per entry of `specs`: the inherited listener matched to it, if any. Descriptors taken
 // are CLOEXEC. On error every inherited descriptor is closed.
-Result<std::vector<std::optional<Fd>>> take_activated_listeners(const std::vector<ListenSpec>& specs);
+Result<std::vector<std::optional<Fd>>> take_activated_listeners(
+    const std::vector<ListenSpec>& specs);
 
 }  // namespace baton

@@ -81,9 +81,10 @@ Result<nlohmann::json> call_once(const std::string& path, const ControlRequest& 
   if (retry_eintr(::connect, fd.get(), reinterpret_cast<sockaddr*>(&addr), *length) != 0) {
     int e = errno;
     if (e == ENOENT || e == ECONNREFUSED) {
-      return Error(fmt::format("no supervisor is running at {} (start one with 'baton run', or "
-                               "pass --control)",
-                               path));
+      return Error(
+          fmt::format("no supervisor is running at {} (start one with 'baton run', or "
+                      "pass --control)",
+                      path));
     }
     return Error(e, "connect to the supervisor at " + path);
   }
@@ -94,9 +95,10 @@ Result<nlohmann::json> call_once(const std::string& path, const ControlRequest& 
     return Error(peer.error().code(), peer.error().context() + " on the control socket " + path);
   }
   if (!peer_uid_allowed(peer->uid)) {
-    return Error(fmt::format("the control socket {} is served by uid {} (pid {}), neither you nor "
-                             "root: not talking to it",
-                             path, peer->uid, peer->pid));
+    return Error(
+        fmt::format("the control socket {} is served by uid {} (pid {}), neither you nor "
+                    "root: not talking to it",
+                    path, peer->uid, peer->pid));
   }
   std::string out = format_control_request(request);
   // A supervisor with every slot taken answers and closes without reading: the send then
@@ -109,11 +111,11 @@ Result<nlohmann::json> call_once(const std::string& path, const ControlRequest& 
   }
   std::string in;
   for (;;) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
-                                                             std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      return Error(ETIMEDOUT, fmt::format("no answer from the supervisor within {}s",
-                                          timeout.count() / 1000));
+      return Error(ETIMEDOUT,
+                   fmt::format("no answer from the supervisor within {}s", timeout.count() / 1000));
     }
     pollfd p{fd.get(), POLLIN, 0};
     int rc = retry_eintr(::poll, &p, 1, static_cast<int>(left.count()));

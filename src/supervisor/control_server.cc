@@ -44,9 +44,10 @@ Status ControlServer::open(const std::string& path) {
     Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (probe && (::connect(probe.get(), addr->sockaddr_ptr(), addr->length) == 0 ||
                   errno == EAGAIN || errno == EINPROGRESS)) {
-      return Error(fmt::format("a supervisor already answers on {} (was its lock file removed?); "
-                               "stop it or pass another --control",
-                               path));
+      return Error(
+          fmt::format("a supervisor already answers on {} (was its lock file removed?); "
+                      "stop it or pass another --control",
+                      path));
     }
   }
   ::unlink(path.c_str());
@@ -69,11 +70,14 @@ void ControlServer::on_accept() {
     auto peer = peer_credentials(fd.get());
     const ucred cred = peer ? *peer : ucred{0, static_cast<uid_t>(-1), static_cast<gid_t>(-1)};
     if (!peer || !peer_uid_allowed(cred.uid)) {
-      std::string reply = control_error(fmt::format(
-          "permission denied: uid {} may not control this supervisor", cred.uid)).dump() + "\n";
+      std::string reply =
+          control_error(
+              fmt::format("permission denied: uid {} may not control this supervisor", cred.uid))
+              .dump() +
+          "\n";
       [[maybe_unused]] auto n = ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
-      handler_.log(fmt::format("control connection from uid {} (pid {}) refused", cred.uid,
-                               cred.pid));
+      handler_.log(
+          fmt::format("control connection from uid {} (pid {}) refused", cred.uid, cred.pid));
       continue;
     }
     if (clients_.size() >= kMaxControlClients) {
@@ -87,7 +91,8 @@ void ControlServer::on_accept() {
       continue;
     }
     const int raw = fd.get();
-    auto added = loop_.add(raw, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t ev) { on_client(raw, ev); });
+    auto added =
+        loop_.add(raw, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t ev) { on_client(raw, ev); });
     if (!added) {
       handler_.log("control connection dropped: " + added.error().what());
       continue;

@@ -44,11 +44,11 @@ class ControlServer {
   class Handler {
    public:
     virtual ~Handler() = default;
-    virtual nlohmann::json status() = 0;              // the "status" object (status_json.h)
-    virtual void stop() = 0;                          // begin draining every generation
-    virtual void reload(WaiterId waiter) = 0;         // may reply() to `waiter` at once
+    virtual nlohmann::json status() = 0;       // the "status" object (status_json.h)
+    virtual void stop() = 0;                   // begin draining every generation
+    virtual void reload(WaiterId waiter) = 0;  // may reply() to `waiter` at once
     virtual std::optional<int> starting_generation() = 0;
-    virtual void waiter_gone(WaiterId waiter) = 0;    // its client hung up; the reload goes on
+    virtual void waiter_gone(WaiterId waiter) = 0;  // its client hung up; the reload goes on
     virtual void log(const std::string& line) = 0;
   };
 

@@ -36,8 +36,8 @@ constexpr std::uint8_t kTcpEstablished = 1;
 constexpr std::uint8_t kTcpListen = 10;
 // Every state a socket with a descriptor can be in, less LISTEN: SYN_RECV, TIME_WAIT and
 // NEW_SYN_RECV sockets have no descriptor, so they are not asked for.
-constexpr std::uint32_t kHeldStates = (1u << 1) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 7) |
-                                      (1u << 8) | (1u << 9) | (1u << 11);
+constexpr std::uint32_t kHeldStates =
+    (1u << 1) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 7) | (1u << 8) | (1u << 9) | (1u << 11);
 // A connection on which the client has sent nothing is closed only once it has been silent this
 // long: a client that has just connected is about to send its request.
 constexpr std::uint32_t kUnusedGraceMs = 1000;
@@ -118,7 +118,8 @@ Result<std::vector<TcpConnection>> dump_family(int family, std::uint16_t port) {
   for (size_t datagrams = 0; datagrams <= kDrainMaxConnections; ++datagrams) {
     ssize_t n = retry_eintr(::recv, nl.get(), buf.data(), buf.size(), MSG_TRUNC);
     if (n < 0) return Error::from_errno("read sock_diag dump");
-    if (static_cast<size_t>(n) > buf.size()) return Error("sock_diag datagram larger than expected");
+    if (static_cast<size_t>(n) > buf.size())
+      return Error("sock_diag datagram larger than expected");
     auto done = parse_diag_datagram(std::span(buf.data(), static_cast<size_t>(n)), found,
                                     kDrainMaxConnections);
     if (!done) return done.error();
@@ -194,8 +195,8 @@ std::vector<pid_t> parse_children(std::string_view text, size_t limit) {
   return out;
 }
 
-Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data, std::vector<TcpConnection>& out,
-                                 size_t limit) {
+Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data,
+                                 std::vector<TcpConnection>& out, size_t limit) {
   size_t offset = 0;
   while (data.size() - offset >= sizeof(nlmsghdr)) {
     nlmsghdr header;
@@ -204,7 +205,8 @@ Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data, std::vector
       return Error("malformed sock_diag message");
     }
     const std::uint8_t* payload = data.data() + offset + NLMSG_HDRLEN;
-    const size_t payload_len = header.nlmsg_len > NLMSG_HDRLEN ? header.nlmsg_len - NLMSG_HDRLEN : 0;
+    const size_t payload_len =
+        header.nlmsg_len > NLMSG_HDRLEN ? header.nlmsg_len - NLMSG_HDRLEN : 0;
     if (header.nlmsg_type == NLMSG_DONE) return true;
     if (header.nlmsg_type == NLMSG_ERROR) {
       int code = 0;
@@ -278,8 +280,8 @@ Result<std::vector<HeldSocket>> held_sockets(pid_t leader) {
     size_t threads = 0;
     while (dirent* e = ::readdir(d)) {
       if (e->d_name[0] == '.' || ++threads > kDrainMaxProcesses) continue;
-      for (pid_t child : parse_children(read_small(tasks + "/" + e->d_name + "/children"),
-                                        kDrainMaxProcesses)) {
+      for (pid_t child :
+           parse_children(read_small(tasks + "/" + e->d_name + "/children"), kDrainMaxProcesses)) {
         if (visited.size() >= kDrainMaxProcesses || !visited.insert(child).second) continue;
         if (pgid_of_stat(read_small(fmt::format("/proc/{}/stat", child))) != leader) continue;
         sockets_of(child, out);  // one that exits meanwhile holds nothing
@@ -306,12 +308,13 @@ Status shutdown_read(const HeldSocket& socket) {
   if (!pidfd) return Error::from_errno(fmt::format("pidfd_open {}", socket.pid));
   // The copy is CLOEXEC; it shares the app's open file description, so shutdown reaches the app.
   Fd copy(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), socket.fd, 0)));
-  if (!copy) return Error::from_errno(fmt::format("pidfd_getfd pid {} fd {}", socket.pid, socket.fd));
-  struct stat st{};
+  if (!copy)
+    return Error::from_errno(fmt::format("pidfd_getfd pid {} fd {}", socket.pid, socket.fd));
+  struct stat st {};
   if (::fstat(copy.get(), &st) != 0) return Error::from_errno("fstat");
   if (!S_ISSOCK(st.st_mode) || st.st_ino != socket.inode) {
-    return Error(fmt::format("pid {} fd {} is no longer socket {}", socket.pid, socket.fd,
-                             socket.inode));
+    return Error(
+        fmt::format("pid {} fd {} is no longer socket {}", socket.pid, socket.fd, socket.inode));
   }
   if (::shutdown(copy.get(), SHUT_RD) != 0) return Error::from_errno("shutdown(SHUT_RD)");
   return {};

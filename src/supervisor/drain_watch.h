@@ -39,7 +39,7 @@
 namespace baton {
 
 // Bounds on what one look at a generation reads.
-inline constexpr size_t kDrainMaxProcesses = 1024;     // processes of one generation
+inline constexpr size_t kDrainMaxProcesses = 1024;  // processes of one generation
 inline constexpr size_t kDrainMaxFdsPerProcess = 65536;
 inline constexpr size_t kDrainMaxSockets = 65536;      // socket descriptors of one generation
 inline constexpr size_t kDrainMaxConnections = 65536;  // sockets in one sock_diag dump
@@ -100,8 +100,8 @@ std::vector<pid_t> parse_children(std::string_view text, size_t limit);
 // One recv() of a sock_diag dump: appends the TCP sockets found to `out` (up to `limit` in all).
 // Returns true when the dump is complete (NLMSG_DONE), false when more datagrams follow, and an
 // Error for NLMSG_ERROR or a record that does not fit its own length.
-Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data, std::vector<TcpConnection>& out,
-                                 size_t limit);
+Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data,
+                                 std::vector<TcpConnection>& out, size_t limit);
 
 // ---- looking (I/O) ----
 

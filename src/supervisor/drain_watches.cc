@@ -31,8 +31,8 @@ QuietCheck DrainWatches::check(const ListenerSet& listeners, const Generation& g
   it->second.idle_closed += result->idle_closed;
   if (!result->quiet) return QuietCheck::kBusy;
   if (it->second.idle_closed > 0) {
-    log_(fmt::format("generation {} quiet after baton closed {} idle keep-alive connection{}",
-                     g.id, it->second.idle_closed, it->second.idle_closed == 1 ? "" : "s"));
+    log_(fmt::format("generation {} quiet after baton closed {} idle keep-alive connection{}", g.id,
+                     it->second.idle_closed, it->second.idle_closed == 1 ? "" : "s"));
   }
   watches_.erase(it);
   return QuietCheck::kQuiet;

@@ -49,7 +49,8 @@ void GenerationOutput::read(bool is_err) {
   for (;;) {
     ssize_t n = retry_eintr(::read, fd.get(), buf, sizeof(buf));
     if (n > 0) {
-      (is_err ? err_sink_ : out_sink_).write(source_, std::string_view(buf, static_cast<size_t>(n)));
+      (is_err ? err_sink_ : out_sink_)
+          .write(source_, std::string_view(buf, static_cast<size_t>(n)));
       tail_.append(buf, static_cast<size_t>(n));
       if (tail_.size() > kOutputTail) tail_.erase(0, tail_.size() - kOutputTail);
       continue;

@@ -23,8 +23,8 @@ Result<ListenerSet> ListenerSet::bind(const std::vector<ListenSpec>& specs,
       l.address = group->address();
       // Slot 0 takes every new connection until the first generation is assigned one.
       if (auto s = group->steer(steering_program(SteeringPlan{})); !s) {
-        log(fmt::format("{}: {}; falling back to one socket shared by every generation",
-                        l.name, s.error().what()));
+        log(fmt::format("{}: {}; falling back to one socket shared by every generation", l.name,
+                        s.error().what()));
         l.shared.reset(::fcntl(group->member(0), F_DUPFD_CLOEXEC, 0));
         if (!l.shared) return Error::from_errno("dup");
       } else {
@@ -118,7 +118,8 @@ Status ListenerSet::add_probe(std::uint16_t source_port, int id) {
 }
 
 Status ListenerSet::remove_probe(std::uint16_t source_port) {
-  std::erase_if(probes_, [&](const SteeringPlan::Probe& p) { return p.source_port == source_port; });
+  std::erase_if(probes_,
+                [&](const SteeringPlan::Probe& p) { return p.source_port == source_port; });
   return apply();
 }
 
@@ -127,12 +128,12 @@ Status ListenerSet::apply() {
   plan.serving_slot = target_.value_or(0);
   plan.probes = probes_;
   auto program = steering_program(plan);
-  const bool same = program.size() == attached_.size() &&
-                    std::equal(program.begin(), program.end(), attached_.begin(),
-                               [](const sock_filter& a, const sock_filter& b) {
-                                 return a.code == b.code && a.jt == b.jt && a.jf == b.jf &&
-                                        a.k == b.k;
-                               });
+  const bool same =
+      program.size() == attached_.size() &&
+      std::equal(program.begin(), program.end(), attached_.begin(),
+                 [](const sock_filter& a, const sock_filter& b) {
+                   return a.code == b.code && a.jt == b.jt && a.jf == b.jf && a.k == b.k;
+                 });
   if (same) return {};
   for (auto& l : listeners_) {
     if (!l.group) continue;

@@ -33,7 +33,7 @@ namespace baton {
 
 struct OwnedListener {
   std::string name;
-  Address address;                    // as bound (the real port when given port 0)
+  Address address;                     // as bound (the real port when given port 0)
   std::optional<SteeringGroup> group;  // steered
   Fd shared;                           // not steered: one socket for every generation
   std::string unix_path;               // removed at exit

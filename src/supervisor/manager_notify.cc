@@ -20,7 +20,8 @@ std::string ManagerNotifier::status_line(const ManagerView& v) {
   if (v.serving_generation != 0) {
     return fmt::format("serving generation {} (pid {})", v.serving_generation, v.serving_pid);
   }
-  if (v.starting_generation != 0) return fmt::format("starting generation {}", v.starting_generation);
+  if (v.starting_generation != 0)
+    return fmt::format("starting generation {}", v.starting_generation);
   return "no generation serving";
 }
 
@@ -89,8 +90,8 @@ Result<std::optional<ManagerSocket>> ManagerSocket::from_environment() {
 
 bool ManagerSocket::send(const std::string& datagram) {
   return retry_eintr(::sendto, fd_.get(), datagram.data(), datagram.size(), MSG_NOSIGNAL,
-                     address_.sockaddr_ptr(), address_.length) ==
-         static_cast<ssize_t>(datagram.size());
+                     address_.sockaddr_ptr(),
+                     address_.length) == static_cast<ssize_t>(datagram.size());
 }
 
 std::uint64_t monotonic_usec() {

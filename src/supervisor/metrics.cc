@@ -28,8 +28,8 @@ void histogram(std::string& out, const char* name, const char* help, const Durat
   std::uint64_t cumulative = 0;
   for (size_t i = 0; i < DurationHistogram::kBoundsSeconds.size(); ++i) {
     cumulative += h.buckets[i];
-    out += fmt::format("baton_{}_bucket{{le=\"{}\"}} {}\n", name, DurationHistogram::kBoundsSeconds[i],
-                       cumulative);
+    out += fmt::format("baton_{}_bucket{{le=\"{}\"}} {}\n", name,
+                       DurationHistogram::kBoundsSeconds[i], cumulative);
   }
   out += fmt::format("baton_{}_bucket{{le=\"+Inf\"}} {}\n", name, h.count);
   out += fmt::format("baton_{}_sum {}\nbaton_{}_count {}\n", name, h.sum_seconds, name, h.count);
@@ -47,7 +47,8 @@ std::string response(int code, const char* reason, const std::string& content_ty
 std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime) {
   const Counters& c = core.counters();
   std::string out;
-  counter(out, "reloads_total", "Reloads that ended, by result (failed: the old generation kept serving).");
+  counter(out, "reloads_total",
+          "Reloads that ended, by result (failed: the old generation kept serving).");
   out += fmt::format("baton_reloads_total{{result=\"ok\"}} {}\n", c.reloads_ok);
   out += fmt::format("baton_reloads_total{{result=\"failed\"}} {}\n", c.reloads_failed);
   counter(out, "reloads_coalesced_total", "Reload requests served by a reload already queued.");
@@ -62,14 +63,16 @@ std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds
   gauge(out, "serving_generation", "The generation that serves now (0: none).");
   out += fmt::format("baton_serving_generation {}\n", serving != nullptr ? serving->id : 0);
   gauge(out, "generations", "Generations by state.");
-  for (auto state : {GenerationState::kStarting, GenerationState::kServing, GenerationState::kDraining}) {
+  for (auto state :
+       {GenerationState::kStarting, GenerationState::kServing, GenerationState::kDraining}) {
     int n = 0;
     for (const auto& g : core.generations()) n += g.state == state ? 1 : 0;
     out += fmt::format("baton_generations{{state=\"{}\"}} {}\n", to_string(state), n);
   }
   gauge(out, "up_seconds", "Seconds since the supervisor started.");
   out += fmt::format("baton_up_seconds {}\n", static_cast<double>(uptime.count()) / 1000.0);
-  histogram(out, "ready_seconds", "From a generation's start to its proof of readiness.", c.ready_time);
+  histogram(out, "ready_seconds", "From a generation's start to its proof of readiness.",
+            c.ready_time);
   histogram(out, "reload_seconds", "From a reload's request to its end.", c.reload_time);
   return out;
 }

@@ -33,7 +33,8 @@ std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds
 
 // The answer to one request head ("GET /metrics HTTP/1.1\r\n..."): a whole HTTP response.
 // `body` is called only for GET /metrics.
-std::string metrics_response(std::string_view request_head, const std::function<std::string()>& body);
+std::string metrics_response(std::string_view request_head,
+                             const std::function<std::string()>& body);
 
 class MetricsServer {
  public:

@@ -63,7 +63,8 @@ std::optional<ReceivedNotify> NotifySocket::receive() {
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof(control);
-    ssize_t n = retry_eintr(::recvmsg, fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+    ssize_t n =
+        retry_eintr(::recvmsg, fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
     if (n < 0) return std::nullopt;  // EAGAIN: nothing more
     std::optional<pid_t> pid;
     bool had_fds = false;

@@ -27,10 +27,10 @@ struct NotifyMessage {
   bool stopping = false;
   std::optional<std::string> status;
   // From libbaton_adopt.so (`--adopt`; protocol in src/adopt/preload.cc).
-  bool adopt_loaded = false;                  // BATON_ADOPT_LOADED=1
-  std::optional<std::string> adopted;         // BATON_ADOPTED=NAME ADDRESS
+  bool adopt_loaded = false;                     // BATON_ADOPT_LOADED=1
+  std::optional<std::string> adopted;            // BATON_ADOPTED=NAME ADDRESS
   std::optional<std::string> adopt_passthrough;  // BATON_ADOPT_PASSTHROUGH=ADDRESS
-  std::optional<std::string> adopt_error;     // BATON_ADOPT_ERROR=MESSAGE
+  std::optional<std::string> adopt_error;        // BATON_ADOPT_ERROR=MESSAGE
 };
 
 // Parses one datagram's text. Unknown keys are ignored, as systemd does.

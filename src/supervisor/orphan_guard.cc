@@ -49,7 +49,7 @@ Result<OrphanGuard> OrphanGuard::start() {
     // ^C, a test harness) leaves the guard to do its work; signals back to their defaults.
     ::setpgid(0, 0);
     ::prctl(PR_SET_NAME, "baton-guard");  // what ps -o comm shows
-    struct sigaction dfl{};
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
     sigset_t none;

@@ -15,7 +15,7 @@
 namespace baton {
 
 OutputSink::OutputSink(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0 || S_ISREG(st.st_mode)) {
     mode_ = Mode::kPlain;
   } else if (S_ISSOCK(st.st_mode)) {

@@ -56,8 +56,8 @@ class OutputSink {
  private:
   struct Source {
     size_t queued = 0;
-    bool dropping = false;    // discarding up to the next newline
-    bool ends_line = true;    // what was queued last ends with '\n'
+    bool dropping = false;            // discarding up to the next newline
+    bool ends_line = true;            // what was queued last ends with '\n'
     bool input_at_line_start = true;  // what came in last ended with '\n'
     std::uint64_t dropped = 0;
   };

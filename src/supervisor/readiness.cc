@@ -30,8 +30,8 @@ Result<ReadinessSpec> parse_readiness(std::string_view text) {
     spec.argument = std::string(text.substr(5));
     if (spec.argument.empty() || spec.argument[0] != '/' ||
         spec.argument.find_first_of(" \r\n\t") != std::string::npos) {
-      return Error(fmt::format("bad --ready '{}': http:PATH needs a path such as http:/healthz",
-                               text));
+      return Error(
+          fmt::format("bad --ready '{}': http:PATH needs a path such as http:/healthz", text));
     }
     return spec;
   }
@@ -45,14 +45,14 @@ Result<ReadinessSpec> parse_readiness(std::string_view text) {
     spec.kind = ReadinessSpec::Kind::kDelay;
     auto d = parse_duration_ms(text.substr(6), /*allow_zero=*/true);
     if (!d || *d > std::chrono::hours(24)) {
-      return Error(fmt::format("bad --ready '{}': delay:DURATION takes 0 to 24h (e.g. delay:2s)",
-                               text));
+      return Error(
+          fmt::format("bad --ready '{}': delay:DURATION takes 0 to 24h (e.g. delay:2s)", text));
     }
     spec.delay = *d;
     return spec;
   }
-  return Error(fmt::format(
-      "bad --ready '{}': use notify, http:PATH, exec:CMD or delay:DURATION", text));
+  return Error(
+      fmt::format("bad --ready '{}': use notify, http:PATH, exec:CMD or delay:DURATION", text));
 }
 
 std::string http_probe_request(const std::string& path) {

@@ -62,7 +62,7 @@ void ReadinessProbe::stop() {
     loop_.remove(conn_.get());
     conn_.reset();
   }
-  listener_.reset();  // the app keeps its own copy
+  listener_.reset();                               // the app keeps its own copy
   if (exec_pid_ > 0) ::kill(-exec_pid_, SIGKILL);  // reaped by the supervisor
   exec_pid_ = -1;
 }
@@ -92,14 +92,14 @@ void ReadinessProbe::retry(void (ReadinessProbe::*attempt)()) {
 void ReadinessProbe::http_attempt() {
   response_.clear();
   Fd conn(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!conn ||
-      (::connect(conn.get(), address_.sockaddr_ptr(), address_.length) != 0 &&
-       errno != EINPROGRESS)) {
+  if (!conn || (::connect(conn.get(), address_.sockaddr_ptr(), address_.length) != 0 &&
+                errno != EINPROGRESS)) {
     return retry(&ReadinessProbe::http_attempt);
   }
   std::string req = http_probe_request(spec_.argument);
   // Small and sent into a fresh socket buffer: it fits at once.
-  if (::send(conn.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+  if (::send(conn.get(), req.data(), req.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(req.size())) {
     return retry(&ReadinessProbe::http_attempt);
   }
   const int fd = conn.get();
@@ -115,8 +115,8 @@ void ReadinessProbe::on_http_event() {
   ssize_t n = retry_eintr(::recv, conn_.get(), buf, sizeof(buf), 0);
   if (n < 0 && errno == EAGAIN) return;
   if (n > 0) response_.append(buf, static_cast<size_t>(n));
-  const bool done = n <= 0 || response_.find("\r\n") != std::string::npos ||
-                    response_.size() > kMaxProbeResponse;
+  const bool done =
+      n <= 0 || response_.find("\r\n") != std::string::npos || response_.size() > kMaxProbeResponse;
   if (!done) return;
   loop_.remove(conn_.get());
   conn_.reset();

@@ -37,8 +37,9 @@ void format_pid(char* out, pid_t value) {
 
 Result<std::string> resolve_command(const std::string& command) {
   auto runnable = [](const std::string& path) {
-    struct stat st{};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+           ::access(path.c_str(), X_OK) == 0;
   };
   if (command.empty()) return Error("empty command");
   if (command.find('/') != std::string::npos) {
@@ -118,7 +119,7 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
     // process of the same uid in baton's session) can join its group and speak for it on the
     // notify socket, where a sender counts for the generation whose group it is in.
     if (::setsid() < 0) fail(errno);
-    struct sigaction dfl{};
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
     sigset_t none;
@@ -168,10 +169,10 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   if (n == sizeof(child_errno)) {
     int status = 0;
     retry_eintr(::waitpid, pid, &status, 0);
-    return Error(child_errno, request.working_dir.empty()
-                                  ? fmt::format("exec {}", request.argv[0])
-                                  : fmt::format("exec {} in {}", request.argv[0],
-                                                request.working_dir));
+    return Error(child_errno,
+                 request.working_dir.empty()
+                     ? fmt::format("exec {}", request.argv[0])
+                     : fmt::format("exec {} in {}", request.argv[0], request.working_dir));
   }
   if (pipes) {
     ::fcntl(out_r.get(), F_SETFL, O_NONBLOCK);

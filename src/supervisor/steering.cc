@@ -16,13 +16,13 @@ constexpr std::uint32_t net(int offset) { return static_cast<std::uint32_t>(SKF_
 // Leaves the source port of the TCP segment or UDP datagram in A. The program runs with the
 // packet's data at the transport payload, so the port is read relative to the network header.
 void load_source_port(std::vector<sock_filter>& p) {
-  p.push_back(stmt(BPF_LD | BPF_B | BPF_ABS, net(0)));      // A = version and IHL
-  p.push_back(stmt(BPF_ALU | BPF_RSH | BPF_K, 4));          // A = IP version
-  p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 6, 3, 0));    // IPv6: skip the IPv4 part
-  p.push_back(stmt(BPF_LDX | BPF_B | BPF_MSH, net(0)));     // X = IPv4 header length
-  p.push_back(stmt(BPF_LD | BPF_H | BPF_IND, net(0)));      // A = port at X past the header
+  p.push_back(stmt(BPF_LD | BPF_B | BPF_ABS, net(0)));    // A = version and IHL
+  p.push_back(stmt(BPF_ALU | BPF_RSH | BPF_K, 4));        // A = IP version
+  p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 6, 3, 0));  // IPv6: skip the IPv4 part
+  p.push_back(stmt(BPF_LDX | BPF_B | BPF_MSH, net(0)));   // X = IPv4 header length
+  p.push_back(stmt(BPF_LD | BPF_H | BPF_IND, net(0)));    // A = port at X past the header
   p.push_back(stmt(BPF_JMP | BPF_JA, 1));
-  p.push_back(stmt(BPF_LD | BPF_H | BPF_ABS, net(40)));     // A = port past the fixed header
+  p.push_back(stmt(BPF_LD | BPF_H | BPF_ABS, net(40)));  // A = port past the fixed header
 }
 
 }  // namespace
@@ -46,8 +46,8 @@ std::vector<sock_filter> steering_program(const SteeringPlan& plan) {
         return p;
       }
       p.push_back(stmt(BPF_ALU | BPF_MOD | BPF_K, 100));
-      p.push_back(jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<std::uint32_t>(plan.canary->percent),
-                       1, 0));
+      p.push_back(
+          jump(BPF_JMP | BPF_JGE | BPF_K, static_cast<std::uint32_t>(plan.canary->percent), 1, 0));
       ret(plan.canary->slot);
     }
   }

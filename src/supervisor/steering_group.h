@@ -45,8 +45,7 @@ class SteeringGroup {
   const Address& address() const { return address_; }
 
  private:
-  SteeringGroup(Address address, BindOptions options)
-      : address_(address), options_(options) {}
+  SteeringGroup(Address address, BindOptions options) : address_(address), options_(options) {}
   Address address_;
   BindOptions options_;
   std::vector<Fd> members_;

@@ -56,7 +56,7 @@ struct BoundListener {
   std::string name;
   Address address;
   Fd fd;
-  std::string unix_path;  // removed at exit
+  std::string unix_path;   // removed at exit
   bool activated = false;  // inherited from baton's manager (activation.h)
 };
 
@@ -74,7 +74,10 @@ struct GenerationIo {
 class Supervisor final : public SupervisorOs, public ControlServer::Handler {
  public:
   Supervisor(const SupervisorConfig& config, EventLoop loop)
-      : config_(config), loop_(std::move(loop)), core_(*this, config.core), control_(loop_, *this) {}
+      : config_(config),
+        loop_(std::move(loop)),
+        core_(*this, config.core),
+        control_(loop_, *this) {}
   ~Supervisor() override;
 
   Status setup();
@@ -171,9 +174,9 @@ Status Supervisor::lock_control_path() {
   const std::string lock_path = config_.control_path + ".lock";
   auto lock = open_in_dir(dir->get(), control.filename().string() + ".lock", O_RDWR | O_CREAT);
   if (!lock) {
-    return Error(lock.error().code(),
-                 lock.error().code() == ELOOP ? "open " + lock_path + ": a symlink, not followed"
-                                              : "open " + lock_path);
+    return Error(lock.error().code(), lock.error().code() == ELOOP
+                                          ? "open " + lock_path + ": a symlink, not followed"
+                                          : "open " + lock_path);
   }
   lock_fd_ = std::move(*lock);
   struct stat st {};
@@ -183,9 +186,10 @@ Status Supervisor::lock_control_path() {
   if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {};
     [[maybe_unused]] auto n = ::pread(lock_fd_.get(), pid, sizeof(pid) - 1, 0);
-    return Error(fmt::format("another supervisor (pid {}) is running with control socket {}; "
-                             "stop it or pass another --control",
-                             std::strtol(pid, nullptr, 10), config_.control_path));
+    return Error(
+        fmt::format("another supervisor (pid {}) is running with control socket {}; "
+                    "stop it or pass another --control",
+                    std::strtol(pid, nullptr, 10), config_.control_path));
   }
   std::string me = std::to_string(::getpid()) + "\n";
   [[maybe_unused]] int rc = ::ftruncate(lock_fd_.get(), 0);
@@ -243,7 +247,8 @@ Status Supervisor::setup() {
     const char* stream = sink == out_sink_.get() ? "stdout" : "stderr";
     sink->on_overflow([this, stream](int source) {
       if (source == 0) return;  // baton's own lines: telling would only add one more
-      log(fmt::format("generation {}: baton's {} is not read fast enough; {} KiB of its output "
+      log(
+          fmt::format("generation {}: baton's {} is not read fast enough; {} KiB of its output "
                       "is queued, further lines are dropped and counted (status: "
                       "output_dropped_lines)",
                       source, stream, OutputSink::kMaxQueuedPerSource / 1024));
@@ -273,7 +278,7 @@ Status Supervisor::setup() {
     // Generations running as another user must reach the notify socket (and nothing else here:
     // the control socket is 0600 and checks its peer): search on the directory, the socket theirs.
     const std::string dir = std::filesystem::path(config_.control_path).parent_path().string();
-    struct stat st{};
+    struct stat st {};
     if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && st.st_uid == ::geteuid() &&
         (st.st_mode & 0777) == 0700) {
       ::chmod(dir.c_str(), 0711);  // only baton's own private directory is opened up
@@ -291,7 +296,8 @@ Status Supervisor::setup() {
   log("control socket " + config_.control_path);
   if (config_.metrics) {
     auto metrics = MetricsServer::open(*config_.metrics, loop_, [this] {
-      return render_metrics(core_, std::chrono::duration_cast<Duration>(Clock::now() - started_at_));
+      return render_metrics(core_,
+                            std::chrono::duration_cast<Duration>(Clock::now() - started_at_));
     });
     if (!metrics) return metrics.error();
     metrics_ = std::move(metrics).value();
@@ -356,8 +362,8 @@ Result<int> Supervisor::spawn(int id) {
     // as their path, each "=fd", separated by ';'.
     const std::string where = l.address.host_port();
     if (l.address.transport != Transport::kUdp) {
-      starter += fmt::format("{}{}={}", starter.empty() ? "" : ";", where,
-                             2 + req.listener_fds.size());
+      starter +=
+          fmt::format("{}{}={}", starter.empty() ? "" : ";", where, 2 + req.listener_fds.size());
     }
   }
   auto probe_fd = io->readiness->open_listener();
@@ -373,16 +379,16 @@ Result<int> Supervisor::spawn(int id) {
   req.env["NOTIFY_SOCKET"] = notify_->path();
   if (!config_.adopt_library.empty()) {
     const char* preload = std::getenv("LD_PRELOAD");
-    req.env["LD_PRELOAD"] = config_.adopt_library +
-                            (preload != nullptr && *preload ? std::string(":") + preload : "");
+    req.env["LD_PRELOAD"] =
+        config_.adopt_library + (preload != nullptr && *preload ? std::string(":") + preload : "");
     req.env["BATON_ADOPT"] = "1";
   }
   auto spawned = spawn_process(req);
   if (!spawned) return spawned.error();
   io->pid = spawned->pid;
   io->output = std::make_unique<GenerationOutput>(loop_, std::move(spawned->stdout_pipe),
-                                                  std::move(spawned->stderr_pipe),
-                                                  *out_sink_, *err_sink_, id);
+                                                  std::move(spawned->stderr_pipe), *out_sink_,
+                                                  *err_sink_, id);
   // The sinks keep counters per generation: those of generations long gone (the core keeps the
   // last 16 exited) are dropped, so they stay bounded over months of reloads.
   out_sink_->forget(id - 64);
@@ -394,8 +400,10 @@ Result<int> Supervisor::spawn(int id) {
     return s.error();
   }
   if (!guard_.watch(io->pid)) {
-    log(fmt::format("generation {}: the orphan guard is not told of it; it may outlive a killed "
-                    "supervisor", id));
+    log(
+        fmt::format("generation {}: the orphan guard is not told of it; it may outlive a killed "
+                    "supervisor",
+                    id));
   }
   GenerationIo* raw = io.get();
   io_[id] = std::move(io);
@@ -548,7 +556,8 @@ void Supervisor::on_notify() {
     auto gen = generation_of_pid(received->pid);
     if (!gen) {  // from no generation of ours: ignored, and said so a bounded number of times
       if (ignored_notify_ < kMaxIgnoredNotifyLogs) {
-        log(fmt::format("ignored a notify datagram from pid {}: not in any generation's process "
+        log(
+            fmt::format("ignored a notify datagram from pid {}: not in any generation's process "
                         "group{}",
                         received->pid,
                         ++ignored_notify_ == kMaxIgnoredNotifyLogs ? " (no more such lines)" : ""));
@@ -567,8 +576,8 @@ void Supervisor::on_notify() {
     }
     if (m.adopted) log(fmt::format("generation {}: adopted {}", *gen, *m.adopted));
     if (m.adopt_passthrough) {
-      log(fmt::format("generation {} bound {} itself: baton does not hold that address",
-                      *gen, *m.adopt_passthrough));
+      log(fmt::format("generation {} bound {} itself: baton does not hold that address", *gen,
+                      *m.adopt_passthrough));
     }
     if (m.adopt_error) log(fmt::format("generation {}: adoption error: {}", *gen, *m.adopt_error));
   }

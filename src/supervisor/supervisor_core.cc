@@ -46,8 +46,7 @@ SupervisorCore::SupervisorCore(SupervisorOs& os, CoreOptions options)
     : os_(os), options_(std::move(options)), backoff_(options_.restart_backoff_min) {}
 
 std::string SupervisorCore::seconds_since(TimePoint t) {
-  return fmt::format("{:.2f}s",
-                     seconds(std::chrono::duration_cast<Duration>(os_.now() - t)));
+  return fmt::format("{:.2f}s", seconds(std::chrono::duration_cast<Duration>(os_.now() - t)));
 }
 
 Generation* SupervisorCore::find_mutable(int id) {
@@ -190,7 +189,8 @@ void SupervisorCore::on_reload_pending() {
     std::string why = fmt::format("{} generations are still draining (limit --max-draining {})",
                                   draining_count(), options_.max_draining);
     os_.log("queued reload refused: " + why);
-    for (auto w : waiters) os_.reply(w, ReloadOutcome{false, why, "", serving() ? serving()->id : 0});
+    for (auto w : waiters)
+      os_.reply(w, ReloadOutcome{false, why, "", serving() ? serving()->id : 0});
     return;
   }
   start_generation(Purpose::kReload, std::move(waiters));
@@ -217,8 +217,8 @@ void SupervisorCore::end_reload(int reload_id, bool ok, const std::string& messa
     last_reload_->ok = ok;
     last_reload_->message = message;
     last_reload_->finished_at = os_.now();
-    counters_.reload_time.observe(
-        std::chrono::duration_cast<Duration>(*last_reload_->finished_at - last_reload_->requested_at));
+    counters_.reload_time.observe(std::chrono::duration_cast<Duration>(*last_reload_->finished_at -
+                                                                       last_reload_->requested_at));
     if (!ok) last_failed_reload_ = last_reload_;
   }
   os_.log(fmt::format("reload {} {}: {}", reload_id, ok ? "ok" : "failed", message));
@@ -278,10 +278,11 @@ void SupervisorCore::drain(Generation& g, bool after_switch) {
   }
   g.quiescing = true;
   if (!quiet_check_at_) quiet_check_at_ = os_.now() + options_.drain_poll;
-  os_.log(fmt::format("generation {} (pid {}) quiescing: it gets no new connection; the drain "
-                      "signal follows once its accept queue is empty and its connections are "
-                      "finished, within {:g}s",
-                      g.id, g.pid, seconds(options_.drain_timeout)));
+  os_.log(
+      fmt::format("generation {} (pid {}) quiescing: it gets no new connection; the drain "
+                  "signal follows once its accept queue is empty and its connections are "
+                  "finished, within {:g}s",
+                  g.id, g.pid, seconds(options_.drain_timeout)));
 }
 
 void SupervisorCore::send_drain_signal(Generation& g, const std::string& why) {
@@ -351,8 +352,8 @@ void SupervisorCore::on_exit(int pid, int wait_status) {
         break;
       }
       ++counters_.crashes;
-      os_.log(fmt::format("generation {} (pid {}) {} while serving; the listeners stay open",
-                          id, pid, how));
+      os_.log(fmt::format("generation {} (pid {}) {} while serving; the listeners stay open", id,
+                          pid, how));
       if (g->ready_at && *g->exited_at - *g->ready_at >= kStableRun) {
         backoff_ = options_.restart_backoff_min;
       }
@@ -367,10 +368,9 @@ void SupervisorCore::on_exit(int pid, int wait_status) {
         Attempt done = std::move(*it);
         completing_.erase(it);
         const Generation* now_serving = find(done.generation);
-        const std::string message = fmt::format(
-            "generation {} serving, generation {} drained{}",
-            now_serving != nullptr ? now_serving->id : 0, id,
-            g->killed ? " (killed at the drain deadline)" : "");
+        const std::string message = fmt::format("generation {} serving, generation {} drained{}",
+                                                now_serving != nullptr ? now_serving->id : 0, id,
+                                                g->killed ? " (killed at the drain deadline)" : "");
         finish_attempt(std::move(done), message);
       }
       break;
@@ -430,10 +430,10 @@ void SupervisorCore::on_tick() {
     if (g.state == GenerationState::kDraining && !g.killed && now >= g.deadline) {
       g.killed = true;
       ++counters_.drain_kills;
-      os_.log(fmt::format("generation {} (pid {}) did not {} within the drain timeout of {:g}s; "
-                          "killing its process group",
-                          g.id, g.pid, g.quiescing ? "become quiet" : "exit",
-                          seconds(options_.drain_timeout)));
+      os_.log(fmt::format(
+          "generation {} (pid {}) did not {} within the drain timeout of {:g}s; "
+          "killing its process group",
+          g.id, g.pid, g.quiescing ? "become quiet" : "exit", seconds(options_.drain_timeout)));
       g.quiescing = false;
       os_.kill_group(g);
     }
@@ -487,9 +487,8 @@ void SupervisorCore::prune() {
   size_t exited = 0;
   for (const auto& g : generations_) exited += g.state == GenerationState::kExited ? 1 : 0;
   while (exited > kKeptExited) {
-    auto it = std::find_if(generations_.begin(), generations_.end(), [](const Generation& g) {
-      return g.state == GenerationState::kExited;
-    });
+    auto it = std::find_if(generations_.begin(), generations_.end(),
+                           [](const Generation& g) { return g.state == GenerationState::kExited; });
     generations_.erase(it);
     --exited;
   }

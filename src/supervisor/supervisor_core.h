@@ -123,8 +123,8 @@ struct Counters {
   std::uint64_t reloads_ok = 0;
   std::uint64_t reloads_failed = 0;
   std::uint64_t reloads_coalesced = 0;
-  std::uint64_t crashes = 0;            // serving generation exited on its own
-  std::uint64_t drain_kills = 0;        // draining generation killed at the deadline
+  std::uint64_t crashes = 0;      // serving generation exited on its own
+  std::uint64_t drain_kills = 0;  // draining generation killed at the deadline
   std::uint64_t generations_started = 0;
   DurationHistogram ready_time;   // start to proven ready, of every generation that got there
   DurationHistogram reload_time;  // request to end, of every reload that ran (ok or failed)
@@ -144,14 +144,14 @@ class SupervisorCore {
   SupervisorCore(SupervisorOs& os, CoreOptions options);
 
   // Events.
-  void start();                                      // the first generation
-  void on_reload(std::optional<WaiterId> waiter);    // control socket or SIGHUP
-  void on_ready(int id);                             // proof of readiness arrived
-  void on_exit(int pid, int wait_status);            // a generation's main process was reaped
-  void on_status_text(int id, std::string text);     // STATUS= from the app
-  void on_stop();                                    // baton stop, SIGTERM, SIGINT
-  void on_tick();                                    // time passed; handles deadlines
-  void on_waiter_gone(WaiterId waiter);              // a waiting client hung up
+  void start();                                    // the first generation
+  void on_reload(std::optional<WaiterId> waiter);  // control socket or SIGHUP
+  void on_ready(int id);                           // proof of readiness arrived
+  void on_exit(int pid, int wait_status);          // a generation's main process was reaped
+  void on_status_text(int id, std::string text);   // STATUS= from the app
+  void on_stop();                                  // baton stop, SIGTERM, SIGINT
+  void on_tick();                                  // time passed; handles deadlines
+  void on_waiter_gone(WaiterId waiter);            // a waiting client hung up
 
   // When on_tick() next has work, if ever.
   std::optional<TimePoint> next_deadline() const;
@@ -202,9 +202,9 @@ class SupervisorCore {
   std::deque<Generation> generations_;
   int next_id_ = 1;
   int next_reload_id_ = 1;
-  std::optional<Attempt> attempt_;           // the starting generation, if any
+  std::optional<Attempt> attempt_;   // the starting generation, if any
   std::vector<Attempt> completing_;  // ready, waiting for the generation they replaced to exit
-  std::vector<WaiterId> pending_waiters_;    // reloads asked while one was in progress
+  std::vector<WaiterId> pending_waiters_;  // reloads asked while one was in progress
   bool reload_pending_ = false;
   bool stopping_ = false;
   bool finished_ = false;

@@ -60,8 +60,8 @@ void serve(int conn) {
   if (auto at = req.find("/slow?ms="); at != std::string::npos && at < req.find("\r\n")) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(req.c_str() + at + 9)));
   }
-  std::string body = std::string("generation ") + g_generation + " pid " +
-                     std::to_string(::getpid()) + "\n";
+  std::string body =
+      std::string("generation ") + g_generation + " pid " + std::to_string(::getpid()) + "\n";
   std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
                      "\r\nConnection: close\r\n\r\n" + body;
   ::send(conn, resp.data(), resp.size(), MSG_NOSIGNAL);
@@ -75,10 +75,14 @@ int main(int argc, char** argv) {
   bool die_on_term = false, status_at_start = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--accept-then-crash" && i + 1 < argc) crash_ms = std::atoi(argv[++i]);
-    else if (a == "--die-on-sigterm") die_on_term = true;
-    else if (a == "--status-at-start") status_at_start = true;
-    else if (a == "--ready-after" && i + 1 < argc) ready_ms = std::atoi(argv[++i]);
+    if (a == "--accept-then-crash" && i + 1 < argc)
+      crash_ms = std::atoi(argv[++i]);
+    else if (a == "--die-on-sigterm")
+      die_on_term = true;
+    else if (a == "--status-at-start")
+      status_at_start = true;
+    else if (a == "--ready-after" && i + 1 < argc)
+      ready_ms = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "badapp: unknown argument %s\n", a.c_str());
       return 2;
@@ -99,7 +103,7 @@ int main(int argc, char** argv) {
     is_probe.push_back(name == "baton-probe");
   }
   if (!die_on_term) {
-    struct sigaction ign{};
+    struct sigaction ign {};
     ign.sa_handler = SIG_IGN;  // only --die-on-sigterm dies of it; the others are killed
     ::sigaction(SIGTERM, &ign, nullptr);
   }

@@ -29,7 +29,8 @@ namespace {
 
 bool has_close_header(const std::string& head) {
   std::string lower;
-  for (char c : head) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : head)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return lower.find("\r\nconnection: close") != std::string::npos;
 }
 
@@ -58,8 +59,8 @@ void serve(int conn) {
     const std::string body = "generation " + std::string(std::getenv("BATON_GENERATION") ?: "0") +
                              " pid " + std::to_string(::getpid()) + "\n";
     const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
-                             (close_after ? "\r\nConnection: close" : "") + "\r\nX-Pid: " +
-                             std::to_string(::getpid()) + "\r\n\r\n" + body;
+                             (close_after ? "\r\nConnection: close" : "") +
+                             "\r\nX-Pid: " + std::to_string(::getpid()) + "\r\n\r\n" + body;
     if (::send(conn, resp.data(), resp.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(resp.size()) ||
         close_after) {
       ::close(conn);

@@ -63,8 +63,8 @@ void serve(int conn, bool healthy) {
   }
   std::string path = req.substr(4, req.find(' ', 4) - 4);
   int code = 200;
-  std::string body = "generation " + std::string(std::getenv("BATON_GENERATION") ?: "0") +
-                     " pid " + std::to_string(::getpid()) + "\n";
+  std::string body = "generation " + std::string(std::getenv("BATON_GENERATION") ?: "0") + " pid " +
+                     std::to_string(::getpid()) + "\n";
   if (path.starts_with("/slow?ms=")) {
     std::fprintf(stderr, "testapp: pid %d serving %s\n", ::getpid(), path.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(path.c_str() + 9)));
@@ -88,12 +88,18 @@ int main(int argc, char** argv) {
   const char* fd_report = nullptr;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--init-ms" && i + 1 < argc) init_ms = std::atoi(argv[++i]);
-    else if (a == "--exit-at-start" && i + 1 < argc) exit_at_start = std::atoi(argv[++i]);
-    else if (a == "--never-ready") never_ready = true;
-    else if (a == "--ignore-sigterm") ignore_term = true;
-    else if (a == "--no-notify") no_notify = true;
-    else if (a == "--fd-report" && i + 1 < argc) fd_report = argv[++i];
+    if (a == "--init-ms" && i + 1 < argc)
+      init_ms = std::atoi(argv[++i]);
+    else if (a == "--exit-at-start" && i + 1 < argc)
+      exit_at_start = std::atoi(argv[++i]);
+    else if (a == "--never-ready")
+      never_ready = true;
+    else if (a == "--ignore-sigterm")
+      ignore_term = true;
+    else if (a == "--no-notify")
+      no_notify = true;
+    else if (a == "--fd-report" && i + 1 < argc)
+      fd_report = argv[++i];
     else {
       std::fprintf(stderr, "testapp: unknown argument %s\n", a.c_str());
       return 2;
@@ -112,7 +118,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "testapp: pid %d generation %s starting\n", ::getpid(),
                std::getenv("BATON_GENERATION") ?: "?");
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = ignore_term ? SIG_IGN : on_term;
   // SA_RESTART: SIGTERM may land on a thread blocked in recv() of a request; without it the recv
   // fails with EINTR and the request is closed unanswered, a failure the test did not ask for.

@@ -200,8 +200,8 @@ TEST_P(AdoptReadinessTest, ReadyOnlyOnceTheNewGenerationItselfServes) {
   new_gen.signal(SIGUSR1);  // it enters its accept loop
   EXPECT_TRUE(notify_.wait_for(new_gen.pid(), "READY=1", kTimeout)) << new_gen.output();
   // The log line may reach the output file just after the datagram: wait for it, bounded.
-  EXPECT_TRUE(new_gen.wait_for_output(
-      "ready: GET / answered 200 through this process's own accept", kTimeout))
+  EXPECT_TRUE(new_gen.wait_for_output("ready: GET / answered 200 through this process's own accept",
+                                      kTimeout))
       << new_gen.output();
 }
 

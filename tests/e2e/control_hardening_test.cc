@@ -63,8 +63,8 @@ TEST(ControlHardening, PlantedControlDirectoryIsRefusedAndTheVictimFileUnchanged
 
   // Made private, the symlinked lock is still not followed.
   ASSERT_EQ(::chmod(planted.c_str(), 0700), 0);
-  r = run({baton_binary(), "run", "--control", planted + "/control.sock", "--listen",
-           "127.0.0.1:0", "--", testapp_binary()},
+  r = run({baton_binary(), "run", "--control", planted + "/control.sock", "--listen", "127.0.0.1:0",
+           "--", testapp_binary()},
           20s);
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("a symlink, not followed"));
@@ -135,7 +135,8 @@ TEST(ControlHardening, MissingStandardDescriptorsBecomeDevNull) {
   TempDir tmp;
   const std::string control = tmp.file("control.sock");
   Process baton = Process::spawn(
-      {"/bin/sh", "-c", "exec \"$0\" run --control \"$1\" --listen 127.0.0.1:0 -- \"$2\" <&- >&- 2>&-",
+      {"/bin/sh", "-c",
+       "exec \"$0\" run --control \"$1\" --listen 127.0.0.1:0 -- \"$2\" <&- >&- 2>&-",
        baton_binary(), control, testapp_binary()});
   ASSERT_TRUE(serving(control));
   for (int fd = 0; fd <= 2; ++fd) {

@@ -117,8 +117,8 @@ std::string line_with(const std::string& text, const std::string& needle) {
 
 // The plain app (dies on SIGTERM, keep-alive, LISTEN_FDS) under baton with http readiness.
 std::vector<std::string> run_args(const std::string& drain, std::vector<std::string> more = {}) {
-  std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--ready", "http:/healthz",
-                                   "--drain", drain};
+  std::vector<std::string> args = {"--listen",      "127.0.0.1:0", "--ready",
+                                   "http:/healthz", "--drain",     drain};
   args.insert(args.end(), more.begin(), more.end());
   return args;
 }
@@ -242,15 +242,16 @@ std::vector<DyingRuntime> dying_runtimes() {
   return {
       {"python_http_server", BATON_ADOPT_PYTHON3,
        [](const std::string& bin, int port, const std::string& dir) {
-         return std::vector<std::string>{bin, "-m", "http.server", std::to_string(port), "--bind",
-                                         "127.0.0.1", "--directory", dir};
+         return std::vector<std::string>{bin,      "-m",        "http.server", std::to_string(port),
+                                         "--bind", "127.0.0.1", "--directory", dir};
        }},
       {"node_no_handler", BATON_ADOPT_NODE,
        [](const std::string& bin, int port, const std::string&) {
          return std::vector<std::string>{
              bin, "-e",
              "require('http').createServer((q, s) => s.end('node ' + process.pid + '\\n'))"
-             ".listen(" + std::to_string(port) + ", '127.0.0.1')"};
+             ".listen(" +
+                 std::to_string(port) + ", '127.0.0.1')"};
        }},
   };
 }

@@ -31,7 +31,8 @@ class Client {
   bool connected() const { return connected_; }
   bool send_get(const std::string& path) {
     std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n";
-    return ::send(fd_.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+    return ::send(fd_.get(), req.data(), req.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(req.size());
   }
   // Reads one response (headers and Content-Length body); "" on EOF, error or timeout.
   std::string read_response(std::chrono::milliseconds timeout = 10s) {
@@ -246,7 +247,8 @@ TEST(DrainWatches, WatchesAGenerationThroughItsOwnSocketUntilQuiet) {
   SpawnOptions options;
   options.env["LISTEN_FDS"] = "1";
   options.inherit_fds = *sockets;
-  Process app = Process::spawn({"/bin/sh", "-c", "LISTEN_PID=$$ exec " + plainapp_binary()}, options);
+  Process app =
+      Process::spawn({"/bin/sh", "-c", "LISTEN_PID=$$ exec " + plainapp_binary()}, options);
   ASSERT_TRUE(app.wait_for_output("serving 1 listeners", 10s)) << app.output();
   Client client(set->listeners()[0].address);
   ASSERT_TRUE(client.send_get("/"));
@@ -265,8 +267,8 @@ TEST(DrainWatches, WatchesAGenerationThroughItsOwnSocketUntilQuiet) {
 
 TEST(DrainWatches, AGenerationSharingAStreamListenerCannotBeWatched) {
   TempDir dir;
-  auto set = ListenerSet::bind({parse_listen_spec("unix:" + dir.file("s")).value()},
-                               BindOptions{}, [](const std::string&) {});
+  auto set = ListenerSet::bind({parse_listen_spec("unix:" + dir.file("s")).value()}, BindOptions{},
+                               [](const std::string&) {});
   ASSERT_TRUE(set.ok()) << set.error().what();
   ASSERT_TRUE(set->assign(1).ok());
   Generation g;

@@ -10,7 +10,8 @@
 //                stream socket (not seqpacket) at HANDOVER_PATH; serves HTTP; SIGTERM drains.
 //   legacy-reuse as legacy, with SO_REUSEPORT on its TCP socket.
 //   squatter     an unrelated process: a stream socket at HANDOVER_PATH and no port at all
-//                (LISTEN_ADDRESS is ignored); prints "squatter: got SIGTERM" and exits 9 on SIGTERM.
+//                (LISTEN_ADDRESS is ignored); prints "squatter: got SIGTERM" and exits 9 on
+//                SIGTERM.
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>

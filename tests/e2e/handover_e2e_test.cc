@@ -14,9 +14,9 @@
 
 #include "common/address.h"
 #include "common/listener.h"
+#include "harness.h"
 #include "load_client.h"
 #include "notify_listener.h"
-#include "harness.h"
 
 namespace baton::test {
 namespace {

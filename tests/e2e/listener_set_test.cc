@@ -71,7 +71,8 @@ TEST(ListenerSet, StartingGenerationGetsOnlyTheProbeUntilTheSwitch) {
     EXPECT_EQ(set.slot_of(2), 1);
     const std::vector<int> fds = {(*first)[0], (*second)[0]};
     Address to = addr;
-    if (std::string(where) == "0.0.0.0:0") to = parse_address("127.0.0.1:" + std::to_string(addr.port())).value();
+    if (std::string(where) == "0.0.0.0:0")
+      to = parse_address("127.0.0.1:" + std::to_string(addr.port())).value();
     for (int i = 0; i < 10; ++i) EXPECT_EQ(connect_lands(to, fds), 0) << where;
 
     auto probe = AcceptProbe::open(addr);

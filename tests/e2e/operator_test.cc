@@ -88,15 +88,19 @@ std::string cmdline_of(int pid) {
 
 std::string toml_config(const std::string& app_args, const std::string& extra = "") {
   return "listen = [\"http=127.0.0.1:0\"]\n"
-         "command = [\"" + testapp_binary() + "\"" + app_args + "]\n"
+         "command = [\"" +
+         testapp_binary() + "\"" + app_args +
+         "]\n"
          "ready = \"http:/healthz\"\n"
          "ready-timeout = \"20s\"\n"
-         "drain-timeout = \"5s\"\n" + extra;
+         "drain-timeout = \"5s\"\n" +
+         extra;
 }
 
 TEST(Check, AcceptsAGoodFileWithASummary) {
   TempDir dir;
-  write(dir.file("app.toml"), toml_config(", \"--init-ms\", \"10\"", "env = { MODE = \"prod\" }\n"));
+  write(dir.file("app.toml"),
+        toml_config(", \"--init-ms\", \"10\"", "env = { MODE = \"prod\" }\n"));
   auto r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("listen         http=127.0.0.1:0"));
@@ -126,8 +130,9 @@ TEST(Check, ReportsEveryProblemOnItsOwnLine) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr(dir.file("app.toml") + ":4: unknown key 'colour'"));
   // The file's problems stop the check before the rest is looked at.
-  write(dir.file("app.toml"), "listen = [\"8080\"]\ncommand = [\"/no/such/server\"]\n"
-                              "ready-timeout = \"30x\"\n");
+  write(dir.file("app.toml"),
+        "listen = [\"8080\"]\ncommand = [\"/no/such/server\"]\n"
+        "ready-timeout = \"30x\"\n");
   r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr("baton check: command: command /no/such/server"));
@@ -277,7 +282,8 @@ TEST(User, UnknownUserIsAProblemOfTheCheck) {
 
 TEST(Metrics, CountsTheReloadInPrometheusText) {
   TempDir dir;
-  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--", testapp_binary()});
+  Supervisor baton(dir,
+                   {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--", testapp_binary()});
   ASSERT_NE(baton.wait_serving(1), 0) << baton.process().output();
   const std::string metrics = baton.status()["supervisor"].value("metrics", "");
   ASSERT_FALSE(metrics.empty());

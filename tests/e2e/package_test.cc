@@ -13,7 +13,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 bool exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -22,23 +22,26 @@ TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageAndCompletions) {
   const std::string prefix = dir.file("prefix");
   auto inst = run({BATON_CMAKE, "--install", BATON_BUILD_DIR, "--prefix", prefix}, 300s);
   ASSERT_EQ(inst.exit_code, 0) << inst.output;
-  for (const std::string& path : std::vector<std::string>{"/bin/baton", "/share/man/man1/baton.1", "/share/bash-completion/completions/baton",
-        "/share/zsh/vendor-completions/_baton", "/share/doc/baton/configuration.md",
-        "/include/baton/baton.h", std::string("/") + BATON_LIBDIR + "/baton/libbaton_adopt.so"}) {
+  for (const std::string& path : std::vector<std::string>{
+           "/bin/baton", "/share/man/man1/baton.1", "/share/bash-completion/completions/baton",
+           "/share/zsh/vendor-completions/_baton", "/share/doc/baton/configuration.md",
+           "/include/baton/baton.h",
+           std::string("/") + BATON_LIBDIR + "/baton/libbaton_adopt.so"}) {
     EXPECT_TRUE(exists(prefix + path)) << path;
   }
   EXPECT_FALSE(exists(prefix + "/bin/baton-example-http")) << "the example server is no tool";
   // The installed binary finds its preload library in the prefix.
-  auto check = run({prefix + "/bin/baton", "check", "--adopt", "--listen", "127.0.0.1:0", "--",
-                    "/bin/sh"},
-                   30s, SpawnOptions{{}, {"BATON_ADOPT_LIBRARY"}});
+  auto check =
+      run({prefix + "/bin/baton", "check", "--adopt", "--listen", "127.0.0.1:0", "--", "/bin/sh"},
+          30s, SpawnOptions{{}, {"BATON_ADOPT_LIBRARY"}});
   EXPECT_EQ(check.exit_code, 0) << check.output;
   EXPECT_THAT(check.output, HasSubstr(prefix));
   // The installed bash completion completes commands and each command's flags.
   auto completion = run({"/bin/bash", "-c",
-                         "source " + prefix + "/share/bash-completion/completions/baton; "
-                         "t() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); _baton; "
-                         "echo \"${COMPREPLY[*]}\"; }; t baton ch; t baton status --ch"},
+                         "source " + prefix +
+                             "/share/bash-completion/completions/baton; "
+                             "t() { COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); _baton; "
+                             "echo \"${COMPREPLY[*]}\"; }; t baton ch; t baton status --ch"},
                         30s);
   EXPECT_EQ(completion.output, "check\n--check\n");
   const std::string page = read_file(prefix + "/share/man/man1/baton.1");
@@ -46,7 +49,8 @@ TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageAndCompletions) {
   EXPECT_THAT(page, HasSubstr(".SS baton check"));
   EXPECT_THAT(page, Not(HasSubstr("@BATON_VERSION@")));
   if (exists("/usr/bin/man")) {  // man-db is not on every machine; the page must render where it is
-    auto man = run({"/bin/sh", "-c", "MANWIDTH=80 man -l " + prefix + "/share/man/man1/baton.1"}, 30s);
+    auto man =
+        run({"/bin/sh", "-c", "MANWIDTH=80 man -l " + prefix + "/share/man/man1/baton.1"}, 30s);
     EXPECT_EQ(man.exit_code, 0) << man.output;
     EXPECT_THAT(man.output, HasSubstr("baton check"));
   }

@@ -100,11 +100,11 @@ TEST(NeverOrphan, SigkilledSupervisorTakesItsGenerationAndFreesThePort) {
   // The generation forks a helper first, which inherits the listener as a pre-forked worker
   // would: it too must go with the supervisor, or the port stays bound.
   const std::string worker_pid_file = dir.file("worker.pid");
-  auto first = std::make_unique<Baton>(
-      dir, std::vector<std::string>{"--listen", "127.0.0.1:0"},
-      std::vector<std::string>{"/bin/sh", "-c",
-                               "sleep 300 & echo $! > " + worker_pid_file + "; exec " +
-                                   testapp_binary()});
+  auto first =
+      std::make_unique<Baton>(dir, std::vector<std::string>{"--listen", "127.0.0.1:0"},
+                              std::vector<std::string>{"/bin/sh", "-c",
+                                                       "sleep 300 & echo $! > " + worker_pid_file +
+                                                           "; exec " + testapp_binary()});
   auto status = first->wait_serving();
   ASSERT_TRUE(status.is_object()) << first->process().output();
   const std::string address = status["listeners"][0]["address"];
@@ -265,10 +265,10 @@ TEST(ManagerNotify, TheAppNeverSeesTheManagersSocket) {
   SpawnOptions options;
   options.env["NOTIFY_SOCKET"] = manager.path();
   // An exec readiness probe sees baton's environment: the manager's socket is not in it.
-  Baton baton(dir,
-              {"--listen", "127.0.0.1:0", "--ready",
-               "exec:test \"$NOTIFY_SOCKET\" != " + manager.path()},
-              {testapp_binary(), "--no-notify"}, options);
+  Baton baton(
+      dir,
+      {"--listen", "127.0.0.1:0", "--ready", "exec:test \"$NOTIFY_SOCKET\" != " + manager.path()},
+      {testapp_binary(), "--no-notify"}, options);
   auto ready = manager.next();
   ASSERT_TRUE(ready) << baton.process().output();
   EXPECT_THAT(ready->text, HasSubstr("READY=1"));
@@ -284,8 +284,10 @@ TEST(NeverStall, UnreadOutputLeavesStatusAndReloadsWorking) {
   ASSERT_TRUE(reader);
   SpawnOptions options;
   options.output_path = fifo;
-  const std::string app = "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmn"
-                          " | head -c 2000000; exec " + testapp_binary();
+  const std::string app =
+      "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmn"
+      " | head -c 2000000; exec " +
+      testapp_binary();
   Baton baton(dir, {"--listen", "127.0.0.1:0"}, {"/bin/sh", "-c", app}, options);
   auto status = baton.wait_serving();
   ASSERT_TRUE(status.is_object()) << "the first generation never served";
@@ -319,7 +321,8 @@ class SocketActivation : public ::testing::Test {
                 std::vector<std::string> run_args) {
     std::vector<std::string> argv = {kActivate, "-l", socket};
     if (!fdname.empty()) argv.push_back("--fdname=" + fdname);
-    for (std::string a : {baton_binary(), std::string("run"), std::string("--control"), control()}) {
+    for (std::string a :
+         {baton_binary(), std::string("run"), std::string("--control"), control()}) {
       argv.push_back(a);
     }
     argv.insert(argv.end(), run_args.begin(), run_args.end());
@@ -329,7 +332,7 @@ class SocketActivation : public ::testing::Test {
   }
   std::string control() const { return dir_.file("control.sock"); }
   bool exists(const std::string& path) const {
-    struct stat st{};
+    struct stat st {};
     return ::lstat(path.c_str(), &st) == 0;
   }
   static constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
@@ -392,9 +395,11 @@ class ExampleUnits : public ::testing::Test {
   std::string verify(const std::string& name) {
     std::string text = read_file(std::string(BATON_TEST_SOURCE_DIR) + "/examples/systemd/" + name);
     EXPECT_FALSE(text.empty()) << name;
-    for (auto [from, to] : {std::pair<std::string, std::string>{"/usr/local/bin/baton", baton_binary()},
-                            {"/usr/local/bin/app", testapp_binary()}}) {
-      for (size_t at; (at = text.find(from)) != std::string::npos;) text.replace(at, from.size(), to);
+    for (auto [from, to] :
+         {std::pair<std::string, std::string>{"/usr/local/bin/baton", baton_binary()},
+          {"/usr/local/bin/app", testapp_binary()}}) {
+      for (size_t at; (at = text.find(from)) != std::string::npos;)
+        text.replace(at, from.size(), to);
     }
     std::ofstream(dir_.file(name)) << text;
     auto r = run({"/usr/bin/systemd-analyze", "verify", dir_.file(name)}, 60s);
@@ -405,9 +410,7 @@ class ExampleUnits : public ::testing::Test {
   int version_ = 0;
 };
 
-TEST_F(ExampleUnits, NotifyServiceVerifies) {
-  EXPECT_EQ(verify("baton-app.service"), "");
-}
+TEST_F(ExampleUnits, NotifyServiceVerifies) { EXPECT_EQ(verify("baton-app.service"), ""); }
 
 TEST_F(ExampleUnits, SocketVerifies) {
   verify("baton-app.service");  // the service it starts, beside it

@@ -94,7 +94,8 @@ class TinyServer {
       switch (mode_) {
         case Mode::kOk:
         case Mode::kSlow100ms:
-          if (mode_ == Mode::kSlow100ms) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          if (mode_ == Mode::kSlow100ms)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
           resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
           break;
         case Mode::kStatus503:
@@ -146,7 +147,8 @@ struct SoakRun {
 };
 
 // Runs `baton soak ARGS --json FILE` to completion and loads the JSON.
-SoakRun soak(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+SoakRun soak(std::vector<std::string> args,
+             std::chrono::seconds timeout = std::chrono::seconds(120)) {
   TempDir dir;
   std::string json_path = dir.file("soak.json");
   std::vector<std::string> argv = {baton_binary(), "soak"};
@@ -180,7 +182,8 @@ TEST(SoakE2E, BadInputIsExit2WithOneLine) {
        "reload command '/nonexistent/restart' cannot be run"},
       {{"--url", server.url(), "--reloads", "2", "--reload-cmd", "no-such-tool-xyz --flag"},
        "reload command not found: 'no-such-tool-xyz'"},
-      {{"--url", server.url(), "--verify-header", "X-Pid"}, "--verify-header checks a --reload-cmd"},
+      {{"--url", server.url(), "--verify-header", "X-Pid"},
+       "--verify-header checks a --reload-cmd"},
       {{"--url", server.url(), "--json", "/nonexistent/dir/x.json"}, "--json /nonexistent/dir"},
       {{"--url", server.url(), "--reloads", "1", "--control", "/nonexistent/ctl.sock"},
        "cannot reload through baton"},
@@ -205,8 +208,8 @@ TEST(SoakE2E, UnreachableServerIsExit2) {
     auto bound = bound_address(fd->get(), Transport::kTcp);
     port = bound->port();
   }
-  CommandResult r = run({baton_binary(), "soak", "--url", fmt::format("http://127.0.0.1:{}/", port),
-                         "-d", "1s"});
+  CommandResult r =
+      run({baton_binary(), "soak", "--url", fmt::format("http://127.0.0.1:{}/", port), "-d", "1s"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("is not answering: connect 127.0.0.1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("Connection refused"), std::string::npos) << r.output;
@@ -240,8 +243,8 @@ TEST(SoakE2E, ClassifiesEachKindOfServerFailure) {
     Mode mode;
     std::string kind;
   } cases[] = {
-      {Mode::kStatus503, "http_status"},      {Mode::kCloseNoResponse, "closed"},
-      {Mode::kResetNoResponse, "reset"},      {Mode::kGarbage, "bad_response"},
+      {Mode::kStatus503, "http_status"},        {Mode::kCloseNoResponse, "closed"},
+      {Mode::kResetNoResponse, "reset"},        {Mode::kGarbage, "bad_response"},
       {Mode::kNeverAnswer, "response_timeout"},
   };
   for (const auto& c : cases) {
@@ -320,7 +323,10 @@ CurlTally tally(const std::string& path) {
   std::ifstream in(path);
   std::string code, rc;
   while (in >> code >> rc) {
-    if (code == "200" && rc == "0") ++t.ok; else ++t.failed;
+    if (code == "200" && rc == "0")
+      ++t.ok;
+    else
+      ++t.failed;
     if (rc == "7") ++t.connect_failed;
   }
   return t;
@@ -334,7 +340,8 @@ int port_from_ready_line(Process& p) {
 
 TEST(SoakE2E, KillAndStartFailsAndCurlSeesItToo) {
   TempDir dir;
-  Process first = Process::spawn({example_binary(), "--listen", "127.0.0.1:0", "--init-seconds", "0"});
+  Process first =
+      Process::spawn({example_binary(), "--listen", "127.0.0.1:0", "--init-seconds", "0"});
   int port = port_from_ready_line(first);
   ASSERT_GT(port, 0) << first.output();
   std::string pidfile = dir.file("pid");
@@ -344,8 +351,8 @@ TEST(SoakE2E, KillAndStartFailsAndCurlSeesItToo) {
   {
     std::ofstream s(script);
     s << "#!/bin/sh\nkill $(cat " << pidfile << ") 2>/dev/null\n"
-      << example_binary() << " --listen 127.0.0.1:" << port << " --init-seconds 1 >>" << dir.file("log")
-      << " 2>&1 &\necho $! > " << pidfile << "\n";
+      << example_binary() << " --listen 127.0.0.1:" << port << " --init-seconds 1 >>"
+      << dir.file("log") << " 2>&1 &\necho $! > " << pidfile << "\n";
   }
   ::chmod(script.c_str(), 0755);
   std::string url = fmt::format("http://127.0.0.1:{}/", port);
@@ -389,9 +396,9 @@ TEST(SoakE2E, FailingReloadCommandIsCountedAndFails) {
 TEST(SoakE2E, ReloadsWithoutADurationSizeTheRunSoNoneStartsLate) {
   TempDir dir;
   std::string control = dir.file("ctl");
-  Process supervisor = Process::spawn({baton_binary(), "run", "--control", control, "--listen",
-                                       "127.0.0.1:0", "--", example_binary(), "--init-seconds",
-                                       "1.8"});
+  Process supervisor =
+      Process::spawn({baton_binary(), "run", "--control", control, "--listen", "127.0.0.1:0", "--",
+                      example_binary(), "--init-seconds", "1.8"});
   int port = port_from_ready_line(supervisor);
   ASSERT_GT(port, 0) << supervisor.output();
   SoakRun s = soak({"--url", fmt::format("http://127.0.0.1:{}/", port), "-c", "4", "--reloads", "6",
@@ -429,9 +436,9 @@ TEST(SoakE2E, ReloadsWithoutADurationSizeTheRunSoNoneStartsLate) {
 TEST(SoakE2E, BatonReloadsUnderLoadFailNothing) {
   TempDir dir;
   std::string control = dir.file("ctl");
-  Process supervisor = Process::spawn({baton_binary(), "run", "--control", control, "--listen",
-                                       "127.0.0.1:0", "--", example_binary(), "--init-seconds",
-                                       "0.1"});
+  Process supervisor =
+      Process::spawn({baton_binary(), "run", "--control", control, "--listen", "127.0.0.1:0", "--",
+                      example_binary(), "--init-seconds", "0.1"});
   ASSERT_TRUE(supervisor.wait_for_output("ready on 127.0.0.1:", std::chrono::seconds(20)))
       << supervisor.output();
   int port = port_from_ready_line(supervisor);
@@ -449,14 +456,16 @@ TEST(SoakE2E, BatonReloadsUnderLoadFailNothing) {
   EXPECT_EQ(s.json["reloads"]["ok"], reloads) << s.output;
   for (const auto& r : s.json["reloads"]["list"]) {
     ASSERT_TRUE(r["verified"].get<bool>()) << r.dump();
-    EXPECT_EQ(std::stoll(r["after"].get<std::string>()), std::stoll(r["before"].get<std::string>()) + 1);
+    EXPECT_EQ(std::stoll(r["after"].get<std::string>()),
+              std::stoll(r["before"].get<std::string>()) + 1);
   }
   EXPECT_GT(s.json["requests"]["total"].get<uint64_t>(), 10'000u);
   CurlTally t = tally(dir.file("curl"));
   EXPECT_GT(t.ok, 20);
   EXPECT_EQ(t.failed, 0) << "the independent client must agree: nothing failed";
-  CommandResult xml = run({"/usr/bin/env", "python3", "-c",
-                           "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", dir.file("t.svg")});
+  CommandResult xml =
+      run({"/usr/bin/env", "python3", "-c",
+           "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])", dir.file("t.svg")});
   EXPECT_EQ(xml.exit_code, 0) << "the SVG must be well-formed XML: " << xml.output;
 }
 

@@ -177,7 +177,8 @@ INSTANTIATE_TEST_SUITE_P(Loopback, SteeringSocket,
                          [](const auto& info) {
                            std::string n = info.param;
                            std::string out;
-                           for (char c : n) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           for (char c : n)
+                             out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
                            return out;
                          });
 

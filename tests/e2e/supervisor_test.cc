@@ -162,7 +162,8 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewIsNeverReady) {
   EXPECT_EQ(load.failed(), 0) << ::testing::PrintToString(load.failures());
   auto s = baton.status();
   EXPECT_EQ(s["serving_generation"], 1);
-  ASSERT_TRUE(wait_until([&] { return baton.status()["generations"][1]["state"] == "exited"; }, 5s));
+  ASSERT_TRUE(
+      wait_until([&] { return baton.status()["generations"][1]["state"] == "exited"; }, 5s));
 }
 
 TEST(Supervisor, SlowRequestInFlightCompletesAcrossReload) {
@@ -203,8 +204,8 @@ TEST(Supervisor, OldGenerationIgnoringSigtermIsKilledAtDrainDeadline) {
 TEST(Supervisor, AppSeesOnlyStdioAndItsListeners) {
   TempDir dir;
   Baton baton(dir,
-              {"--listen", "a=127.0.0.1:0", "--listen", "b=unix:" + dir.file("s.sock"),
-               "--listen", "u=udp:127.0.0.1:0"},
+              {"--listen", "a=127.0.0.1:0", "--listen", "b=unix:" + dir.file("s.sock"), "--listen",
+               "u=udp:127.0.0.1:0"},
               {testapp_binary(), "--fd-report", dir.file("fds")});
   ASSERT_FALSE(baton.wait_serving().empty()) << baton.process().output();
   std::ifstream in(dir.file("fds"));
@@ -215,7 +216,7 @@ TEST(Supervisor, AppSeesOnlyStdioAndItsListeners) {
   auto s = baton.status();
   EXPECT_EQ(s["listeners"][1]["name"], "b");
   EXPECT_EQ(s["listeners"][2]["address"].get<std::string>().rfind("udp:127.0.0.1:", 0), 0u);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(dir.file("s.sock").c_str(), &st), 0);
   auto reply = http_get("unix:" + dir.file("s.sock"), "/");
   ASSERT_TRUE(reply.ok()) << reply.error().what();
@@ -289,7 +290,7 @@ TEST(Supervisor, StopDrainsAndExitsZeroLeavingNothingBound) {
   auto r = baton.ctl({"stop"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(baton.process().wait_exit_code(10s), 0);
-  struct stat st{};
+  struct stat st {};
   EXPECT_NE(::stat(dir.file("s.sock").c_str(), &st), 0) << "unix listener removed";
   EXPECT_NE(::stat(baton.control().c_str(), &st), 0) << "control socket removed";
 }
@@ -310,7 +311,8 @@ TEST(Supervisor, FirstGenerationFailingEndsTheSupervisorNonZero) {
   auto code = baton.process().wait_exit_code(10s);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 1);
-  EXPECT_THAT(baton.process().output(), HasSubstr("start failed: generation 1 exited with status 4"));
+  EXPECT_THAT(baton.process().output(),
+              HasSubstr("start failed: generation 1 exited with status 4"));
 }
 
 TEST(Supervisor, ControlSocketRefusesAnotherUid) {
@@ -371,9 +373,10 @@ TEST_F(BadInput, UnknownFlagIsRefusedWithOneLine) {
 
 TEST_F(BadInput, MalformedListenAddressesAreRefused) {
   for (const char* bad : {"70000", "127.0.0.1:x", "::1:80", "unix:", "bad name=80"}) {
-    EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", bad, "--",
-                                testapp_binary()}),
-                HasSubstr("bad ")) << bad;
+    EXPECT_THAT(expect_refused(
+                    {"run", "--control", dir.file("c"), "--listen", bad, "--", testapp_binary()}),
+                HasSubstr("bad "))
+        << bad;
   }
 }
 
@@ -407,12 +410,12 @@ TEST_F(BadInput, PortInUseLeavesNothingBound) {
         return true;
       },
       20s));
-  std::string out = expect_refused({"run", "--control", dir.file("b.sock"), "--listen",
-                                    "unix:" + dir.file("free.sock"), "--listen", address, "--",
-                                    testapp_binary()},
-                                   1);
+  std::string out =
+      expect_refused({"run", "--control", dir.file("b.sock"), "--listen",
+                      "unix:" + dir.file("free.sock"), "--listen", address, "--", testapp_binary()},
+                     1);
   EXPECT_THAT(out, HasSubstr("bind " + address + ": Address already in use"));
-  struct stat st{};
+  struct stat st {};
   EXPECT_NE(::stat(dir.file("free.sock").c_str(), &st), 0) << "the free listener was released";
   EXPECT_NE(::stat(dir.file("b.sock").c_str(), &st), 0) << "no control socket left";
 }
@@ -420,9 +423,8 @@ TEST_F(BadInput, PortInUseLeavesNothingBound) {
 TEST_F(BadInput, SecondSupervisorOnTheSameControlPath) {
   Baton first(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary()});
   ASSERT_FALSE(first.wait_serving().empty());
-  std::string out = expect_refused({"run", "--control", first.control(), "--listen",
-                                    "127.0.0.1:0", "--", testapp_binary()},
-                                   1);
+  std::string out = expect_refused(
+      {"run", "--control", first.control(), "--listen", "127.0.0.1:0", "--", testapp_binary()}, 1);
   EXPECT_THAT(out, HasSubstr("another supervisor"));
   EXPECT_EQ(first.status()["serving_generation"], 1) << "the first one is unharmed";
 }

@@ -174,8 +174,8 @@ bool Process::running() { return !wait(std::chrono::milliseconds(0)).has_value()
 std::string Process::output() const { return read_file(output_path_); }
 
 bool Process::wait_for_output(const std::string& needle, std::chrono::milliseconds timeout) {
-  return wait_until(
-      [&] { return output().find(needle) != std::string::npos || !running(); }, timeout) &&
+  return wait_until([&] { return output().find(needle) != std::string::npos || !running(); },
+                    timeout) &&
          output().find(needle) != std::string::npos;
 }
 

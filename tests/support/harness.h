@@ -25,9 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 // Paths of the binaries under test, from the build (see tests/CMakeLists.txt).
 std::string baton_binary();
-std::string example_binary();    // examples/http_server
-std::string testapp_binary();    // tests/apps/testapp: misbehaving apps on demand
-std::string adopt_library();     // libbaton_adopt.so
+std::string example_binary();  // examples/http_server
+std::string testapp_binary();  // tests/apps/testapp: misbehaving apps on demand
+std::string adopt_library();   // libbaton_adopt.so
 
 // A private temporary directory, removed with its contents on destruction. Short paths, so unix
 // socket names fit in sun_path.
@@ -46,10 +46,10 @@ class TempDir {
 
 struct SpawnOptions {
   std::map<std::string, std::string> env;  // added to (or replacing in) the test's environment
-  std::vector<std::string> unset_env;       // removed from the environment
-  std::string output_path;                  // stdout+stderr go here; empty: a temp file
-  std::optional<uid_t> uid;                 // drop to this uid (and gid) before exec (needs root)
-  std::vector<int> inherit_fds;             // placed at fd 3, 4... in the child (the caller keeps them)
+  std::vector<std::string> unset_env;      // removed from the environment
+  std::string output_path;                 // stdout+stderr go here; empty: a temp file
+  std::optional<uid_t> uid;                // drop to this uid (and gid) before exec (needs root)
+  std::vector<int> inherit_fds;  // placed at fd 3, 4... in the child (the caller keeps them)
 };
 
 // A child process in its own process group, tracked by pidfd, output captured to a file.

@@ -26,11 +26,11 @@ bool says(const baton::NotifyMessage& m, std::string_view line) {
   if (line == "READY=1") return m.ready;
   if (line == "STOPPING=1") return m.stopping;
   if (line == "BATON_ADOPT_LOADED=1") return m.adopt_loaded;
-  for (auto [key, value] : {std::pair{std::string_view("STATUS="), &m.status},
-                            std::pair{std::string_view("BATON_ADOPTED="), &m.adopted},
-                            std::pair{std::string_view("BATON_ADOPT_PASSTHROUGH="),
-                                      &m.adopt_passthrough},
-                            std::pair{std::string_view("BATON_ADOPT_ERROR="), &m.adopt_error}}) {
+  for (auto [key, value] :
+       {std::pair{std::string_view("STATUS="), &m.status},
+        std::pair{std::string_view("BATON_ADOPTED="), &m.adopted},
+        std::pair{std::string_view("BATON_ADOPT_PASSTHROUGH="), &m.adopt_passthrough},
+        std::pair{std::string_view("BATON_ADOPT_ERROR="), &m.adopt_error}}) {
     if (line.starts_with(key)) return value->has_value() && **value == line.substr(key.size());
   }
   ADD_FAILURE() << "the supervisor does not read the notify line '" << line << "'";

@@ -14,9 +14,9 @@
 namespace baton::cli {
 namespace {
 
+using test::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using test::TempDir;
 
 std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
   std::ofstream(dir.file(name)) << text;
@@ -129,8 +129,8 @@ TEST(CheckRunSettings, UsersByNameOrNumberAndHugeNumbersAreProblemsNotCrashes) {
   RunSettings s;
   s.listen = {"0"};
   s.command = {"true"};
-  for (const char* bad : {"99999999999999999999", "nobody:99999999999999999999", "nobody:",
-                          "nobody:no-such-group-here"}) {
+  for (const char* bad : {"99999999999999999999", "nobody:99999999999999999999",
+                          "nobody:", "nobody:no-such-group-here"}) {
     s.user = bad;
     SupervisorConfig c;
     auto problems = check_run_settings(s, c);
@@ -177,9 +177,10 @@ TEST(CheckRunSettings, ExplicitEnvWinsOverTheEnvFile) {
 }
 
 TEST(EnvFile, ParsesTheUsualForms) {
-  auto vars = parse_env_text("# comment\n\nA=1\nexport B=two words\nC=\"quoted\"\nD='single'\r\n"
-                             "E=\nF==x\n",
-                             "env");
+  auto vars = parse_env_text(
+      "# comment\n\nA=1\nexport B=two words\nC=\"quoted\"\nD='single'\r\n"
+      "E=\nF==x\n",
+      "env");
   ASSERT_TRUE(vars.ok()) << vars.error().what();
   std::vector<std::pair<std::string, std::string>> want = {
       {"A", "1"}, {"B", "two words"}, {"C", "quoted"}, {"D", "single"}, {"E", ""}, {"F", "=x"}};

@@ -146,7 +146,8 @@ TEST(StatusJson, LastReloadIsNullBeforeAnyReload) {
   ScriptedOs os;
   SupervisorCore core(os, CoreOptions{});
   core.start();
-  nlohmann::json s = status_json(SupervisorFacts{}, core, os.clock, std::chrono::system_clock::now());
+  nlohmann::json s =
+      status_json(SupervisorFacts{}, core, os.clock, std::chrono::system_clock::now());
   EXPECT_TRUE(s["last_reload"].is_null());
   EXPECT_EQ(s["serving_generation"], 0);
   EXPECT_EQ(s["generations"][0]["state"], "starting");

@@ -25,9 +25,9 @@ TcpConnection idle_connection() {
   c.inode = 42;
   c.state = kEstablished;
   c.has_info = true;
-  c.bytes_received = 80;   // a request came
-  c.bytes_sent = 200;      // a response went out
-  c.send_queue = 200;      // not acknowledged yet: the client's ACK comes with its next request
+  c.bytes_received = 80;  // a request came
+  c.bytes_sent = 200;     // a response went out
+  c.send_queue = 200;     // not acknowledged yet: the client's ACK comes with its next request
   c.last_data_recv_ms = 500;
   c.last_data_sent_ms = 499;  // the response after the request
   return c;
@@ -263,7 +263,8 @@ TEST(DrainParse, NetlinkErrorCarriesItsErrno) {
 
 TEST(DrainParse, SocketCountIsBounded) {
   Datagram d;
-  for (int i = 0; i < 10; ++i) d.add_socket(static_cast<std::uint64_t>(i + 1), 80, kEstablished, nullptr, 0);
+  for (int i = 0; i < 10; ++i)
+    d.add_socket(static_cast<std::uint64_t>(i + 1), 80, kEstablished, nullptr, 0);
   std::vector<TcpConnection> out;
   ASSERT_TRUE(parse_diag_datagram(d.bytes(), out, 4).ok());
   EXPECT_EQ(out.size(), 4u);

@@ -28,7 +28,8 @@ TEST(Duration, RejectsWhatIsNotADuration) {
   }
   auto d = parse_duration("10x");
   ASSERT_FALSE(d.ok());
-  EXPECT_EQ(d.error().what(), "bad duration '10x': expected e.g. 30s, 500ms, 2m, 1h or plain seconds");
+  EXPECT_EQ(d.error().what(),
+            "bad duration '10x': expected e.g. 30s, 500ms, 2m, 1h or plain seconds");
 }
 
 TEST(Duration, MillisecondsRoundUpTinyValuesInsteadOfZero) {

@@ -80,8 +80,9 @@ TEST(ManagerNotifier, QueuedReloadStartingAsTheLastEndsGetsItsOwnBracket) {
   second.reload_in_progress = true;
   second.reloads_ended = 1;
   EXPECT_THAT(n.update(second, 9),
-              ElementsAre("READY=1", "RELOADING=1\nMONOTONIC_USEC=9\n"
-                                     "STATUS=serving generation 2 (pid 200); generation 3 starting"));
+              ElementsAre("READY=1",
+                          "RELOADING=1\nMONOTONIC_USEC=9\n"
+                          "STATUS=serving generation 2 (pid 200); generation 3 starting"));
 }
 
 TEST(ManagerNotifier, StoppingOnceAndNoReloadNewsAfterIt) {

@@ -59,7 +59,8 @@ TEST(Metrics, AnswersOnlyGetMetrics) {
   EXPECT_THAT(ok, HasSubstr("Content-Type: text/plain; version=0.0.4"));
   EXPECT_THAT(ok, HasSubstr("Content-Length: 4\r\n"));
   EXPECT_THAT(ok, ::testing::EndsWith("\r\n\r\nx 1\n"));
-  EXPECT_THAT(metrics_response("GET /metrics?x=1 HTTP/1.0\r\n\r\n", body), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(metrics_response("GET /metrics?x=1 HTTP/1.0\r\n\r\n", body),
+              StartsWith("HTTP/1.1 200"));
   EXPECT_THAT(metrics_response("GET / HTTP/1.1\r\n\r\n", body), StartsWith("HTTP/1.1 404"));
   EXPECT_THAT(metrics_response("POST /metrics HTTP/1.1\r\n\r\n", body), StartsWith("HTTP/1.1 405"));
   EXPECT_THAT(metrics_response("hello\r\n\r\n", body), StartsWith("HTTP/1.1 400"));

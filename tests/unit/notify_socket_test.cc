@@ -149,7 +149,7 @@ TEST_F(NotifySocketTest, UnknownKeysAreIgnoredAndAdoptKeysParsed) {
 }
 
 TEST_F(NotifySocketTest, DestructionRemovesTheSocketFile) {
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   socket_.reset();

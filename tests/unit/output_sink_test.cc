@@ -54,8 +54,8 @@ TEST_F(OutputSinkTest, AReaderThatStopsMakesItQueueThenDropWholeLinesNeverBlock)
     ++overflows;
   });
   const std::string line = std::string(1023, 'x') + "\n";  // 1 KiB lines
-  const int lines = 3 * 1024;                                // 3 MiB: more than pipe + queue
-  for (int i = 0; i < lines; ++i) sink.write(7, line);       // returns: nobody reads yet
+  const int lines = 3 * 1024;                              // 3 MiB: more than pipe + queue
+  for (int i = 0; i < lines; ++i) sink.write(7, line);     // returns: nobody reads yet
   EXPECT_GT(sink.dropped_lines(7), 0u);
   EXPECT_EQ(sink.dropped_lines(7), sink.dropped_lines_total());
   EXPECT_EQ(overflows, 1) << "one report per overflow episode";

@@ -131,9 +131,9 @@ TEST(SoakParser, ChunkedBodyWithExtensionsAndTrailersCompletes) {
 TEST(SoakParser, BadChunkSizeOrChunkLongerThanItsSizeIsAnError) {
   ResponseParser p;
   size_t used = 0;
-  EXPECT_EQ(feed_in_pieces(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 100,
-                           &used),
-            State::kError);
+  EXPECT_EQ(
+      feed_in_pieces(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 100, &used),
+      State::kError);
   EXPECT_EQ(feed_in_pieces(p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
                            100, &used),
             State::kError);

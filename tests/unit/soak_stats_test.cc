@@ -164,7 +164,8 @@ TEST(SoakReport, FailuresAreListedByKindStatusAndFirstTry) {
   EXPECT_NE(text.find("first try: 12 failed (2 on a reused keep-alive"), std::string::npos) << text;
   EXPECT_NE(text.find("#1 at 0.0 s: exit status 1: boom"), std::string::npos) << text;
   EXPECT_NE(text.find("FAIL: 10 failed requests (allowed: 5); 1 of 1 reloads failed"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   auto j = render_json(run);
   EXPECT_EQ(j["failures"]["refused"], 7);
   EXPECT_EQ(j["first_try"]["keepalive_closed"], 2);
@@ -242,8 +243,7 @@ TEST(SoakReport, ThroughputMeanComesFromTheSameFullSlicesAsMinAndMax) {
   EXPECT_DOUBLE_EQ(tp.mean, 1000);
   RunResult run = result_of(s, 1.03);
   std::string text = render_text(run);
-  EXPECT_NE(text.find("throughput mean 1000/s, min 1000/s, max 1000/s"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find("throughput mean 1000/s, min 1000/s, max 1000/s"), std::string::npos) << text;
   auto j = render_json(run);
   EXPECT_EQ(j["throughput"]["mean_rps"], 1000);
   EXPECT_EQ(j["throughput"]["min_rps"], 1000);

@@ -28,17 +28,37 @@ std::uint32_t run(const std::vector<sock_filter>& prog, const std::vector<std::u
     const sock_filter& f = prog[pc];
     const auto k = static_cast<std::int32_t>(f.k);
     switch (f.code) {
-      case BPF_LD | BPF_B | BPF_ABS: a = at(k, 1); break;
-      case BPF_LD | BPF_H | BPF_ABS: a = at(k, 2); break;
-      case BPF_LD | BPF_H | BPF_IND: a = at(static_cast<std::int64_t>(k) + x, 2); break;
-      case BPF_LDX | BPF_B | BPF_MSH: x = 4 * (at(k, 1) & 0xf); break;
-      case BPF_ALU | BPF_RSH | BPF_K: a >>= f.k; break;
-      case BPF_ALU | BPF_MOD | BPF_K: a %= f.k; break;
-      case BPF_JMP | BPF_JA: pc += f.k; break;
-      case BPF_JMP | BPF_JEQ | BPF_K: pc += a == f.k ? f.jt : f.jf; break;
-      case BPF_JMP | BPF_JGE | BPF_K: pc += a >= f.k ? f.jt : f.jf; break;
-      case BPF_RET | BPF_K: return f.k;
-      default: throw std::invalid_argument("instruction the interpreter does not know");
+      case BPF_LD | BPF_B | BPF_ABS:
+        a = at(k, 1);
+        break;
+      case BPF_LD | BPF_H | BPF_ABS:
+        a = at(k, 2);
+        break;
+      case BPF_LD | BPF_H | BPF_IND:
+        a = at(static_cast<std::int64_t>(k) + x, 2);
+        break;
+      case BPF_LDX | BPF_B | BPF_MSH:
+        x = 4 * (at(k, 1) & 0xf);
+        break;
+      case BPF_ALU | BPF_RSH | BPF_K:
+        a >>= f.k;
+        break;
+      case BPF_ALU | BPF_MOD | BPF_K:
+        a %= f.k;
+        break;
+      case BPF_JMP | BPF_JA:
+        pc += f.k;
+        break;
+      case BPF_JMP | BPF_JEQ | BPF_K:
+        pc += a == f.k ? f.jt : f.jf;
+        break;
+      case BPF_JMP | BPF_JGE | BPF_K:
+        pc += a >= f.k ? f.jt : f.jf;
+        break;
+      case BPF_RET | BPF_K:
+        return f.k;
+      default:
+        throw std::invalid_argument("instruction the interpreter does not know");
     }
   }
   throw std::logic_error("fell off the end of the program");

@@ -50,7 +50,7 @@ class FakeOs : public SupervisorOs {
   TimePoint clock{};
   bool fail_spawn = false;
   int prepared = 0;
-  std::string prepare_error;                 // non-empty: prepare_reload fails with it
+  std::string prepare_error;                  // non-empty: prepare_reload fails with it
   std::optional<Duration> new_ready_timeout;  // what prepare_reload sets
   std::vector<int> spawned;
   std::vector<std::pair<int, int>> signals;

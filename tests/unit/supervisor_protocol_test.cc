@@ -113,7 +113,9 @@ TEST(ControlProtocol, ClientRefusesAControlSocketOfAnotherUser) {
 TEST(ControlProtocol, StatusTextIsEscapedForTheTerminal) {
   EXPECT_EQ(escape_control_chars("Serving 12 clients"), "Serving 12 clients");
   EXPECT_EQ(escape_control_chars("\x1b[31mred\x07\n"), "\\x1b[31mred\\x07\\x0a");
-  EXPECT_EQ(escape_control_chars("csi \xc2\x9b" "2J"), "csi \\u009b2J");
+  EXPECT_EQ(escape_control_chars("csi \xc2\x9b"
+                                 "2J"),
+            "csi \\u009b2J");
   EXPECT_EQ(escape_control_chars("caf\xc3\xa9 a\\b"), "caf\xc3\xa9 a\\\\b");
   EXPECT_EQ(escape_control_chars(std::string("nul\0", 4)), "nul\\x00");
 }
