@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 
 #include "baton/fd.h"
+#include "common/sock_diag.h"
 #include "common/syscall.h"
 
 namespace baton {
@@ -89,39 +90,18 @@ bool sockets_of(pid_t pid, std::vector<HeldSocket>& out) {
 }
 
 Result<std::vector<TcpConnection>> dump_family(int family, std::uint16_t port) {
-  Fd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!nl) return Error::from_errno("socket(NETLINK_SOCK_DIAG)");
-  timeval tv{1, 0};  // the kernel answers at once; a bound all the same
-  ::setsockopt(nl.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  struct {
-    nlmsghdr header;
-    inet_diag_req_v2 request;
-  } req{};
-  req.header.nlmsg_len = sizeof(req);
-  req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.header.nlmsg_seq = 1;
-  req.request.sdiag_family = static_cast<std::uint8_t>(family);
-  req.request.sdiag_protocol = IPPROTO_TCP;
-  req.request.idiag_ext = 1u << (INET_DIAG_INFO - 1);
-  req.request.idiag_states = kHeldStates;
-  req.request.id.idiag_sport = htons(port);  // the kernel skips other local ports itself
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (retry_eintr(::sendto, nl.get(), &req, sizeof(req), 0, reinterpret_cast<sockaddr*>(&kernel),
-                  sizeof(kernel)) != static_cast<ssize_t>(sizeof(req))) {
-    return Error::from_errno("send sock_diag request");
-  }
+  auto diag = SockDiagSocket::open();
+  if (!diag) return diag.error();
+  // With tcp_info (INET_DIAG_INFO): is_idle_keepalive reads its times and byte counts.
+  const auto request = tcp_dump_request(family, port, kHeldStates, 1U << (INET_DIAG_INFO - 1));
+  if (auto sent = diag->send(request); !sent) return sent.error();
   std::vector<TcpConnection> found;
   std::vector<std::uint8_t> buf(kDiagBuffer);
   // Each datagram holds at least one record unless it is the last.
   for (size_t datagrams = 0; datagrams <= kDrainMaxConnections; ++datagrams) {
-    ssize_t n = retry_eintr(::recv, nl.get(), buf.data(), buf.size(), MSG_TRUNC);
-    if (n < 0) return Error::from_errno("read sock_diag dump");
-    if (static_cast<size_t>(n) > buf.size())
-      return Error("sock_diag datagram larger than expected");
-    auto done = parse_diag_datagram(std::span(buf.data(), static_cast<size_t>(n)), found,
-                                    kDrainMaxConnections);
+    auto datagram = diag->receive(buf);
+    if (!datagram) return datagram.error();
+    auto done = parse_diag_datagram(*datagram, found, kDrainMaxConnections);
     if (!done) return done.error();
     if (*done) {
       std::erase_if(found, [&](const TcpConnection& c) { return c.local_port != port; });
