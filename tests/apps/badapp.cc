@@ -13,7 +13,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,40 +24,29 @@
 #include <thread>
 #include <vector>
 
+#include "app_support.h"
+
 namespace {
 
-std::atomic<int> g_public{0};
-const char* g_generation = "?";
+using namespace baton::testapps;
 
-void notify(const char* text) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (path == nullptr) return;
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path, sizeof(addr.sun_path) - 1);
-  ::sendto(fd, text, std::strlen(text), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::close(fd);
-}
+std::atomic<int> g_public{0};
+std::string g_generation = "?";
 
 void report() {
-  std::fprintf(stderr, "badapp: generation %s accepted %d public connections\n", g_generation,
-               g_public.load());
+  std::fprintf(stderr, "badapp: generation %s accepted %d public connections\n",
+               g_generation.c_str(), g_public.load());
 }
 
 void serve(int conn) {
-  char buf[4096];
-  std::string req;
-  while (req.find("\r\n\r\n") == std::string::npos) {
-    ssize_t n = ::recv(conn, buf, sizeof(buf), 0);
-    if (n <= 0) {
-      ::close(conn);
-      return;
-    }
-    req.append(buf, static_cast<size_t>(n));
+  std::string pending;
+  const auto head = read_request_head(conn, pending);
+  if (!head) {
+    ::close(conn);
+    return;
   }
-  if (auto at = req.find("/slow?ms="); at != std::string::npos && at < req.find("\r\n")) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(req.c_str() + at + 9)));
+  if (const std::string path = request_path(*head); path.starts_with("/slow?ms=")) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(path.c_str() + 9)));
   }
   std::string body =
       std::string("generation ") + g_generation + " pid " + std::to_string(::getpid()) + "\n";
@@ -88,19 +76,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  g_generation = std::getenv("BATON_GENERATION") ?: "?";
-  const char* fds_env = std::getenv("LISTEN_FDS");
-  const char* pid_env = std::getenv("LISTEN_PID");
-  if (fds_env == nullptr || pid_env == nullptr || std::atoi(pid_env) != ::getpid()) {
+  g_generation = generation("?");
+  const auto listeners = inherited_listeners();
+  if (!listeners) {
     std::fprintf(stderr, "badapp: no listeners for me\n");
     return 3;
-  }
-  std::vector<bool> is_probe;
-  std::string names = std::getenv("LISTEN_FDNAMES") ?: "";
-  for (int i = 0; i < std::atoi(fds_env); ++i) {
-    std::string name = names.substr(0, names.find(':'));
-    names = names.find(':') == std::string::npos ? "" : names.substr(names.find(':') + 1);
-    is_probe.push_back(name == "baton-probe");
   }
   if (!die_on_term) {
     struct sigaction ign {};
@@ -117,8 +97,9 @@ int main(int argc, char** argv) {
   bool ready_sent = false;
   std::vector<int> held;  // --accept-then-crash: accepted and never answered
   std::vector<pollfd> fds;
-  for (size_t i = 0; i < is_probe.size(); ++i) fds.push_back({static_cast<int>(3 + i), POLLIN, 0});
-  std::fprintf(stderr, "badapp: pid %d generation %s accepting\n", ::getpid(), g_generation);
+  for (const auto& l : *listeners) fds.push_back({l.fd, POLLIN, 0});
+  std::fprintf(stderr, "badapp: pid %d generation %s accepting\n", ::getpid(),
+               g_generation.c_str());
   for (;;) {
     if (crash_ms >= 0 && elapsed_ms() >= crash_ms) {
       std::fprintf(stderr, "badapp: crashing\n");
@@ -134,7 +115,7 @@ int main(int argc, char** argv) {
       if ((fds[i].revents & POLLIN) == 0) continue;
       int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (conn < 0) continue;
-      if (!is_probe[i]) {
+      if ((*listeners)[i].name != "baton-probe") {
         ++g_public;
         report();
       }

@@ -25,7 +25,11 @@
 #include <thread>
 #include <vector>
 
+#include "app_support.h"
+
 namespace {
+
+using namespace baton::testapps;
 
 bool has_close_header(const std::string& head) {
   std::string lower;
@@ -35,29 +39,22 @@ bool has_close_header(const std::string& head) {
 }
 
 void serve(int conn) {
-  std::string buffer;
-  char chunk[4096];
+  std::string pending;  // requests carry no body here: what follows a head is the next request
   for (;;) {
-    size_t end;
-    while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
-      ssize_t n = ::recv(conn, chunk, sizeof(chunk), 0);
-      if (n <= 0 || buffer.size() > 65536) {  // the client left (or sent garbage)
-        ::close(conn);
-        return;
-      }
-      buffer.append(chunk, static_cast<size_t>(n));
+    const auto read = read_request_head(conn, pending);
+    if (!read) {  // the client left (or sent garbage)
+      ::close(conn);
+      return;
     }
-    const std::string head = buffer.substr(0, end + 4);
-    buffer.erase(0, end + 4);  // requests carry no body here
-    const auto space = head.find(' ', 4);
-    const std::string path = space == std::string::npos ? "/" : head.substr(4, space - 4);
+    const std::string& head = *read;
+    const std::string path = request_path(head);
     if (path.starts_with("/slow?ms=")) {
       std::fprintf(stderr, "plainapp: pid %d serving %s\n", ::getpid(), path.c_str());
       std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(path.c_str() + 9)));
     }
     const bool close_after = has_close_header(head);
-    const std::string body = "generation " + std::string(std::getenv("BATON_GENERATION") ?: "0") +
-                             " pid " + std::to_string(::getpid()) + "\n";
+    const std::string body =
+        "generation " + generation("0") + " pid " + std::to_string(::getpid()) + "\n";
     const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
                              (close_after ? "\r\nConnection: close" : "") +
                              "\r\nX-Pid: " + std::to_string(::getpid()) + "\r\n\r\n" + body;
@@ -82,15 +79,15 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const char* pid_env = std::getenv("LISTEN_PID");
-  const char* fds_env = std::getenv("LISTEN_FDS");
-  if (pid_env == nullptr || fds_env == nullptr || std::atoi(pid_env) != ::getpid()) {
-    std::fprintf(stderr, "plainapp: no listeners for me (LISTEN_PID=%s)\n", pid_env ?: "unset");
+  const auto listeners = inherited_listeners();
+  if (!listeners) {
+    std::fprintf(stderr, "plainapp: no listeners for me (LISTEN_PID=%s)\n",
+                 std::getenv("LISTEN_PID") ?: "unset");
     return 3;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(init_ms));
   std::vector<pollfd> fds;
-  for (int i = 0; i < std::atoi(fds_env) && i < 64; ++i) fds.push_back({3 + i, POLLIN, 0});
+  for (const auto& l : *listeners) fds.push_back({l.fd, POLLIN, 0});
   std::fprintf(stderr, "plainapp: pid %d serving %zu listeners\n", ::getpid(), fds.size());
   for (;;) {
     if (::poll(fds.data(), fds.size(), -1) <= 0) continue;

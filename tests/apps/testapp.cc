@@ -19,7 +19,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -30,41 +29,28 @@
 #include <thread>
 #include <vector>
 
+#include "app_support.h"
+
 namespace {
+
+using namespace baton::testapps;
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_inflight{0};
 
 void on_term(int) { g_stop = true; }
 
-void notify(const char* text) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (path == nullptr) return;
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path, sizeof(addr.sun_path) - 1);
-  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
-  ::sendto(fd, text, std::strlen(text), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::close(fd);
-}
-
 void serve(int conn, bool healthy) {
-  char buf[4096];
-  std::string req;
-  while (req.find("\r\n\r\n") == std::string::npos) {
-    ssize_t n = ::recv(conn, buf, sizeof(buf), 0);
-    if (n <= 0) {
-      ::close(conn);
-      --g_inflight;
-      return;
-    }
-    req.append(buf, static_cast<size_t>(n));
+  std::string pending;
+  const auto head = read_request_head(conn, pending);
+  if (!head) {
+    ::close(conn);
+    --g_inflight;
+    return;
   }
-  std::string path = req.substr(4, req.find(' ', 4) - 4);
+  const std::string path = request_path(*head);
   int code = 200;
-  std::string body = "generation " + std::string(std::getenv("BATON_GENERATION") ?: "0") + " pid " +
-                     std::to_string(::getpid()) + "\n";
+  std::string body = "generation " + generation("0") + " pid " + std::to_string(::getpid()) + "\n";
   if (path.starts_with("/slow?ms=")) {
     std::fprintf(stderr, "testapp: pid %d serving %s\n", ::getpid(), path.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(path.c_str() + 9)));
@@ -130,14 +116,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "testapp: failing at start with status %d\n", exit_at_start);
     return exit_at_start;
   }
-  const char* pid_env = std::getenv("LISTEN_PID");
-  const char* fds_env = std::getenv("LISTEN_FDS");
-  if (pid_env == nullptr || fds_env == nullptr || std::atoi(pid_env) != ::getpid()) {
-    std::fprintf(stderr, "testapp: no listeners for me (LISTEN_PID=%s)\n", pid_env ?: "unset");
+  const auto listeners = inherited_listeners();
+  if (!listeners) {
+    std::fprintf(stderr, "testapp: no listeners for me (LISTEN_PID=%s)\n",
+                 std::getenv("LISTEN_PID") ?: "unset");
     return 3;
   }
   std::vector<pollfd> fds;
-  for (int i = 0; i < std::atoi(fds_env); ++i) fds.push_back({3 + i, POLLIN, 0});
+  for (const auto& l : *listeners) fds.push_back({l.fd, POLLIN, 0});
   if (!never_ready && !no_notify) notify("READY=1\nSTATUS=serving");
   std::fprintf(stderr, "testapp: pid %d serving %zu listeners\n", ::getpid(), fds.size());
   while (!g_stop) {

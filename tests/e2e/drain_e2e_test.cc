@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "adopt_support.h"
+#include "baton_run.h"
 #include "harness.h"
 
 namespace baton::test {
@@ -18,55 +19,6 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string plainapp_binary() { return BATON_TEST_PLAINAPP_BIN; }
-
-class Baton {
- public:
-  Baton(const TempDir& dir, std::vector<std::string> run_args, std::vector<std::string> app)
-      : control_(dir.file("control.sock")) {
-    std::vector<std::string> argv = {baton_binary(), "run", "--control", control_};
-    argv.insert(argv.end(), run_args.begin(), run_args.end());
-    argv.push_back("--");
-    argv.insert(argv.end(), app.begin(), app.end());
-    process_.emplace(Process::spawn(argv));
-  }
-  Process& process() { return *process_; }
-  const std::string& control() const { return control_; }
-  CommandResult ctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 120s) {
-    std::vector<std::string> argv = {baton_binary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back("--control");
-    argv.push_back(control_);
-    return run(argv, timeout);
-  }
-  nlohmann::json status() {
-    auto r = ctl({"status", "--json"});
-    if (r.exit_code != 0) return nlohmann::json();
-    return nlohmann::json::parse(r.output, nullptr, false);
-  }
-  // Whether the first listener is steered (each generation its own socket): only then can baton
-  // watch an old generation drain. With a shared socket it is signalled at once (docs/drain.md).
-  bool steered() {
-    auto s = status();
-    return s.is_object() && s["listeners"].is_array() && !s["listeners"].empty() &&
-           s["listeners"][0].value("steering", "") == "steered";
-  }
-  std::string wait_serving(std::chrono::milliseconds timeout = 30s) {
-    std::string address;
-    wait_until(
-        [&] {
-          auto s = status();
-          if (!s.is_object() || s.value("serving_generation", 0) == 0) return false;
-          address = s["listeners"][0]["address"];
-          return true;
-        },
-        timeout, 50ms);
-    return address;
-  }
-
- private:
-  std::string control_;
-  std::optional<Process> process_;
-};
 
 // New-connection-per-request load from a few threads; every failure kept with its reason.
 class Load {
@@ -126,7 +78,7 @@ std::vector<std::string> run_args(const std::string& drain, std::vector<std::str
 TEST(Drain, AppDyingOnSigtermReloadedTwentyTimesUnderLoadFailsNothing) {
   TempDir dir;
   Baton baton(dir, run_args("watch"), {plainapp_binary(), "--init-ms", "100"});
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to watch";
   Load load(address, 3);
@@ -165,7 +117,7 @@ TEST(Drain, AppDyingOnSigtermReloadedTwentyTimesUnderLoadFailsNothing) {
 void slow_request_across_reload(const std::string& drain, bool expect_ok) {
   TempDir dir;
   Baton baton(dir, run_args(drain), {plainapp_binary()});
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   if (expect_ok && !baton.steered()) GTEST_SKIP() << "baton run shares its listeners here";
   std::optional<Result<HttpResponse>> slow;
@@ -196,7 +148,7 @@ TEST(Drain, SignalModeCutsTheRequestThatWatchModeKeeps) {
 TEST(Drain, KeepAliveLoadOnAnAppDyingOnSigtermFailsNothingAfterOneRetry) {
   TempDir dir;
   Baton baton(dir, run_args("watch"), {plainapp_binary(), "--init-ms", "100"});
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to watch";
   const std::string json = dir.file("soak.json");
@@ -216,7 +168,7 @@ TEST(Drain, KeepAliveLoadOnAnAppDyingOnSigtermFailsNothingAfterOneRetry) {
 TEST(Drain, DeadlineEndsAGenerationThatNeverBecomesQuiet) {
   TempDir dir;
   Baton baton(dir, run_args("watch", {"--drain-timeout", "1"}), {plainapp_binary()});
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to watch";
   std::optional<Result<HttpResponse>> slow;
@@ -266,7 +218,7 @@ TEST_P(DrainAdopted, TwentyReloadsUnderLoadFailNothing) {
   const std::string address = "127.0.0.1:" + std::to_string(reserved.port());
   Baton baton(dir, {"--adopt", "--listen", address, "--drain", "watch"},
               rt.argv(rt.binary, reserved.port(), dir.path()));
-  ASSERT_FALSE(baton.wait_serving(60s).empty()) << baton.process().output();
+  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
   reserved.release();
   if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to watch";
 

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "baton_run.h"
 #include "harness.h"
 
 namespace baton::test {
@@ -26,58 +27,14 @@ void write(const std::string& path, const std::string& text) {
 }
 
 // A supervisor started with `run_args` (which include --config or the command after --).
-class Supervisor {
+// Generations run in process groups of their own: baton is asked to stop them (a second SIGTERM
+// kills what still drains) before the harness kills baton itself.
+class Supervisor : public Baton {
  public:
-  Supervisor(const TempDir& dir, std::vector<std::string> run_args)
-      : control_(dir.file("control.sock")) {
-    std::vector<std::string> argv = {baton_binary(), "run", "--control", control_};
-    argv.insert(argv.end(), run_args.begin(), run_args.end());
-    process_.emplace(Process::spawn(argv));
-  }
-  // Generations run in process groups of their own: baton is asked to stop them (a second
-  // SIGTERM kills what still drains) before the harness kills baton itself.
-  ~Supervisor() {
-    for (int i = 0; i < 2 && process_->running(); ++i) {
-      process_->signal(SIGTERM);
-      process_->wait(10s);
-    }
-  }
-  Process& process() { return *process_; }
-
-  CommandResult ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {baton_binary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back("--control");
-    argv.push_back(control_);
-    return run(argv, 60s);
-  }
-  nlohmann::json status() {
-    auto r = ctl({"status", "--json"});
-    if (r.exit_code != 0) return nlohmann::json();
-    return nlohmann::json::parse(r.output, nullptr, false);
-  }
-  // Waits until generation `generation` (any, when 0) serves; returns the serving one's pid.
-  int wait_serving(int generation = 0) {
-    int pid = 0;
-    wait_until(
-        [&] {
-          auto s = status();
-          if (!s.is_object()) return false;
-          const int serving = s.value("serving_generation", 0);
-          if (serving == 0 || (generation != 0 && serving != generation)) return false;
-          for (const auto& g : s["generations"]) {
-            if (g.value("generation", 0) == serving) pid = g.value("pid", 0);
-          }
-          return pid != 0;
-        },
-        30s, 50ms);
-    return pid;
-  }
+  Supervisor(const TempDir& dir, const std::vector<std::string>& run_args)
+      : Baton(dir, run_args, {}) {}
+  ~Supervisor() { stop(); }
   std::string address() { return status()["listeners"][0].value("address", ""); }
-
- private:
-  std::string control_;
-  std::optional<Process> process_;
 };
 
 std::string cmdline_of(int pid) {
@@ -173,7 +130,7 @@ TEST(ConfigReload, ServesThenPicksUpAnEditedCommandAndSurvivesABrokenEdit) {
   const std::string config = dir.file("app.toml");
   write(config, toml_config(", \"--init-ms\", \"10\""));
   Supervisor baton(dir, {"--config", config});
-  const int first = baton.wait_serving(1);
+  const int first = baton.wait_serving_pid(1);
   ASSERT_NE(first, 0) << baton.process().output();
   auto hello = http_get(baton.address(), "/");
   ASSERT_TRUE(hello.ok()) << hello.error().what();
@@ -186,7 +143,7 @@ TEST(ConfigReload, ServesThenPicksUpAnEditedCommandAndSurvivesABrokenEdit) {
   write(config, edited);
   auto r = baton.ctl({"reload", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
-  const int second = baton.wait_serving(2);
+  const int second = baton.wait_serving_pid(2);
   ASSERT_NE(second, 0);
   EXPECT_THAT(cmdline_of(second), HasSubstr("--init-ms 20"));
   EXPECT_THAT(baton.process().output(), HasSubstr("take effect when baton itself restarts"));
@@ -231,7 +188,7 @@ TEST(ReleaseDirectories, AFlippedCurrentLinkTakesTheNextGenerationToTheNewReleas
   ::chmod(dir.file("env").c_str(), 0600);
   Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz", "--chdir",
                          dir.file("current"), "--env-file", dir.file("env"), "--", "./app"});
-  const int first = baton.wait_serving(1);
+  const int first = baton.wait_serving_pid(1);
   ASSERT_NE(first, 0) << baton.process().output();
   EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(first) + "/cwd"),
             fs::canonical(dir.file("releases/1")));
@@ -244,7 +201,7 @@ TEST(ReleaseDirectories, AFlippedCurrentLinkTakesTheNextGenerationToTheNewReleas
   write(dir.file("env"), "RELEASE_NOTE=second\n");
   auto r = baton.ctl({"reload", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
-  const int second = baton.wait_serving(2);
+  const int second = baton.wait_serving_pid(2);
   ASSERT_NE(second, 0);
   EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(second) + "/cwd"),
             fs::canonical(dir.file("releases/2")));
@@ -263,7 +220,7 @@ TEST(User, GenerationsRunAsTheUserAndStillReportReady) {
   if (::geteuid() != 0) GTEST_SKIP() << "--user needs root";
   TempDir dir;
   Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--user", "nobody", "--", testapp_binary()});
-  const int pid = baton.wait_serving(1);  // READY=1 came over the notify socket, from nobody
+  const int pid = baton.wait_serving_pid(1);  // READY=1 came over the notify socket, from nobody
   ASSERT_NE(pid, 0) << baton.process().output();
   EXPECT_EQ(uids_of(pid), "Uid:\t65534\t65534\t65534\t65534");
   auto r = http_get(baton.address(), "/");
@@ -284,7 +241,7 @@ TEST(Metrics, CountsTheReloadInPrometheusText) {
   TempDir dir;
   Supervisor baton(dir,
                    {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--", testapp_binary()});
-  ASSERT_NE(baton.wait_serving(1), 0) << baton.process().output();
+  ASSERT_NE(baton.wait_serving_pid(1), 0) << baton.process().output();
   const std::string metrics = baton.status()["supervisor"].value("metrics", "");
   ASSERT_FALSE(metrics.empty());
   auto before = http_get(metrics, "/metrics");
@@ -322,7 +279,7 @@ TEST(StatusCheck, ExitsZeroOnlyWhileAGenerationServes) {
 TEST(StatusCheck, SaysWhichGenerationServes) {
   TempDir dir;
   Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--", testapp_binary()});
-  const int pid = baton.wait_serving(1);
+  const int pid = baton.wait_serving_pid(1);
   ASSERT_NE(pid, 0) << baton.process().output();
   auto r = baton.ctl({"status", "--check"});
   EXPECT_EQ(r.exit_code, 0);
@@ -332,7 +289,7 @@ TEST(StatusCheck, SaysWhichGenerationServes) {
 TEST(Cli, ReloadSaysWhatStartedOnce) {
   TempDir dir;
   Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--", testapp_binary()});
-  ASSERT_NE(baton.wait_serving(1), 0) << baton.process().output();
+  ASSERT_NE(baton.wait_serving_pid(1), 0) << baton.process().output();
   auto r = baton.ctl({"reload"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.output, "reload started: generation 2 starting\n");
@@ -342,7 +299,7 @@ TEST(Cli, StatusNamesSignalsAndUptimeForPeople) {
   TempDir dir;
   Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--drain-timeout", "0", "--", testapp_binary(),
                          "--ignore-sigterm"});
-  ASSERT_NE(baton.wait_serving(1), 0) << baton.process().output();
+  ASSERT_NE(baton.wait_serving_pid(1), 0) << baton.process().output();
   auto r = baton.ctl({"reload", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto text = baton.ctl({"status"});

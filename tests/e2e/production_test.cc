@@ -22,62 +22,13 @@ extern "C" {
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "baton_run.h"
 #include "harness.h"
 
 namespace baton::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A supervisor under test, its control socket in a private directory.
-class Baton {
- public:
-  Baton(const TempDir& dir, std::vector<std::string> run_args, std::vector<std::string> app,
-        SpawnOptions options = {}, std::string control_name = "control.sock")
-      : control_(dir.file(control_name)) {
-    std::vector<std::string> argv = {baton_binary(), "run", "--control", control_};
-    argv.insert(argv.end(), run_args.begin(), run_args.end());
-    argv.push_back("--");
-    argv.insert(argv.end(), app.begin(), app.end());
-    process_.emplace(Process::spawn(argv, options));
-  }
-  Process& process() { return *process_; }
-
-  CommandResult ctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 60s) {
-    std::vector<std::string> argv = {baton_binary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back("--control");
-    argv.push_back(control_);
-    return run(argv, timeout);
-  }
-  nlohmann::json status(std::chrono::milliseconds timeout = 60s) {
-    auto r = ctl({"status", "--json"}, timeout);
-    if (r.exit_code != 0) return nlohmann::json();
-    return nlohmann::json::parse(r.output, nullptr, false);
-  }
-  // Waits until a generation serves; returns the status then (null on timeout).
-  nlohmann::json wait_serving(std::chrono::milliseconds timeout = 30s) {
-    nlohmann::json last;
-    wait_until(
-        [&] {
-          last = status();
-          return last.is_object() && last.value("serving_generation", 0) != 0;
-        },
-        timeout, 50ms);
-    return last.is_object() && last.value("serving_generation", 0) != 0 ? last : nlohmann::json();
-  }
-
- private:
-  std::string control_;
-  std::optional<Process> process_;
-};
-
-int serving_pid(const nlohmann::json& status) {
-  for (const auto& g : status["generations"]) {
-    if (g["generation"] == status["serving_generation"]) return g["pid"];
-  }
-  return -1;
-}
 
 // True once process `pid` (not necessarily a child) has exited, awaited on its pidfd.
 bool await_gone(pid_t pid, std::chrono::milliseconds timeout) {

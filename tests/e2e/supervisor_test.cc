@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "baton_run.h"
 #include "harness.h"
 #include "load_client.h"
 
@@ -20,51 +21,6 @@ namespace baton::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A supervisor under test, with its control socket in a private directory.
-class Baton {
- public:
-  Baton(const TempDir& dir, std::vector<std::string> run_args, std::vector<std::string> app)
-      : control_(dir.file("control.sock")) {
-    std::vector<std::string> argv = {baton_binary(), "run", "--control", control_};
-    argv.insert(argv.end(), run_args.begin(), run_args.end());
-    argv.push_back("--");
-    argv.insert(argv.end(), app.begin(), app.end());
-    process_.emplace(Process::spawn(argv));
-  }
-  Process& process() { return *process_; }
-  const std::string& control() const { return control_; }
-
-  CommandResult ctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 120s) {
-    std::vector<std::string> argv = {baton_binary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back("--control");
-    argv.push_back(control_);
-    return run(argv, timeout);
-  }
-  nlohmann::json status() {
-    auto r = ctl({"status", "--json"});
-    if (r.exit_code != 0) return nlohmann::json();
-    return nlohmann::json::parse(r.output, nullptr, false);
-  }
-  // Waits until a generation serves; returns the first listener's address.
-  std::string wait_serving(std::chrono::milliseconds timeout = 30s) {
-    std::string address;
-    wait_until(
-        [&] {
-          auto s = status();
-          if (!s.is_object() || s.value("serving_generation", 0) == 0) return false;
-          address = s["listeners"][0]["address"];
-          return true;
-        },
-        timeout, 50ms);
-    return address;
-  }
-
- private:
-  std::string control_;
-  std::optional<Process> process_;
-};
 
 // New-connection-per-request load on `address` from a few threads (see load_client.h).
 LoadClient load_on(const std::string& address, int threads) {
@@ -94,7 +50,7 @@ TEST(Supervisor, FiftyReloadsUnderLoadFailNoRequest) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0"},
               {testapp_binary(), "--init-ms", std::to_string(kInitMs)});
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   LoadClient load = load_on(address, 4);
   for (int i = 0; i < 50; ++i) {
@@ -121,7 +77,7 @@ TEST(Supervisor, FiftyReloadsUnderLoadFailNoRequest) {
 TEST(Supervisor, ReloadKeepsOldGenerationWhenNewExitsAtStart) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0"}, versioned_app(dir, "--init-ms 200"));
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   LoadClient load = load_on(address, 2);
   std::ofstream(dir.file("args")) << "--init-ms 300 --exit-at-start 3";
@@ -149,7 +105,7 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewIsNeverReady) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready-timeout", "2"},
               versioned_app(dir, "--init-ms 100"));
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   LoadClient load = load_on(address, 2);
   std::ofstream(dir.file("args")) << "--never-ready";
@@ -169,7 +125,7 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewIsNeverReady) {
 TEST(Supervisor, SlowRequestInFlightCompletesAcrossReload) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary(), "--init-ms", "200"});
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty());
   std::optional<Result<HttpResponse>> slow;
   std::thread t([&] { slow = http_get(address, "/slow?ms=2500", 20s); });
@@ -189,7 +145,7 @@ TEST(Supervisor, OldGenerationIgnoringSigtermIsKilledAtDrainDeadline) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--drain-timeout", "1"},
               versioned_app(dir, "--ignore-sigterm"));
-  ASSERT_FALSE(baton.wait_serving().empty());
+  ASSERT_FALSE(baton.wait_address().empty());
   std::ofstream(dir.file("args")) << "";
   auto start = Clock::now();
   auto r = baton.ctl({"reload", "--wait"});
@@ -207,7 +163,7 @@ TEST(Supervisor, AppSeesOnlyStdioAndItsListeners) {
               {"--listen", "a=127.0.0.1:0", "--listen", "b=unix:" + dir.file("s.sock"), "--listen",
                "u=udp:127.0.0.1:0"},
               {testapp_binary(), "--fd-report", dir.file("fds")});
-  ASSERT_FALSE(baton.wait_serving().empty()) << baton.process().output();
+  ASSERT_FALSE(baton.wait_address().empty()) << baton.process().output();
   std::ifstream in(dir.file("fds"));
   std::set<int> fds;
   for (int fd; in >> fd;) fds.insert(fd);
@@ -227,7 +183,7 @@ TEST(Supervisor, HttpReadinessIsProvenByTheNewGeneration) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz", "--ready-timeout", "3"},
               versioned_app(dir, "--no-notify --init-ms 300"));
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   // A new generation answering 503 on its own probe listener is not ready, although the old one
   // answers 200 on the shared public socket.
@@ -255,14 +211,14 @@ TEST(Supervisor, ExecReadinessWaitsForTheCheckToPass) {
   EXPECT_EQ(s["serving_generation"], 0) << "not ready while the check fails";
   EXPECT_EQ(s["generations"][0]["state"], "starting") << s.dump();
   std::ofstream(dir.file("go")) << "";
-  EXPECT_FALSE(baton.wait_serving(10s).empty()) << baton.process().output();
+  EXPECT_FALSE(baton.wait_address(10s).empty()) << baton.process().output();
 }
 
 TEST(Supervisor, DelayReadinessIsNotReadyBeforeTheDelay) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "delay:0.5"},
               {testapp_binary(), "--no-notify"});
-  ASSERT_FALSE(baton.wait_serving(10s).empty()) << baton.process().output();
+  ASSERT_FALSE(baton.wait_address(10s).empty()) << baton.process().output();
   // Measured by the supervisor from the generation's own start: no wall-clock bound in the test.
   auto g = baton.status()["generations"][0];
   ASSERT_TRUE(g.contains("ready_after_s")) << g.dump();
@@ -272,7 +228,7 @@ TEST(Supervisor, DelayReadinessIsNotReadyBeforeTheDelay) {
 TEST(Supervisor, CrashedGenerationIsRestartedAndClientsQueue) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary(), "--init-ms", "300"});
-  std::string address = baton.wait_serving();
+  std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty());
   int pid = baton.status()["generations"][0]["pid"];
   ::kill(pid, SIGKILL);
@@ -286,7 +242,7 @@ TEST(Supervisor, CrashedGenerationIsRestartedAndClientsQueue) {
 TEST(Supervisor, StopDrainsAndExitsZeroLeavingNothingBound) {
   TempDir dir;
   Baton baton(dir, {"--listen", "unix:" + dir.file("s.sock")}, {testapp_binary()});
-  ASSERT_FALSE(baton.wait_serving().empty());
+  ASSERT_FALSE(baton.wait_address().empty());
   auto r = baton.ctl({"stop"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(baton.process().wait_exit_code(10s), 0);
@@ -298,7 +254,7 @@ TEST(Supervisor, StopDrainsAndExitsZeroLeavingNothingBound) {
 TEST(Supervisor, SigtermStopsAndSighupReloads) {
   TempDir dir;
   Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary()});
-  ASSERT_FALSE(baton.wait_serving().empty());
+  ASSERT_FALSE(baton.wait_address().empty());
   baton.process().signal(SIGHUP);
   EXPECT_TRUE(wait_until([&] { return baton.status()["serving_generation"] == 2; }, 10s));
   baton.process().signal(SIGTERM);
@@ -320,7 +276,7 @@ TEST(Supervisor, ControlSocketRefusesAnotherUid) {
   TempDir dir;
   ::chmod(dir.path().c_str(), 0755);  // the directory is not what stops the other user
   Baton baton(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary()});
-  ASSERT_FALSE(baton.wait_serving().empty());
+  ASSERT_FALSE(baton.wait_address().empty());
   SpawnOptions nobody;
   nobody.uid = 65534;
   auto r = run({baton_binary(), "reload", "--control", baton.control()}, 10s, nobody);
@@ -337,7 +293,7 @@ TEST(Supervisor, UnmodifiedSocketActivatedServerReloads) {
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/"},
               {"/usr/bin/gunicorn", "--chdir", std::string(BATON_TEST_APPS_DIR), "--workers", "2",
                "--graceful-timeout", "10", "wsgi_app:app"});
-  std::string address = baton.wait_serving(60s);
+  std::string address = baton.wait_address(60s);
   ASSERT_FALSE(address.empty()) << baton.process().output();
   LoadClient load = load_on(address, 2);
   for (int i = 0; i < 5; ++i) {
@@ -422,7 +378,7 @@ TEST_F(BadInput, PortInUseLeavesNothingBound) {
 
 TEST_F(BadInput, SecondSupervisorOnTheSameControlPath) {
   Baton first(dir, {"--listen", "127.0.0.1:0"}, {testapp_binary()});
-  ASSERT_FALSE(first.wait_serving().empty());
+  ASSERT_FALSE(first.wait_address().empty());
   std::string out = expect_refused(
       {"run", "--control", first.control(), "--listen", "127.0.0.1:0", "--", testapp_binary()}, 1);
   EXPECT_THAT(out, HasSubstr("another supervisor"));
