@@ -3,5 +3,5 @@ baton_add_test(production_e2e_test SOURCES e2e/production_test.cc LIBS nlohmann_
 add_dependencies(production_e2e_test baton baton-testapp)
 target_compile_definitions(production_e2e_test PRIVATE BATON_TEST_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 baton_add_test(manager_notify_test SOURCES unit/manager_notify_test.cc LIBS baton_supervisor LABELS unit)
-baton_add_test(output_sink_test SOURCES unit/output_sink_test.cc LIBS baton_supervisor LABELS unit)
+baton_add_test(output_sink_test SOURCES unit/output_sink_test.cc unit/log_test.cc LIBS baton_supervisor LABELS unit)
 baton_add_test(default_control_path_test SOURCES unit/default_control_path_test.cc LIBS baton_supervisor LABELS unit)

@@ -15,7 +15,7 @@ _baton() {
   local commands="run check reload status stop soak"
   local run_opts="--config --listen --ready --ready-timeout --drain-timeout --drain-signal --drain
     --max-draining --backlog --ipv6-only --unix-mode --control --adopt --chdir --env-file --env
-    --user --metrics --help"
+    --user --metrics --prefix-output --help"
   local ctl_opts="--control --timeout --help"
   local soak_opts="--url --connections --threads --duration --requests --close --rate --timeout
     --connect-timeout --reloads --reload-cmd --control --verify-header --reload-timeout --window

@@ -240,9 +240,10 @@ std::string config_error_line(const std::vector<std::string>& problems) {
 
 const std::vector<std::string>& run_setting_keys() {
   static const std::vector<std::string> keys = {
-      "listen",       "ready",    "ready-timeout", "drain-timeout", "drain-signal", "drain",
-      "max-draining", "backlog",  "ipv6-only",     "unix-mode",     "control",      "adopt",
-      "chdir",        "env-file", "env",           "user",          "metrics",      "command"};
+      "listen",  "ready",        "ready-timeout", "drain-timeout", "drain-signal",
+      "drain",   "max-draining", "backlog",       "ipv6-only",     "unix-mode",
+      "control", "adopt",        "chdir",         "env-file",      "env",
+      "user",    "metrics",      "prefix-output", "command"};
   return keys;
 }
 
@@ -299,6 +300,8 @@ void read_config_file(const std::string& path, RunSettings& s, std::vector<std::
       r.text(key, v, s.user);
     else if (key == "metrics")
       r.text(key, v, s.metrics);
+    else if (key == "prefix-output")
+      r.boolean(key, v, s.prefix_output);
     else if (key == "command")
       r.strings(key, v, s.command);
     else
@@ -333,6 +336,7 @@ void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys) {
   take("env", &RunSettings::env);
   take("user", &RunSettings::user);
   take("metrics", &RunSettings::metrics);
+  take("prefix-output", &RunSettings::prefix_output);
   take("command", &RunSettings::command);
 }
 
@@ -424,6 +428,7 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
   }
   c.bind.backlog = s.backlog;
   c.bind.ipv6_only = s.ipv6_only;
+  c.prefix_output = s.prefix_output;
   char* end = nullptr;
   long mode = std::strtol(s.unix_mode.c_str(), &end, 8);
   if (s.unix_mode.empty() || *end != '\0' || mode < 0 || mode > 0777) {
@@ -548,6 +553,7 @@ std::vector<std::string> describe_config(const SupervisorConfig& c) {
   lines.push_back("control        " + c.control_path);
   if (c.metrics) lines.push_back("metrics        http://" + c.metrics->to_string() + "/metrics");
   if (!c.adopt_library.empty()) lines.push_back("adopt          " + c.adopt_library);
+  if (c.prefix_output) lines.push_back("output         each app line after \"[gen N] \"");
   return lines;
 }
 

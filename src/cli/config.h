@@ -12,6 +12,7 @@
 //   adopt = false                    chdir = "/srv/app/current"
 //   env-file = "/etc/app/env"        env = { LOG_LEVEL = "info" }   (or ["LOG_LEVEL=info"])
 //   user = "app:app"                 metrics = "127.0.0.1:9100"
+//   prefix-output = false
 // Durations take the one duration syntax (common/duration.h) as a string, or a number of
 // seconds. A flag given on the command line replaces the file's key (lists too: they are not
 // merged). Unknown keys are problems: a typo must not pass silently.
@@ -48,6 +49,7 @@ struct RunSettings {
   std::vector<std::string> env;  // KEY=VALUE
   std::string user;              // USER[:GROUP]
   std::string metrics;           // ADDR for /metrics
+  bool prefix_output = false;    // "[gen N] " before each app line
   std::vector<std::string> command;
 };
 

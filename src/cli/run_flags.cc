@@ -74,6 +74,9 @@ void add_run_flags(CLI::App* cmd, RunSource& source) {
   cmd->add_option("--metrics", f.metrics,
                   "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100)")
       ->type_name("ADDR");
+  cmd->add_flag("--prefix-output", f.prefix_output,
+                "start each line the app writes with its generation, \"[gen 3] \" (baton's own "
+                "lines carry a time, or a journal priority, and a level either way)");
   cmd->add_option("command", f.command, "the server to run, after --")
       ->type_name("-- COMMAND [ARGS...]");
   cmd->positionals_at_end();

@@ -77,6 +77,7 @@ void ControlServer::on_accept() {
           "\n";
       [[maybe_unused]] auto n = ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
       handler_.log(
+          LogLevel::kWarning,
           fmt::format("control connection from uid {} (pid {}) refused", cred.uid, cred.pid));
       continue;
     }
@@ -94,7 +95,7 @@ void ControlServer::on_accept() {
     auto added =
         loop_.add(raw, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t ev) { on_client(raw, ev); });
     if (!added) {
-      handler_.log("control connection dropped: " + added.error().what());
+      handler_.log(LogLevel::kWarning, "control connection dropped: " + added.error().what());
       continue;
     }
     auto deadline = loop_.add_timer(EventLoop::Clock::now() + kControlRequestTimeout, [this, raw] {
@@ -185,7 +186,9 @@ void ControlServer::send_and_close(int fd, const nlohmann::json& reply) {
   std::string out = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   // The client is waiting for exactly this reply; a bounded blocking send keeps it whole. Should
   // either step fail, the send below still goes out nonblocking or unbounded: the reply is tried.
-  if (auto s = set_nonblocking(fd, false); !s) handler_.log("control reply: " + s.error().what());
+  if (auto s = set_nonblocking(fd, false); !s) {
+    handler_.log(LogLevel::kWarning, "control reply: " + s.error().what());
+  }
   timeval tv{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   [[maybe_unused]] auto n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);

@@ -49,7 +49,8 @@ class ControlServer {
     virtual void reload(WaiterId waiter) = 0;  // may reply() to `waiter` at once
     virtual std::optional<int> starting_generation() = 0;
     virtual void waiter_gone(WaiterId waiter) = 0;  // its client hung up; the reload goes on
-    virtual void log(const std::string& line) = 0;
+    virtual void log(LogLevel level, const std::string& line) = 0;
+    void log(const std::string& line) { log(LogLevel::kInfo, line); }
   };
 
   ControlServer(EventLoop& loop, Handler& handler) : loop_(loop), handler_(handler) {}

@@ -11,13 +11,18 @@
 namespace baton {
 
 GenerationOutput::GenerationOutput(EventLoop& loop, Fd out, Fd err, OutputSink& out_sink,
-                                   OutputSink& err_sink, int source)
+                                   OutputSink& err_sink, int source, std::string label)
     : loop_(loop),
       out_(std::move(out)),
       err_(std::move(err)),
       out_sink_(out_sink),
       err_sink_(err_sink),
-      source_(source) {}
+      source_(source) {
+  if (!label.empty()) {
+    out_prefix_.emplace(label, out_sink.journal());
+    err_prefix_.emplace(std::move(label), err_sink.journal());
+  }
+}
 
 GenerationOutput::~GenerationOutput() {
   if (out_) loop_.remove(out_.get());
@@ -45,17 +50,28 @@ void GenerationOutput::take_in() {
 void GenerationOutput::read(bool is_err) {
   Fd& fd = is_err ? err_ : out_;
   if (!fd) return;
+  OutputSink& sink = is_err ? err_sink_ : out_sink_;
+  std::optional<LinePrefixer>& prefix = is_err ? err_prefix_ : out_prefix_;
   char buf[16384];
   for (;;) {
     ssize_t n = retry_eintr(::read, fd.get(), buf, sizeof(buf));
     if (n > 0) {
-      (is_err ? err_sink_ : out_sink_)
-          .write(source_, std::string_view(buf, static_cast<size_t>(n)));
+      const std::string_view data(buf, static_cast<size_t>(n));
+      if (prefix) {
+        const std::string labelled = prefix->add(data);
+        if (!labelled.empty()) sink.write(source_, labelled);
+      } else {
+        sink.write(source_, data);
+      }
       tail_.append(buf, static_cast<size_t>(n));
       if (tail_.size() > kOutputTail) tail_.erase(0, tail_.size() - kOutputTail);
       continue;
     }
     if (n < 0 && errno == EAGAIN) return;
+    if (prefix) {
+      const std::string held = prefix->finish();  // "<" or "<4" the stream ended with
+      if (!held.empty()) sink.write(source_, held);
+    }
     loop_.remove(fd.get());  // EOF (every process of the generation closed it) or error
     fd.reset();
     return;

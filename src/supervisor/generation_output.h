@@ -4,16 +4,20 @@
 // Owns the read ends of the two pipes the spawner made (see spawner.h). The bytes go to the
 // supervisor's stdout and stderr through their OutputSinks as they come, in order, never
 // blocking: a reader that does not keep up costs dropped lines (counted), never a stalled
-// supervisor. Used from the supervisor's one thread only.
+// supervisor. With a label ("[gen 3] ", `--prefix-output`), each line passed through starts with
+// it (log.h's LinePrefixer; the tail stays as the app wrote it). Used from the supervisor's one
+// thread only.
 #pragma once
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "baton/fd.h"
 #include "baton/result.h"
 #include "supervisor/event_loop.h"
+#include "supervisor/log.h"
 #include "supervisor/output_sink.h"
 
 namespace baton {
@@ -24,9 +28,10 @@ constexpr size_t kOutputTail = 4096;
 class GenerationOutput {
  public:
   // `out` and `err` are the nonblocking read ends of the child's stdout and stderr pipes; what
-  // comes from them goes to `out_sink` and `err_sink` (which outlive this) as source `source`.
+  // comes from them goes to `out_sink` and `err_sink` (which outlive this) as source `source`,
+  // each line after `label` when it is not empty.
   GenerationOutput(EventLoop& loop, Fd out, Fd err, OutputSink& out_sink, OutputSink& err_sink,
-                   int source);
+                   int source, std::string label = "");
   ~GenerationOutput();  // stops watching whatever pipe is still open
   GenerationOutput(const GenerationOutput&) = delete;
   GenerationOutput& operator=(const GenerationOutput&) = delete;
@@ -50,6 +55,7 @@ class GenerationOutput {
   OutputSink& out_sink_;
   OutputSink& err_sink_;
   int source_;
+  std::optional<LinePrefixer> out_prefix_, err_prefix_;  // with a label only
   std::string tail_;
 };
 

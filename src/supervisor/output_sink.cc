@@ -11,10 +11,11 @@
 #include <string>
 
 #include "common/syscall.h"
+#include "supervisor/log.h"
 
 namespace baton {
 
-OutputSink::OutputSink(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {
+OutputSink::OutputSink(EventLoop& loop, int fd) : loop_(loop), fd_(fd), journal_(is_journal(fd)) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || S_ISREG(st.st_mode)) {
     mode_ = Mode::kPlain;

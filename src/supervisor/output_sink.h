@@ -40,6 +40,9 @@ class OutputSink {
   OutputSink(const OutputSink&) = delete;
   OutputSink& operator=(const OutputSink&) = delete;
 
+  // The stream is the journal's (log.h): apps' lines keep a "<N>" priority in front.
+  bool journal() const { return journal_; }
+
   // Called with the source on the first dropped line of an overflow episode.
   void on_overflow(std::function<void(int source)> cb) { on_overflow_ = std::move(cb); }
 
@@ -79,6 +82,7 @@ class OutputSink {
   Mode mode_ = Mode::kPlain;
   bool watching_ = false;
   bool broken_ = false;  // the reader is gone (EPIPE): everything is dropped
+  bool journal_ = false;
   std::deque<Chunk> queue_;
   std::map<int, Source> sources_;
   size_t queued_total_ = 0;

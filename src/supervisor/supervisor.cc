@@ -30,6 +30,7 @@
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
+#include "supervisor/log.h"
 #include "supervisor/manager_notify.h"
 #include "supervisor/metrics.h"
 #include "supervisor/notify_socket.h"
@@ -42,13 +43,10 @@
 namespace baton {
 namespace {
 
-std::string log_text(const std::string& line) {
-  return fmt::format("baton[{}]: {}\n", ::getpid(), line);
-}
-
 // Before the event loop runs (setting up, failing to): a plain write.
-void log_line(const std::string& line) {
-  std::string out = log_text(line);
+void log_line(LogLevel level, const std::string& line) {
+  std::string out =
+      LogFormat::for_fd(STDERR_FILENO).line(level, line, std::chrono::system_clock::now());
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());
 }
 
@@ -99,13 +97,14 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void reply(WaiterId waiter, const ReloadOutcome& outcome) override {
     control_.reply(waiter, outcome);
   }
-  void log(const std::string& line) override {
+  void log(LogLevel level, const std::string& line) override {
     if (err_sink_) {
-      err_sink_->write(0, log_text(line));
+      err_sink_->write(0, log_format_.line(level, line, std::chrono::system_clock::now()));
     } else {
-      log_line(line);
+      log_line(level, line);
     }
   }
+  void log(const std::string& line) { log(LogLevel::kInfo, line); }
   void finished(int exit_code) override {
     exit_code_ = exit_code;
     loop_.stop();
@@ -138,6 +137,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   SupervisorCore core_;
   ControlServer control_;
   std::vector<BoundListener> listeners_;
+  LogFormat log_format_ = LogFormat::for_fd(STDERR_FILENO);  // baton's own lines (log.h)
   Fd lock_fd_;
   std::optional<NotifySocket> notify_;
   OrphanGuard guard_;
@@ -247,7 +247,7 @@ Status Supervisor::setup() {
     const char* stream = sink == out_sink_.get() ? "stdout" : "stderr";
     sink->on_overflow([this, stream](int source) {
       if (source == 0) return;  // baton's own lines: telling would only add one more
-      log(
+      log(LogLevel::kWarning,
           fmt::format("generation {}: baton's {} is not read fast enough; {} KiB of its output "
                       "is queued, further lines are dropped and counted (status: "
                       "output_dropped_lines)",
@@ -336,8 +336,8 @@ void Supervisor::tell_manager() {
   for (const auto& datagram : notifier_.update(view, monotonic_usec())) {
     if (!manager_->send(datagram) && !manager_send_failed_) {
       manager_send_failed_ = true;  // said once: the manager may be gone for good
-      log(fmt::format("could not tell the service manager ({}): {}", manager_->name(),
-                      std::strerror(errno)));
+      log(LogLevel::kWarning, fmt::format("could not tell the service manager ({}): {}",
+                                          manager_->name(), std::strerror(errno)));
     }
   }
 }
@@ -386,9 +386,9 @@ Result<int> Supervisor::spawn(int id) {
   auto spawned = spawn_process(req);
   if (!spawned) return spawned.error();
   io->pid = spawned->pid;
-  io->output = std::make_unique<GenerationOutput>(loop_, std::move(spawned->stdout_pipe),
-                                                  std::move(spawned->stderr_pipe), *out_sink_,
-                                                  *err_sink_, id);
+  io->output = std::make_unique<GenerationOutput>(
+      loop_, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe), *out_sink_,
+      *err_sink_, id, config_.prefix_output ? generation_label(id) : "");
   // The sinks keep counters per generation: those of generations long gone (the core keeps the
   // last 16 exited) are dropped, so they stay bounded over months of reloads.
   out_sink_->forget(id - 64);
@@ -400,7 +400,7 @@ Result<int> Supervisor::spawn(int id) {
     return s.error();
   }
   if (!guard_.watch(io->pid)) {
-    log(
+    log(LogLevel::kWarning,
         fmt::format("generation {}: the orphan guard is not told of it; it may outlive a killed "
                     "supervisor",
                     id));
@@ -449,6 +449,7 @@ Status Supervisor::prepare_reload(CoreOptions& options) {
   config_.env = fresh->env;
   config_.working_dir = fresh->working_dir;
   config_.readiness = fresh->readiness;
+  config_.prefix_output = fresh->prefix_output;
   options.ready_timeout = fresh->core.ready_timeout;
   options.drain_timeout = fresh->core.drain_timeout;
   options.readiness = fresh->core.readiness;
@@ -556,7 +557,7 @@ void Supervisor::on_notify() {
     auto gen = generation_of_pid(received->pid);
     if (!gen) {  // from no generation of ours: ignored, and said so a bounded number of times
       if (ignored_notify_ < kMaxIgnoredNotifyLogs) {
-        log(
+        log(LogLevel::kWarning,
             fmt::format("ignored a notify datagram from pid {}: not in any generation's process "
                         "group{}",
                         received->pid,
@@ -579,7 +580,9 @@ void Supervisor::on_notify() {
       log(fmt::format("generation {} bound {} itself: baton does not hold that address", *gen,
                       *m.adopt_passthrough));
     }
-    if (m.adopt_error) log(fmt::format("generation {}: adoption error: {}", *gen, *m.adopt_error));
+    if (m.adopt_error) {
+      log(LogLevel::kError, fmt::format("generation {}: adoption error: {}", *gen, *m.adopt_error));
+    }
   }
 }
 
@@ -610,12 +613,13 @@ nlohmann::json Supervisor::status() {
 int run_supervisor(const SupervisorConfig& config) {
   auto loop = EventLoop::create();
   if (!loop) {
-    log_line("error: " + loop.error().what());
+    log_line(LogLevel::kError, loop.error().what());
     return 1;
   }
   Supervisor supervisor(config, std::move(loop).value());
   if (auto s = supervisor.setup(); !s) {
-    std::fprintf(stderr, "baton: %s\n", s.error().what().c_str());
+    std::string line = LogFormat::for_fd(STDERR_FILENO).fatal_line(s.error().what());
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
     return 1;
   }
   return supervisor.run();

@@ -28,9 +28,11 @@ struct SupervisorConfig {
   std::optional<RunAs> run_as;             // `--user`: generations run as this user
   std::optional<Address> metrics;          // `--metrics`: Prometheus text at /metrics
   std::string config_file;                 // `--config`, for status ("" when none)
+  bool prefix_output = false;  // `--prefix-output`: each app line starts "[gen N] " (log.h)
   // When set, called before each reload's generation is spawned: the settings read and checked
   // again (config file, env file). The reload takes from the result what may change between
-  // generations: command, environment, working directory, readiness, ready and drain timeouts.
+  // generations: command, environment, working directory, readiness, ready and drain timeouts,
+  // prefix_output.
   // An error fails that reload with its message, and the serving generation stays.
   std::function<Result<SupervisorConfig>()> reload_config;
 };

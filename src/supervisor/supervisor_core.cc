@@ -127,7 +127,7 @@ void SupervisorCore::start_generation(Purpose purpose, std::vector<WaiterId> wai
 
 void SupervisorCore::on_reload(std::optional<WaiterId> waiter) {
   auto refuse = [&](const std::string& why) {
-    os_.log("reload refused: " + why);
+    os_.log(LogLevel::kWarning, "reload refused: " + why);
     if (waiter) os_.reply(*waiter, ReloadOutcome{false, why, "", serving() ? serving()->id : 0});
   };
   if (stopping_) return refuse("the supervisor is stopping");
@@ -188,7 +188,7 @@ void SupervisorCore::on_reload_pending() {
     ++counters_.reloads_failed;
     std::string why = fmt::format("{} generations are still draining (limit --max-draining {})",
                                   draining_count(), options_.max_draining);
-    os_.log("queued reload refused: " + why);
+    os_.log(LogLevel::kWarning, "queued reload refused: " + why);
     for (auto w : waiters)
       os_.reply(w, ReloadOutcome{false, why, "", serving() ? serving()->id : 0});
     return;
@@ -204,7 +204,7 @@ void SupervisorCore::finish_attempt(Attempt a, const std::string& message) {
   if (a.purpose == Purpose::kReload) {
     end_reload(a.reload_id, true, message);
   } else if (a.purpose == Purpose::kRestart) {
-    os_.log(fmt::format("restart ok: {}", message));
+    os_.log(LogLevel::kNotice, fmt::format("restart ok: {}", message));
   }
   for (auto w : a.waiters) os_.reply(w, outcome);
 }
@@ -221,7 +221,8 @@ void SupervisorCore::end_reload(int reload_id, bool ok, const std::string& messa
                                                                        last_reload_->requested_at));
     if (!ok) last_failed_reload_ = last_reload_;
   }
-  os_.log(fmt::format("reload {} {}: {}", reload_id, ok ? "ok" : "failed", message));
+  os_.log(ok ? LogLevel::kNotice : LogLevel::kError,
+          fmt::format("reload {} {}: {}", reload_id, ok ? "ok" : "failed", message));
 }
 
 void SupervisorCore::fail_attempt(const std::string& reason) {
@@ -239,7 +240,7 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
       keeps != nullptr ? fmt::format("{}; generation {} keeps serving", reason, keeps->id) : reason;
   switch (a.purpose) {
     case Purpose::kInitial:
-      os_.log(fmt::format("start failed: {}", reason));
+      os_.log(LogLevel::kError, fmt::format("start failed: {}", reason));
       if (!stopping_) {
         stopping_ = true;
         exit_code_ = 1;
@@ -249,7 +250,7 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
       end_reload(a.reload_id, false, outcome_text);
       break;
     case Purpose::kRestart:
-      os_.log(fmt::format("restart failed: {}", reason));
+      os_.log(LogLevel::kError, fmt::format("restart failed: {}", reason));
       if (!stopping_ && serving() == nullptr) schedule_restart();
       break;
   }
@@ -319,7 +320,7 @@ void SupervisorCore::check_quiescing() {
 
 void SupervisorCore::schedule_restart() {
   restart_at_ = os_.now() + backoff_;
-  os_.log(fmt::format("restarting in {:g}s", seconds(backoff_)));
+  os_.log(LogLevel::kWarning, fmt::format("restarting in {:g}s", seconds(backoff_)));
   backoff_ = std::min(backoff_ * 2, options_.restart_backoff_max);
 }
 
@@ -352,7 +353,8 @@ void SupervisorCore::on_exit(int pid, int wait_status) {
         break;
       }
       ++counters_.crashes;
-      os_.log(fmt::format("generation {} (pid {}) {} while serving; the listeners stay open", id,
+      os_.log(LogLevel::kError,
+              fmt::format("generation {} (pid {}) {} while serving; the listeners stay open", id,
                           pid, how));
       if (g->ready_at && *g->exited_at - *g->ready_at >= kStableRun) {
         backoff_ = options_.restart_backoff_min;
@@ -389,7 +391,7 @@ void SupervisorCore::on_status_text(int id, std::string text) {
 void SupervisorCore::on_stop() {
   if (stopping_ && exit_code_ == 0) {
     // Asked twice: do not wait for the drain any longer.
-    os_.log("stop asked again: killing every generation now");
+    os_.log(LogLevel::kWarning, "stop asked again: killing every generation now");
     for (auto& g : generations_) {
       if (g.state != GenerationState::kExited && !g.killed) {
         g.killed = true;
@@ -400,7 +402,7 @@ void SupervisorCore::on_stop() {
   }
   stopping_ = true;
   restart_at_.reset();
-  os_.log("stopping: draining every generation");
+  os_.log(LogLevel::kNotice, "stopping: draining every generation");
   reload_pending_ = false;
   for (auto w : pending_waiters_) {
     os_.reply(w, ReloadOutcome{false, "the supervisor is stopping", "", 0});
@@ -430,10 +432,11 @@ void SupervisorCore::on_tick() {
     if (g.state == GenerationState::kDraining && !g.killed && now >= g.deadline) {
       g.killed = true;
       ++counters_.drain_kills;
-      os_.log(fmt::format(
-          "generation {} (pid {}) did not {} within the drain timeout of {:g}s; "
-          "killing its process group",
-          g.id, g.pid, g.quiescing ? "become quiet" : "exit", seconds(options_.drain_timeout)));
+      os_.log(LogLevel::kWarning,
+              fmt::format("generation {} (pid {}) did not {} within the drain timeout of {:g}s; "
+                          "killing its process group",
+                          g.id, g.pid, g.quiescing ? "become quiet" : "exit",
+                          seconds(options_.drain_timeout)));
       g.quiescing = false;
       os_.kill_group(g);
     }

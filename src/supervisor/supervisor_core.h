@@ -23,6 +23,7 @@
 
 #include "baton/result.h"
 #include "supervisor/duration_histogram.h"
+#include "supervisor/log.h"
 
 namespace baton {
 
@@ -101,8 +102,9 @@ class SupervisorOs {
   // connections, so it is kUnwatchable, as is everything when the shell cannot look at all.
   virtual QuietCheck check_quiet(const Generation& /*g*/) { return QuietCheck::kUnwatchable; }
   virtual void reply(WaiterId waiter, const ReloadOutcome& outcome) = 0;
-  // One line for the operator (stderr in the real shell).
-  virtual void log(const std::string& line) = 0;
+  // One line for the operator (stderr in the real shell, formatted by log.h), at a level.
+  virtual void log(LogLevel level, const std::string& line) = 0;
+  void log(const std::string& line) { log(LogLevel::kInfo, line); }
   // Every generation is gone after a stop (code 0) or the first start failed (code 1).
   virtual void finished(int exit_code) = 0;
 };

@@ -1,7 +1,9 @@
 // End-to-end tests of what operators rely on when baton runs for months under a service manager
 // or as a container's entrypoint: it never orphans its app, tells its manager what it does, and
 // never stalls on its own output.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,8 +18,11 @@ extern "C" {
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <fstream>
+#include <regex>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -371,6 +376,129 @@ TEST_F(ExampleUnits, SocketVerifies) {
 TEST_F(ExampleUnits, NotifyReloadServiceVerifies) {
   if (version_ < 253) GTEST_SKIP() << "Type=notify-reload needs systemd 253; this is " << version_;
   EXPECT_EQ(verify("baton-app-notify-reload.service"), "");
+}
+
+// The lines of `text`, without their newlines.
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  for (size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1) {
+    out.push_back(text.substr(at, nl - at));
+  }
+  if (at < text.size()) out.push_back(text.substr(at));
+  return out;
+}
+
+// An app that writes a line to each stream, a priority-prefixed one to stderr, then serves.
+std::vector<std::string> chatty_app() {
+  return {
+      "/bin/sh", "-c",
+      "echo \"out-line gen=$BATON_GENERATION\"; echo \"<4>err-line gen=$BATON_GENERATION\" >&2; "
+      "exec " +
+          testapp_binary()};
+}
+
+TEST(Logs, OwnLinesCarryAUtcTimeAndALevelAppLinesTheirGeneration) {
+  TempDir dir;
+  const auto before = std::chrono::system_clock::now();
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--prefix-output"}, chatty_app());
+  ASSERT_TRUE(baton.wait_serving().is_object()) << baton.process().output();
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(baton.process().wait_for_output("[gen 2] <4>err-line gen=2", 10s))
+      << baton.process().output();
+  baton.process().signal(SIGTERM);
+  ASSERT_EQ(baton.process().wait_exit_code(30s), 0) << baton.process().output();
+  const auto after = std::chrono::system_clock::now();
+
+  const std::string pid = std::to_string(baton.process().pid());
+  const std::regex own("^(\\d{4})-(\\d\\d)-(\\d\\d)T(\\d\\d):(\\d\\d):(\\d\\d)\\.\\d{3}Z baton\\[" +
+                       pid + "\\]: (error|warning|notice|info): .+$");
+  const std::regex app("^\\[gen ([12])\\] .*$");
+  int own_lines = 0;
+  std::map<std::string, int> levels;
+  for (const auto& line : lines_of(baton.process().output())) {
+    std::smatch m;
+    if (std::regex_match(line, m, app)) {
+      // Each app line is labelled with the generation that wrote it, which the app also says.
+      if (line.find(" gen=") != std::string::npos) {
+        EXPECT_THAT(line, ::testing::EndsWith(" gen=" + m[1].str())) << line;
+      }
+      continue;
+    }
+    ASSERT_TRUE(std::regex_match(line, m, own)) << "neither baton's nor labelled: " << line;
+    ++own_lines;
+    ++levels[m[7].str()];
+    std::tm tm{};
+    tm.tm_year = std::stoi(m[1]) - 1900;
+    tm.tm_mon = std::stoi(m[2]) - 1;
+    tm.tm_mday = std::stoi(m[3]);
+    tm.tm_hour = std::stoi(m[4]);
+    tm.tm_min = std::stoi(m[5]);
+    tm.tm_sec = std::stoi(m[6]);
+    const auto at = std::chrono::system_clock::from_time_t(::timegm(&tm));
+    EXPECT_GE(at, std::chrono::floor<std::chrono::seconds>(before)) << line;
+    EXPECT_LE(at, after) << "the time is UTC: " << line;
+  }
+  EXPECT_GE(own_lines, 8);
+  EXPECT_GE(levels["info"], 4);    // listening, started, ready...
+  EXPECT_EQ(levels["notice"], 2);  // reload 1 ok, stopping
+  EXPECT_EQ(levels.count("error"), 0u);
+  EXPECT_THAT(baton.process().output(), HasSubstr("[gen 1] out-line gen=1\n"));
+  EXPECT_THAT(baton.process().output(), HasSubstr("[gen 2] out-line gen=2\n"));
+  EXPECT_THAT(baton.process().output(), HasSubstr("[gen 1] testapp: pid "));
+}
+
+// stderr is "the journal" when JOURNAL_STREAM names it: here a file the test made, whose device
+// and inode it puts in the variable, as systemd does for its stream socket.
+class JournalLogs : public ::testing::Test {
+ protected:
+  SpawnOptions journal_options() {
+    options_.output_path = dir_.file("journal");
+    std::ofstream(options_.output_path).flush();
+    struct stat st {};
+    EXPECT_EQ(::stat(options_.output_path.c_str(), &st), 0);
+    options_.env["JOURNAL_STREAM"] = fmt::format("{}:{}", st.st_dev, st.st_ino);
+    return options_;
+  }
+  TempDir dir_;
+  SpawnOptions options_;
+};
+
+TEST_F(JournalLogs, OwnLinesCarryThePriorityInsteadOfTheTimeAppPrioritiesStayInFront) {
+  Baton baton(
+      dir_, {"--listen", "127.0.0.1:0", "--prefix-output"},
+      {"/bin/sh", "-c", "echo '<3>app-broke' >&2; exec " + testapp_binary() + " --exit-at-start 1"},
+      journal_options());
+  EXPECT_EQ(baton.process().wait_exit_code(30s), 1) << baton.process().output();
+  const std::string out = baton.process().output();
+  const std::string head = "baton[" + std::to_string(baton.process().pid()) + "]: ";
+  EXPECT_THAT(out, HasSubstr("<6>" + head + "info: listening on listen0=127.0.0.1:"));
+  EXPECT_THAT(out,
+              HasSubstr("<3>" + head + "error: start failed: generation 1 exited with status 1"));
+  EXPECT_THAT(out, HasSubstr("\n<3>[gen 1] app-broke\n")) << "the app's own priority stays first";
+  for (const auto& line : lines_of(out)) {
+    if (line.find(head) == std::string::npos) continue;
+    EXPECT_TRUE(std::regex_match(line, std::regex("^<[3-6]>baton\\[\\d+\\]: [a-z]+: .+"))) << line;
+  }
+}
+
+TEST_F(JournalLogs, AFailureToSetUpIsOneLineAtTheErrorPriority) {
+  Fd taken(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(taken.get(), 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(taken.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string address = fmt::format("127.0.0.1:{}", ntohs(addr.sin_port));
+  Baton baton(dir_, {"--listen", address}, {testapp_binary()}, journal_options());
+  EXPECT_EQ(baton.process().wait_exit_code(30s), 1);
+  const std::string out = baton.process().output();
+  EXPECT_THAT(out, ::testing::StartsWith("<3>baton: "));
+  EXPECT_THAT(out, HasSubstr(address));
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
 
 }  // namespace

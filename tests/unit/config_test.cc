@@ -47,6 +47,24 @@ TEST(ConfigFile, ReadsEveryKindOfKey) {
   EXPECT_EQ(s.metrics, "127.0.0.1:9100");
 }
 
+TEST(ConfigFile, PrefixOutputIsABooleanThatReachesTheSupervisor) {
+  TempDir dir;
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(write(dir, "a.toml", "prefix-output = true\n"), s, problems);
+  ASSERT_TRUE(problems.empty()) << problems[0];
+  EXPECT_TRUE(s.prefix_output);
+  s.listen = {"127.0.0.1:0"};
+  s.command = {"true"};
+  SupervisorConfig c;
+  ASSERT_TRUE(check_run_settings(s, c).empty());
+  EXPECT_TRUE(c.prefix_output);
+  RunSettings wrong;
+  read_config_file(write(dir, "b.toml", "prefix-output = \"yes\"\n"), wrong, problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0], HasSubstr("prefix-output"));
+}
+
 TEST(ConfigFile, NamesTheLineOfEachProblem) {
   TempDir dir;
   auto path = write(dir, "a.toml", "listen = 8080\nbacklog = \"big\"\ncolour = \"red\"\n");

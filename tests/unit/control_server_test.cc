@@ -48,7 +48,7 @@ class ScriptedOs : public SupervisorOs {
   void kill_group(const Generation&) override {}
   std::string output_tail(int) override { return {}; }
   void reply(WaiterId w, const ReloadOutcome& o) override { replies.emplace(w, o); }
-  void log(const std::string&) override {}
+  void log(LogLevel, const std::string&) override {}
   void finished(int) override {}
 
   TimePoint clock = TimePoint{} + 1000s;

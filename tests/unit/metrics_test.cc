@@ -19,7 +19,7 @@ class QuietOs : public SupervisorOs {
   void kill_group(const Generation&) override {}
   std::string output_tail(int) override { return {}; }
   void reply(WaiterId, const ReloadOutcome&) override {}
-  void log(const std::string&) override {}
+  void log(LogLevel, const std::string&) override {}
   void finished(int) override {}
   TimePoint clock{};
 };

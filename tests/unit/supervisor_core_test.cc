@@ -38,7 +38,10 @@ class FakeOs : public SupervisorOs {
   void reply(WaiterId w, const ReloadOutcome& o) override {
     if (!replies.emplace(w, o).second) answered_twice.push_back(w);
   }
-  void log(const std::string& line) override { logs.push_back(line); }
+  void log(LogLevel level, const std::string& line) override {
+    logs.push_back(line);
+    levels.push_back(level);
+  }
   void finished(int code) override { exit_code = code; }
   Status prepare_reload(CoreOptions& options) override {
     ++prepared;
@@ -60,6 +63,7 @@ class FakeOs : public SupervisorOs {
   std::map<WaiterId, ReloadOutcome> replies;
   std::vector<WaiterId> answered_twice;  // a waiter is answered exactly once
   std::vector<std::string> logs;
+  std::vector<LogLevel> levels;  // of each line in `logs`
   std::optional<int> exit_code;
 };
 
@@ -290,6 +294,34 @@ TEST_F(SupervisorCoreTest, CrashRestartsWithExponentialBackoff) {
   core.on_ready(3);
   EXPECT_EQ(state(3), GenerationState::kServing);
   EXPECT_FALSE(os.exit_code.has_value());
+}
+
+// The level of the one line of `os` that contains `text` (nullopt: none, or more than one).
+std::optional<LogLevel> level_of(const FakeOs& os, const std::string& text) {
+  std::optional<LogLevel> found;
+  for (size_t i = 0; i < os.logs.size(); ++i) {
+    if (os.logs[i].find(text) == std::string::npos) continue;
+    if (found) return std::nullopt;
+    found = os.levels.at(i);
+  }
+  return found;
+}
+
+TEST_F(SupervisorCoreTest, LinesThatNeedTheOperatorAreWarningsOrErrorsTheRestInfo) {
+  serve_first();
+  core.on_reload(7);
+  core.on_exit(pid(2), exited_with(3));  // the reload fails
+  core.on_reload(8);
+  core.on_ready(3);
+  core.on_exit(pid(1), exited_with(0));      // that one succeeds
+  core.on_exit(pid(3), killed_by(SIGSEGV));  // then crashes while serving
+  ASSERT_EQ(os.logs.size(), os.levels.size());
+  EXPECT_EQ(level_of(os, "reload 1 failed"), LogLevel::kError);
+  EXPECT_EQ(level_of(os, "reload 2 ok"), LogLevel::kNotice);
+  EXPECT_EQ(level_of(os, "while serving"), LogLevel::kError);
+  EXPECT_EQ(level_of(os, "restarting in"), LogLevel::kWarning);
+  EXPECT_EQ(level_of(os, "generation 3 (pid 1003) ready"), LogLevel::kInfo);
+  EXPECT_EQ(level_of(os, "generation 2 (pid 1002) started"), LogLevel::kInfo);
 }
 
 TEST_F(SupervisorCoreTest, FirstGenerationFailingEndsTheSupervisor) {

@@ -23,7 +23,7 @@ class FakeOs : public SupervisorOs {
   void kill_group(const Generation& g) override { kills.push_back(g.id); }
   std::string output_tail(int) override { return {}; }
   void reply(WaiterId w, const ReloadOutcome& o) override { replies.emplace(w, o); }
-  void log(const std::string& line) override { logs.push_back(line); }
+  void log(LogLevel, const std::string& line) override { logs.push_back(line); }
   void finished(int code) override { exit_code = code; }
   QuietCheck check_quiet(const Generation& g) override {
     checks.push_back(g.id);
