@@ -33,6 +33,28 @@ Result<SteeringGroup> SteeringGroup::open(const Address& address, const BindOpti
   return group;
 }
 
+Result<SteeringGroup> SteeringGroup::adopt(Fd inherited, const Address& bound,
+                                           const BindOptions& options) {
+  if (!steerable(bound)) return Error(EINVAL, "steer " + bound.to_string());
+  auto flag = [&](int option) {
+    int value = 0;
+    socklen_t len = sizeof(value);
+    return ::getsockopt(inherited.get(), SOL_SOCKET, option, &value, &len) == 0 && value != 0;
+  };
+  if (!flag(SO_REUSEPORT)) {
+    return Error(EINVAL, fmt::format("the socket for {} has no SO_REUSEPORT (ReusePort=yes)",
+                                     bound.to_string()));
+  }
+  if (bound.transport != Transport::kUdp && !flag(SO_ACCEPTCONN)) {
+    return Error(EINVAL, fmt::format("the socket for {} is not listening", bound.to_string()));
+  }
+  BindOptions member = options;
+  member.reuse_port = true;
+  SteeringGroup group(bound, member);
+  group.members_.push_back(std::move(inherited));
+  return group;
+}
+
 int SteeringGroup::member(int slot) const {
   return slot >= 0 && slot < size() ? members_[static_cast<size_t>(slot)].get() : -1;
 }

@@ -34,6 +34,15 @@ class SteeringGroup {
   // address, even another SO_REUSEPORT group of the same user: a plain bind is tried first.
   // A port of 0 is resolved to the port the kernel picked; address() reports it.
   static Result<SteeringGroup> open(const Address& address, const BindOptions& options);
+  // Makes `inherited`, a socket bound (and, for TCP, listening) by baton's service manager with
+  // SO_REUSEPORT (systemd's ReusePort=yes), member 0 of a group; the members grow() adds join
+  // it. It is member 0 because it is alone in its group when baton starts: it listened first,
+  // and members of an earlier baton that closed never moved it (closing member i refills index
+  // i only). Joining needs the same uid as the socket's creator: a manager running as root and
+  // baton as another user makes grow() fail with EADDRINUSE. A socket without SO_REUSEPORT, or
+  // one not listening, is EINVAL. `bound` is its address, as bound_address() gives it.
+  static Result<SteeringGroup> adopt(Fd inherited, const Address& bound,
+                                     const BindOptions& options);
 
   int size() const { return static_cast<int>(members_.size()); }
   // Member socket of `slot` (borrowed; the group keeps it open), or -1 past the end.

@@ -2,9 +2,11 @@
 // src/supervisor/steering_group.h), and the programs of steering.h run by the kernel.
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -169,6 +171,81 @@ TEST_P(SteeringSocket, AnotherGroupOnTheSameAddressIsAddressInUse) {
   if (stream()) {
     EXPECT_EQ(other.error().code(), EADDRINUSE);
   }
+}
+
+// Socket activation with ReusePort=yes (activation.h): the service manager's socket, bound and
+// listening with SO_REUSEPORT, is member 0 of the group baton grows around it.
+Fd managers_socket(const Address& a, BindOptions options = {}) {
+  options.reuse_port = true;
+  auto fd = bind_listener(a, options);
+  EXPECT_TRUE(fd) << (fd ? "" : fd.error().what());
+  return fd ? std::move(fd).value() : Fd();
+}
+
+TEST_P(SteeringSocket, AManagersReusePortSocketIsMemberZeroOfTheGroupBatonGrows) {
+  Fd manager = managers_socket(addr(GetParam()));
+  const Address bound = bound_address(manager.get(), addr(GetParam()).transport).value();
+  const int manager_fd = manager.get();
+  auto g = SteeringGroup::adopt(std::move(manager), bound, BindOptions{});
+  ASSERT_TRUE(g) << g.error().what();
+  EXPECT_EQ(g->member(0), manager_fd);
+  ASSERT_TRUE(g->grow(3));
+  for (int slot : {2, 0, 1}) {
+    ASSERT_TRUE(g->steer(steering_program(SteeringPlan{slot, std::nullopt, {}})));
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(send_one(g->address()), stream() ? 0 : 1);
+      EXPECT_EQ(landed(members_of(*g), stream()), slot);
+    }
+  }
+}
+
+TEST_P(SteeringSocket, TheManagersSocketStaysMemberZeroAcrossBatonRestarts) {
+  Fd manager = managers_socket(addr(GetParam()));
+  const Address bound = bound_address(manager.get(), addr(GetParam()).transport).value();
+  {
+    // The first baton: its copy of the descriptor, three members, new flows to slot 2.
+    auto first = SteeringGroup::adopt(Fd(::dup(manager.get())), bound, BindOptions{});
+    ASSERT_TRUE(first) << first.error().what();
+    ASSERT_TRUE(first->grow(3));
+    ASSERT_TRUE(first->steer(steering_program(SteeringPlan{2, std::nullopt, {}})));
+  }
+  // It is gone; its program is still attached, its slot past the end: the manager's socket takes
+  // what comes while no baton runs.
+  ASSERT_EQ(send_one(bound), stream() ? 0 : 1);
+  EXPECT_EQ(landed({manager.get()}, stream()), 0);
+  auto second = SteeringGroup::adopt(Fd(::dup(manager.get())), bound, BindOptions{});
+  ASSERT_TRUE(second) << second.error().what();
+  ASSERT_TRUE(second->grow(2));
+  for (int slot : {1, 0}) {
+    ASSERT_TRUE(second->steer(steering_program(SteeringPlan{slot, std::nullopt, {}})));
+    ASSERT_EQ(send_one(bound), stream() ? 0 : 1);
+    EXPECT_EQ(landed(members_of(*second), stream()), slot);
+  }
+}
+
+TEST_P(SteeringSocket, AManagersSocketWithoutReusePortIsNotAdopted) {
+  auto plain = bind_listener(addr(GetParam()), BindOptions{});
+  ASSERT_TRUE(plain);
+  const Address bound = bound_address(plain->get(), addr(GetParam()).transport).value();
+  auto g = SteeringGroup::adopt(std::move(plain).value(), bound, BindOptions{});
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().code(), EINVAL);
+  EXPECT_THAT(g.error().what(), ::testing::HasSubstr("ReusePort=yes"));
+}
+
+TEST_P(SteeringSocket, AManagersSocketOfAnotherUserCannotBeJoined) {
+  if (::geteuid() != 0) GTEST_SKIP() << "making a socket of another user needs root";
+  // The socket's owner is the creating thread's fsuid: as a manager running as root with baton
+  // as another user, or here the reverse.
+  const int previous = ::setfsuid(65534);
+  Fd manager = managers_socket(addr(GetParam()));
+  ::setfsuid(static_cast<uid_t>(previous));
+  const Address bound = bound_address(manager.get(), addr(GetParam()).transport).value();
+  auto g = SteeringGroup::adopt(std::move(manager), bound, BindOptions{});
+  ASSERT_TRUE(g) << g.error().what();
+  auto grown = g->grow(2);
+  ASSERT_FALSE(grown);
+  EXPECT_EQ(grown.error().code(), EADDRINUSE);
 }
 
 INSTANTIATE_TEST_SUITE_P(Loopback, SteeringSocket,
