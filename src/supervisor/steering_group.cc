@@ -33,8 +33,9 @@ Result<SteeringGroup> SteeringGroup::open(const Address& address, const BindOpti
   return group;
 }
 
-Result<SteeringGroup> SteeringGroup::adopt(Fd inherited, const Address& bound,
-                                           const BindOptions& options) {
+Result<SteeringGroup> SteeringGroup::adopt(Fd& inherited, const Address& bound,
+                                           const BindOptions& options,
+                                           const std::vector<sock_filter>& program) {
   if (!steerable(bound)) return Error(EINVAL, "steer " + bound.to_string());
   auto flag = [&](int option) {
     int value = 0;
@@ -48,10 +49,14 @@ Result<SteeringGroup> SteeringGroup::adopt(Fd inherited, const Address& bound,
   if (bound.transport != Transport::kUdp && !flag(SO_ACCEPTCONN)) {
     return Error(EINVAL, fmt::format("the socket for {} is not listening", bound.to_string()));
   }
+  if (auto s = attach(inherited.get(), bound, program); !s) return s.error();
   BindOptions member = options;
   member.reuse_port = true;
+  auto second = bind_listener(bound, member);
+  if (!second) return second.error();
   SteeringGroup group(bound, member);
   group.members_.push_back(std::move(inherited));
+  group.members_.push_back(std::move(second).value());
   return group;
 }
 
@@ -69,12 +74,17 @@ Status SteeringGroup::grow(int slots) {
 }
 
 Status SteeringGroup::steer(const std::vector<sock_filter>& program) {
-  if (members_.empty() || program.empty()) return Error(EINVAL, "steer: nothing to attach");
+  if (members_.empty()) return Error(EINVAL, "steer: nothing to attach");
+  return attach(members_[0].get(), address_, program);
+}
+
+Status SteeringGroup::attach(int fd, const Address& address,
+                             const std::vector<sock_filter>& program) {
+  if (program.empty()) return Error(EINVAL, "steer: nothing to attach");
   sock_fprog prog{static_cast<unsigned short>(program.size()),
                   const_cast<sock_filter*>(program.data())};
-  if (::setsockopt(members_[0].get(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) !=
-      0) {
-    return Error::from_errno(fmt::format("SO_ATTACH_REUSEPORT_CBPF on {}", address_.to_string()));
+  if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) != 0) {
+    return Error::from_errno(fmt::format("SO_ATTACH_REUSEPORT_CBPF on {}", address.to_string()));
   }
   return {};
 }

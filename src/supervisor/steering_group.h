@@ -35,14 +35,18 @@ class SteeringGroup {
   // A port of 0 is resolved to the port the kernel picked; address() reports it.
   static Result<SteeringGroup> open(const Address& address, const BindOptions& options);
   // Makes `inherited`, a socket bound (and, for TCP, listening) by baton's service manager with
-  // SO_REUSEPORT (systemd's ReusePort=yes), member 0 of a group; the members grow() adds join
-  // it. It is member 0 because it is alone in its group when baton starts: it listened first,
-  // and members of an earlier baton that closed never moved it (closing member i refills index
-  // i only). Joining needs the same uid as the socket's creator: a manager running as root and
-  // baton as another user makes grow() fail with EADDRINUSE. A socket without SO_REUSEPORT, or
-  // one not listening, is EINVAL. `bound` is its address, as bound_address() gives it.
-  static Result<SteeringGroup> adopt(Fd inherited, const Address& bound,
-                                     const BindOptions& options);
+  // SO_REUSEPORT (systemd's ReusePort=yes), member 0 of a group, with `program` attached. It is
+  // member 0 because it is alone in its group when baton starts: it listened first, and members
+  // of an earlier baton that closed never moved it (closing member i refills index i only).
+  // Member 1 is bound at once, after the program is attached (so it takes nothing the program
+  // does not send it), as the proof that baton can join: that needs the uid of the socket's
+  // creator, and a manager running as root with baton as another user gets EADDRINUSE here,
+  // not at the first reload. Errors: EINVAL for a socket without SO_REUSEPORT or not listening,
+  // EADDRINUSE, or the attach's. On error `inherited` is left to the caller, to share it as
+  // before steering; on success it is moved from. `bound` is its address (bound_address()).
+  static Result<SteeringGroup> adopt(Fd& inherited, const Address& bound,
+                                     const BindOptions& options,
+                                     const std::vector<sock_filter>& program);
 
   int size() const { return static_cast<int>(members_.size()); }
   // Member socket of `slot` (borrowed; the group keeps it open), or -1 past the end.
@@ -54,6 +58,8 @@ class SteeringGroup {
   const Address& address() const { return address_; }
 
  private:
+  // Attaches `program` to the group of socket `fd` (bound to `address`, for the message).
+  static Status attach(int fd, const Address& address, const std::vector<sock_filter>& program);
   SteeringGroup(Address address, BindOptions options) : address_(address), options_(options) {}
   Address address_;
   BindOptions options_;

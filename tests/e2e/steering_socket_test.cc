@@ -186,9 +186,16 @@ TEST_P(SteeringSocket, AManagersReusePortSocketIsMemberZeroOfTheGroupBatonGrows)
   Fd manager = managers_socket(addr(GetParam()));
   const Address bound = bound_address(manager.get(), addr(GetParam()).transport).value();
   const int manager_fd = manager.get();
-  auto g = SteeringGroup::adopt(std::move(manager), bound, BindOptions{});
+  auto g = SteeringGroup::adopt(manager, bound, BindOptions{}, steering_program(SteeringPlan{}));
   ASSERT_TRUE(g) << g.error().what();
+  EXPECT_FALSE(manager) << "moved into the group";
   EXPECT_EQ(g->member(0), manager_fd);
+  EXPECT_EQ(g->size(), 2) << "member 1 bound at once: the proof that baton can join";
+  // The program came first: what arrives goes to the manager's socket, none to member 1.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(send_one(g->address()), stream() ? 0 : 1);
+    EXPECT_EQ(landed(members_of(*g), stream()), 0);
+  }
   ASSERT_TRUE(g->grow(3));
   for (int slot : {2, 0, 1}) {
     ASSERT_TRUE(g->steer(steering_program(SteeringPlan{slot, std::nullopt, {}})));
@@ -204,7 +211,8 @@ TEST_P(SteeringSocket, TheManagersSocketStaysMemberZeroAcrossBatonRestarts) {
   const Address bound = bound_address(manager.get(), addr(GetParam()).transport).value();
   {
     // The first baton: its copy of the descriptor, three members, new flows to slot 2.
-    auto first = SteeringGroup::adopt(Fd(::dup(manager.get())), bound, BindOptions{});
+    Fd copy(::dup(manager.get()));
+    auto first = SteeringGroup::adopt(copy, bound, BindOptions{}, steering_program(SteeringPlan{}));
     ASSERT_TRUE(first) << first.error().what();
     ASSERT_TRUE(first->grow(3));
     ASSERT_TRUE(first->steer(steering_program(SteeringPlan{2, std::nullopt, {}})));
@@ -213,9 +221,9 @@ TEST_P(SteeringSocket, TheManagersSocketStaysMemberZeroAcrossBatonRestarts) {
   // what comes while no baton runs.
   ASSERT_EQ(send_one(bound), stream() ? 0 : 1);
   EXPECT_EQ(landed({manager.get()}, stream()), 0);
-  auto second = SteeringGroup::adopt(Fd(::dup(manager.get())), bound, BindOptions{});
+  Fd copy(::dup(manager.get()));
+  auto second = SteeringGroup::adopt(copy, bound, BindOptions{}, steering_program(SteeringPlan{}));
   ASSERT_TRUE(second) << second.error().what();
-  ASSERT_TRUE(second->grow(2));
   for (int slot : {1, 0}) {
     ASSERT_TRUE(second->steer(steering_program(SteeringPlan{slot, std::nullopt, {}})));
     ASSERT_EQ(send_one(bound), stream() ? 0 : 1);
@@ -223,29 +231,33 @@ TEST_P(SteeringSocket, TheManagersSocketStaysMemberZeroAcrossBatonRestarts) {
   }
 }
 
-TEST_P(SteeringSocket, AManagersSocketWithoutReusePortIsNotAdopted) {
+TEST_P(SteeringSocket, AManagersSocketWithoutReusePortIsLeftToShare) {
   auto plain = bind_listener(addr(GetParam()), BindOptions{});
   ASSERT_TRUE(plain);
   const Address bound = bound_address(plain->get(), addr(GetParam()).transport).value();
-  auto g = SteeringGroup::adopt(std::move(plain).value(), bound, BindOptions{});
+  auto g = SteeringGroup::adopt(*plain, bound, BindOptions{}, steering_program(SteeringPlan{}));
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().code(), EINVAL);
   EXPECT_THAT(g.error().what(), ::testing::HasSubstr("ReusePort=yes"));
+  ASSERT_TRUE(*plain) << "still the caller's";
+  ASSERT_EQ(send_one(bound), stream() ? 0 : 1);
+  EXPECT_EQ(landed({plain->get()}, stream()), 0);
 }
 
-TEST_P(SteeringSocket, AManagersSocketOfAnotherUserCannotBeJoined) {
+TEST_P(SteeringSocket, AManagersSocketOfAnotherUserIsRefusedAtOnceAndLeftToShare) {
   if (::geteuid() != 0) GTEST_SKIP() << "making a socket of another user needs root";
-  // The socket's owner is the creating thread's fsuid: as a manager running as root with baton
-  // as another user, or here the reverse.
+  // A socket's owner is the creating thread's fsuid: as a manager running as root with baton as
+  // another user, or here the reverse.
   const int previous = ::setfsuid(65534);
   Fd manager = managers_socket(addr(GetParam()));
   ::setfsuid(static_cast<uid_t>(previous));
   const Address bound = bound_address(manager.get(), addr(GetParam()).transport).value();
-  auto g = SteeringGroup::adopt(std::move(manager), bound, BindOptions{});
-  ASSERT_TRUE(g) << g.error().what();
-  auto grown = g->grow(2);
-  ASSERT_FALSE(grown);
-  EXPECT_EQ(grown.error().code(), EADDRINUSE);
+  auto g = SteeringGroup::adopt(manager, bound, BindOptions{}, steering_program(SteeringPlan{}));
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().code(), EADDRINUSE);
+  ASSERT_TRUE(manager) << "still the caller's";
+  ASSERT_EQ(send_one(bound), stream() ? 0 : 1);
+  EXPECT_EQ(landed({manager.get()}, stream()), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Loopback, SteeringSocket,
