@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <gmock/gmock.h>
@@ -308,6 +309,51 @@ TEST_F(Dockerfile, BuildsInOneDebianStageAndRunsFromASlimOne) {
     EXPECT_THAT(copy->args, ::testing::MatchesRegex(
                                 "--from=build /(out/usr/bin/baton|build/bin/baton-example-http) "
                                 "/usr/(bin/baton|local/bin/app)"));
+  }
+}
+
+// The Debian package that holds `path` ("" when none does).
+std::string package_of(const std::string& path) {
+  std::error_code ec;
+  const std::string real = std::filesystem::canonical(path, ec).string();
+  // With merged /usr, dpkg knows a library by the path its package ships, /lib/... or /usr/lib/...
+  std::vector<std::string> candidates = {path, real};
+  if (real.starts_with("/usr/")) candidates.push_back(real.substr(4));
+  for (const std::string& candidate : candidates) {
+    auto r = run({"/usr/bin/dpkg-query", "-S", candidate}, 30s);
+    if (r.exit_code == 0) return r.output.substr(0, r.output.find_first_of(":,"));
+  }
+  return "";
+}
+
+TEST_F(Dockerfile, TheRuntimeStageInstallsEveryLibraryItsBinariesLink) {
+  if (::access("/usr/bin/dpkg-query", X_OK) != 0 || ::access("/usr/bin/ldd", X_OK) != 0) {
+    GTEST_SKIP() << "dpkg-query and ldd are needed to find the libraries' packages";
+  }
+  // What the runtime stage installs (its RUN apt-get install), beyond what debian:*-slim has.
+  std::set<std::string> installed = {"libc6", "libgcc-s1", "libstdc++6"};
+  for (const auto* run : all("RUN")) {
+    auto at = run->args.find("apt-get install");
+    if (at == std::string::npos) continue;
+    std::istringstream words(run->args.substr(at + 15));
+    for (std::string w; words >> w && w != "&&";) {
+      if (!w.starts_with("-")) installed.insert(w);
+    }
+  }
+  for (const std::string& binary : {baton_binary(), example_binary()}) {
+    auto r = run({"/usr/bin/ldd", binary}, 30s);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);) {
+      auto arrow = line.find("=> /");
+      if (arrow == std::string::npos) continue;
+      const std::string lib = line.substr(arrow + 3, line.find(' ', arrow + 3) - arrow - 3);
+      const std::string package = package_of(lib);
+      ASSERT_FALSE(package.empty()) << lib << " belongs to no package";
+      EXPECT_TRUE(installed.count(package) != 0)
+          << binary << " links " << lib << " from " << package
+          << ", which the runtime stage does not install";
+    }
   }
 }
 
