@@ -1,5 +1,9 @@
 #include "cli/config.h"
 
+#include <algorithm>
+
+#include "supervisor/steering_group.h"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -240,10 +244,10 @@ std::string config_error_line(const std::vector<std::string>& problems) {
 
 const std::vector<std::string>& run_setting_keys() {
   static const std::vector<std::string> keys = {
-      "listen",  "ready",        "ready-timeout", "drain-timeout", "drain-signal",
-      "drain",   "max-draining", "backlog",       "ipv6-only",     "unix-mode",
-      "control", "adopt",        "chdir",         "env-file",      "env",
-      "user",    "metrics",      "prefix-output", "command"};
+      "listen",    "ready",        "ready-timeout", "drain-timeout", "drain-signal",
+      "drain",     "max-draining", "hold-old",      "backlog",       "ipv6-only",
+      "unix-mode", "control",      "adopt",         "chdir",         "env-file",
+      "env",       "user",         "metrics",       "prefix-output", "command"};
   return keys;
 }
 
@@ -278,6 +282,8 @@ void read_config_file(const std::string& path, RunSettings& s, std::vector<std::
       r.text(key, v, s.drain_signal);
     else if (key == "drain")
       r.text(key, v, s.drain);
+    else if (key == "hold-old")
+      r.duration(key, v, s.hold_old);
     else if (key == "max-draining")
       r.integer(key, v, s.max_draining);
     else if (key == "backlog")
@@ -325,6 +331,7 @@ void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys) {
   take("drain-timeout", &RunSettings::drain_timeout);
   take("drain-signal", &RunSettings::drain_signal);
   take("drain", &RunSettings::drain);
+  take("hold-old", &RunSettings::hold_old);
   take("max-draining", &RunSettings::max_draining);
   take("backlog", &RunSettings::backlog);
   take("ipv6-only", &RunSettings::ipv6_only);
@@ -421,6 +428,20 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
     problem(fmt::format("max-draining: {} is not in 1..64", s.max_draining));
   }
   c.core.max_draining = s.max_draining;
+  auto hold_old = parse_duration_ms(s.hold_old, /*allow_zero=*/true);
+  if (!hold_old) {
+    problem("hold-old: " + hold_old.error().what());
+  } else if (*hold_old > std::chrono::hours(1)) {
+    problem("hold-old: at most 1h");
+  } else if (hold_old->count() > 0 &&
+             std::none_of(c.listens.begin(), c.listens.end(),
+                          [](const ListenSpec& l) { return steerable(l.address); })) {
+    problem(
+        "hold-old needs a TCP or UDP listener: unix listeners are shared, so new "
+        "connections cannot be kept from the old generation or sent back to it");
+  } else {
+    c.core.hold_old = *hold_old;
+  }
   c.core.readiness = c.readiness.to_string();
 
   if (s.backlog < 1 || s.backlog > (1 << 20)) {

@@ -33,12 +33,13 @@ namespace baton::cli {
 // Everything `run` takes, as the user spelt it (checked by check_run_settings).
 struct RunSettings {
   std::vector<std::string> listen;
-  std::string ready = "notify";
+  std::string ready = "auto";
   std::string ready_timeout = "60s";
   std::string drain_timeout = "30s";
   std::string drain_signal = "TERM";
   std::string drain = "watch";  // watch | signal
   int max_draining = 4;
+  std::string hold_old = "0s";  // --hold-old
   int backlog = 4096;
   bool ipv6_only = false;
   std::string unix_mode = "0666";

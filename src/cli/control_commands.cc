@@ -109,8 +109,8 @@ void print_status(const nlohmann::json& s) {
                 (value + (std::string_view(key) == "metrics" ? "/metrics" : "")).c_str());
   }
   for (const auto& l : s["listeners"]) {
-    std::printf("listener    fd %d  %s=%s\n", l.value("fd", 0), l.value("name", "").c_str(),
-                l.value("address", "").c_str());
+    std::printf("listener    fd %d  %s=%s  %s\n", l.value("fd", 0), l.value("name", "").c_str(),
+                l.value("address", "").c_str(), l.value("steering", "").c_str());
   }
   for (const auto& g : s["generations"]) {
     std::string extra;
@@ -124,6 +124,7 @@ void print_status(const nlohmann::json& s) {
     if (g.contains("status_text")) {
       extra += ", \"" + escape_control_chars(g["status_text"].get<std::string>()) + "\"";
     }
+    if (g.contains("slot")) extra += fmt::format(", slot {}", g["slot"].get<int>());
     std::printf("generation  %-3d pid %-7d %-9s started %s%s\n", g.value("generation", 0),
                 g.value("pid", 0),
                 g.value("quiescing", false) ? "quiescing" : g.value("state", "").c_str(),

@@ -16,9 +16,11 @@ void add_run_flags(CLI::App* cmd, RunSource& source) {
       ->type_name("[NAME=]ADDR")
       ->allow_extra_args(false);  // else CLI11 reads "[::1]:80" as a list and drops the brackets
   cmd->add_option("--ready", f.ready,
-                  "how a new generation proves it is ready: notify (READY=1 on NOTIFY_SOCKET), "
-                  "http:PATH (2xx from that generation), exec:CMD (exits 0), delay:DURATION "
-                  "(alive that long; weakest)")
+                  "how a new generation proves it is ready: auto (READY=1 from an app that "
+                  "speaks sd_notify; else accepting baton's probe connection on its own socket), "
+                  "notify (READY=1 on NOTIFY_SOCKET), accept (accepting baton's probe "
+                  "connection), http:PATH (2xx from that generation), exec:CMD (exits 0), "
+                  "delay:DURATION (alive that long; weakest)")
       ->capture_default_str();
   cmd->add_option("--ready-timeout", f.ready_timeout,
                   "how long a new generation has to prove it is ready (30s, 2m, 500ms, plain "
@@ -40,6 +42,13 @@ void add_run_flags(CLI::App* cmd, RunSource& source) {
                   "new one cannot be watched and is signalled at once. signal: the drain signal "
                   "at once, for apps that drain well themselves. --drain-timeout bounds both")
       ->capture_default_str();
+  cmd->add_option("--hold-old", f.hold_old,
+                  "how long the replaced generation is held after the switch: no new "
+                  "connection, no signal; if the new generation exits meanwhile, new connections "
+                  "go back to the old one at once and the reload fails (reload --wait exits 1). "
+                  "0s: no hold")
+      ->capture_default_str()
+      ->type_name("DURATION");
   cmd->add_option("--max-draining", f.max_draining,
                   "reloads are refused while this many old generations still drain (1-64)")
       ->capture_default_str();

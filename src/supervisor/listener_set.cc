@@ -10,12 +10,23 @@
 namespace baton {
 
 Result<ListenerSet> ListenerSet::bind(const std::vector<ListenSpec>& specs,
-                                      const BindOptions& options, const Logger& log) {
+                                      const BindOptions& options, const Logger& log,
+                                      std::vector<std::optional<Fd>>& inherited) {
   ListenerSet set;
   int index = 0;
   for (const auto& spec : specs) {
     OwnedListener l;
     l.name = spec.name.empty() ? fmt::format("listen{}", index) : spec.name;
+    const size_t i = static_cast<size_t>(index);
+    if (i < inherited.size() && inherited[i]) {
+      auto bound = bound_address(inherited[i]->get(), spec.address.transport);
+      l.address = bound ? *bound : spec.address;
+      l.shared = std::move(*inherited[i]);
+      l.activated = true;
+      set.listeners_.push_back(std::move(l));
+      ++index;
+      continue;
+    }
     l.unix_path = spec.address.unix_path();
     if (steerable(spec.address)) {
       auto group = SteeringGroup::open(spec.address, options);

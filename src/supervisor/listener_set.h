@@ -37,6 +37,8 @@ struct OwnedListener {
   std::optional<SteeringGroup> group;  // steered
   Fd shared;                           // not steered: one socket for every generation
   std::string unix_path;               // removed at exit
+  bool activated = false;  // inherited from baton's service manager (activation.h): shared, and
+                           // its socket file, if any, is the manager's: never unlinked
   bool steered() const { return group.has_value(); }
 };
 
@@ -45,8 +47,10 @@ class ListenerSet {
   using Logger = std::function<void(const std::string&)>;
   // Binds every listener (unnamed ones are named listen0, listen1... by position). A listener
   // whose program cannot be attached falls back to a shared socket, with one line to `log`.
+  // `inherited`, when not empty, has one entry per spec: a socket the service manager passed
+  // (activation.h), taken as that listener's shared socket instead of binding one.
   static Result<ListenerSet> bind(const std::vector<ListenSpec>& specs, const BindOptions& options,
-                                  const Logger& log);
+                                  const Logger& log, std::vector<std::optional<Fd>>& inherited);
   ListenerSet(ListenerSet&&) = default;
   ListenerSet& operator=(ListenerSet&&) = default;
   ~ListenerSet();

@@ -10,8 +10,12 @@ namespace baton {
 
 std::string ReadinessSpec::to_string() const {
   switch (kind) {
+    case Kind::kAuto:
+      return "auto";
     case Kind::kNotify:
       return "notify";
+    case Kind::kAccept:
+      return "accept";
     case Kind::kHttp:
       return "http:" + argument;
     case Kind::kExec:
@@ -24,7 +28,11 @@ std::string ReadinessSpec::to_string() const {
 
 Result<ReadinessSpec> parse_readiness(std::string_view text) {
   ReadinessSpec spec;
-  if (text == "notify") return spec;
+  if (text == "auto") return spec;
+  if (text == "notify" || text == "accept") {
+    spec.kind = text == "notify" ? ReadinessSpec::Kind::kNotify : ReadinessSpec::Kind::kAccept;
+    return spec;
+  }
   if (text.starts_with("http:")) {
     spec.kind = ReadinessSpec::Kind::kHttp;
     spec.argument = std::string(text.substr(5));
@@ -51,8 +59,17 @@ Result<ReadinessSpec> parse_readiness(std::string_view text) {
     spec.delay = *d;
     return spec;
   }
-  return Error(
-      fmt::format("bad --ready '{}': use notify, http:PATH, exec:CMD or delay:DURATION", text));
+  return Error(fmt::format(
+      "bad --ready '{}': use auto, notify, accept, http:PATH, exec:CMD or delay:DURATION", text));
+}
+
+bool accept_proves_ready(const ReadinessSpec& spec, bool spoke_notify) {
+  return spec.kind == ReadinessSpec::Kind::kAccept ||
+         (spec.kind == ReadinessSpec::Kind::kAuto && !spoke_notify);
+}
+
+bool notify_proves_ready(const ReadinessSpec& spec) {
+  return spec.kind == ReadinessSpec::Kind::kAuto || spec.kind == ReadinessSpec::Kind::kNotify;
 }
 
 std::string http_probe_request(const std::string& path) {

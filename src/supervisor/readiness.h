@@ -1,6 +1,13 @@
 // readiness.h: how a new generation proves it is ready, and the HTTP probe.
 //
-//   notify        READY=1 on NOTIFY_SOCKET from a process of that generation (the default)
+//   auto          the default: READY=1 (as notify); or, for an app that speaks no sd_notify,
+//                 accepting baton's probe connection on its own socket (as accept). An app speaks
+//                 sd_notify once it, or an earlier generation under this supervisor, has sent
+//                 READY=1 or STATUS=: from then on only READY=1 counts
+//   notify        READY=1 on NOTIFY_SOCKET from a process of that generation
+//   accept        that generation accepted baton's probe connection on its own socket of the
+//                 first TCP listener (steered there by its source port, see steering.h): it
+//                 has proven it takes connections. Needs a steered TCP listener.
 //   http:PATH     GET PATH answered 2xx by that generation: the request goes to a private
 //                 listener (127.0.0.1, a kernel-chosen port) that only that generation receives,
 //                 passed last in LISTEN_FDS under the name "baton-probe"
@@ -22,12 +29,20 @@
 namespace baton {
 
 struct ReadinessSpec {
-  enum class Kind { kNotify, kHttp, kExec, kDelay };
-  Kind kind = Kind::kNotify;
+  enum class Kind { kAuto, kNotify, kAccept, kHttp, kExec, kDelay };
+  Kind kind = Kind::kAuto;
   std::string argument;  // PATH for http, CMD for exec
   std::chrono::milliseconds delay{0};
   std::string to_string() const;
+  // Whether an accepted probe connection can prove readiness (auto, accept).
+  bool uses_accept_probe() const { return kind == Kind::kAuto || kind == Kind::kAccept; }
 };
+
+// The auto rule: does an accepted probe connection prove this generation ready, given whether
+// this or an earlier generation has sent any notify message?
+bool accept_proves_ready(const ReadinessSpec& spec, bool spoke_notify);
+// And READY=1?
+bool notify_proves_ready(const ReadinessSpec& spec);
 
 Result<ReadinessSpec> parse_readiness(std::string_view text);
 

@@ -38,8 +38,10 @@ Result<int> ReadinessProbe::open_listener() {
 void ReadinessProbe::start(pid_t pid) {
   main_pid_ = pid;
   switch (spec_.kind) {
+    case ReadinessSpec::Kind::kAuto:
     case ReadinessSpec::Kind::kNotify:
-      break;  // the supervisor's notify socket hears READY=1
+    case ReadinessSpec::Kind::kAccept:
+      break;  // the supervisor hears READY=1 and runs the accept probe (accept_probe.h)
     case ReadinessSpec::Kind::kHttp:
       http_attempt();
       break;

@@ -34,7 +34,10 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
                      {"output_dropped_lines", facts.output_dropped_lines}};
   j["listeners"] = nlohmann::json::array();
   for (const auto& l : facts.listeners) {
-    j["listeners"].push_back({{"name", l.name}, {"address", l.address}, {"fd", l.fd}});
+    j["listeners"].push_back({{"name", l.name},
+                              {"address", l.address},
+                              {"fd", l.fd},
+                              {"steering", l.steered ? "steered" : "shared"}});
   }
   const Generation* serving = core.serving();
   j["serving_generation"] = serving != nullptr ? serving->id : 0;
@@ -58,6 +61,7 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
         it != facts.generation_dropped_lines.end()) {
       e["output_dropped_lines"] = it->second;
     }
+    if (auto it = facts.slots.find(g.id); it != facts.slots.end()) e["slot"] = it->second;
     j["generations"].push_back(e);
   }
   auto reload_json = [&](const std::optional<ReloadRecord>& r) -> nlohmann::json {

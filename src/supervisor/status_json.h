@@ -11,7 +11,8 @@
 //     pid               int     the supervisor's pid
 //     uptime_s          number  time since the supervisor started
 //     command           [str]   the app's argv, argv[0] resolved to a path
-//     readiness         string  how readiness is proven: "notify", "http:/path", "exec:CMD",
+//     readiness         string  how readiness is proven: "auto", "notify", "accept", "http:/path",
+//     "exec:CMD",
 //                               "delay:SECONDS"
 //     control           string  the control socket path
 //     config            string  the config file (--config), "" when none
@@ -26,6 +27,10 @@
 //     address           string  as bound (the real port when 0 was asked), e.g. "127.0.0.1:8080",
 //                               "[::1]:80", "unix:/run/app.sock", "udp:127.0.0.1:53"
 //     fd                int     the descriptor the app receives it as (3, 4, ...)
+//     steering          string  "steered": each generation has its own socket and baton picks the
+//                               one that receives each new connection (docs/steering.md);
+//                               "shared": one socket for every generation (unix sockets, or the
+//                               program could not be attached)
 //   serving_generation  int     the id of the generation serving, 0 when none does
 //   generations         [object] the generations not yet forgotten, oldest first (every live one,
 //                               and the last few that exited)
@@ -42,6 +47,8 @@
 //                               deadline, or stop
 //     status_text       string  (when sent) the app's last STATUS= line
 //     output_dropped_lines int  (only when some were) lines of its output dropped
+//     slot              int     (live generations) its slot: its socket of every steered
+//                               listener is member `slot` of that listener's group
 //   last_reload         object or null (no reload yet)
 //     id                int     1, 2, 3... counting reloads that started a generation
 //     result            string  "in-progress", "ok" or "failed"
@@ -77,6 +84,7 @@ struct SupervisorFacts {
     std::string name;
     std::string address;
     int fd = -1;
+    bool steered = false;
   };
   pid_t pid = 0;
   TimePoint started_at{};
@@ -89,6 +97,7 @@ struct SupervisorFacts {
   std::vector<Listener> listeners;
   std::uint64_t output_dropped_lines = 0;
   std::map<int, std::uint64_t> generation_dropped_lines;  // by generation id, when not 0
+  std::map<int, int> slots;  // generation id -> its slot in the steered listeners (live ones)
 };
 
 // The status object. `now` and `wall_now` are the same instant on the monotonic and the wall

@@ -6,6 +6,8 @@
 #include "supervisor/supervisor.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
@@ -26,10 +28,12 @@
 
 #include "common/private_dir.h"
 #include "common/syscall.h"
+#include "supervisor/accept_probe.h"
 #include "supervisor/activation.h"
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
+#include "supervisor/listener_set.h"
 #include "supervisor/log.h"
 #include "supervisor/manager_notify.h"
 #include "supervisor/metrics.h"
@@ -50,13 +54,10 @@ void log_line(LogLevel level, const std::string& line) {
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());
 }
 
-struct BoundListener {
-  std::string name;
-  Address address;
-  Fd fd;
-  std::string unix_path;   // removed at exit
-  bool activated = false;  // inherited from baton's manager (activation.h)
-};
+// How often a pending accept probe is looked at: the kernel has no event for "accepted".
+constexpr std::chrono::milliseconds kAcceptPoll{2};
+// How long a switch waits for the old generation to accept what was queued for it.
+constexpr std::chrono::milliseconds kSwitchSettle{200};
 
 // What the shell keeps for one generation besides the core's record.
 struct GenerationIo {
@@ -64,6 +65,10 @@ struct GenerationIo {
   pid_t pid = -1;
   std::unique_ptr<GenerationOutput> output;
   std::unique_ptr<ReadinessProbe> readiness;
+  // auto and accept readiness: baton's own connection to the generation's first TCP socket
+  std::optional<AcceptProbe> accept_probe;
+  EventLoop::TimerId accept_timer = 0;
+  bool accepted_probe = false;  // it accepted one (proof or not, see accept_proves_ready)
   // --adopt: what libbaton_adopt.so reported from inside the app
   bool adopt_loaded = false;
   bool adopted = false;
@@ -86,6 +91,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   TimePoint now() override { return Clock::now(); }
   Result<int> spawn(int id) override;
   void signal(const Generation& g, int sig) override { ::kill(g.pid, sig); }
+  void switch_to(const Generation& g) override;
   void kill_group(const Generation& g) override {
     // The group id is the main pid (setpgid in the child). The kernel does not reuse a pid while a
     // process group of that id has members, so this cannot hit a stranger's group.
@@ -127,6 +133,11 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void on_signal();
   void reap_children();
   void on_notify();
+  void start_accept_probe(int id);
+  void check_accept_probe(int id);
+  void stop_accept_probe(GenerationIo& io);
+  void generation_gone(int id);
+  unsigned queued_connections(int id);
   bool still_starting(int id) const;
   void forget_if_done(int id);
   GenerationIo* io_for(int id);
@@ -136,8 +147,9 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   EventLoop loop_;
   SupervisorCore core_;
   ControlServer control_;
-  std::vector<BoundListener> listeners_;
+  std::optional<ListenerSet> listeners_;
   LogFormat log_format_ = LogFormat::for_fd(STDERR_FILENO);  // baton's own lines (log.h)
+  bool spoke_notify_ = false;  // some generation sent a notify message (the auto rule)
   Fd lock_fd_;
   std::optional<NotifySocket> notify_;
   OrphanGuard guard_;
@@ -157,9 +169,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
 };
 
 Supervisor::~Supervisor() {
-  for (auto& l : listeners_) {
-    if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
-  }
+  for (auto& [id, io] : io_) stop_accept_probe(*io);
   ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
 }
 
@@ -200,30 +210,10 @@ Status Supervisor::lock_control_path() {
 Status Supervisor::bind_listeners() {
   auto activated = take_activated_listeners(config_.listens);
   if (!activated) return activated.error();
-  int index = 0;
-  for (const auto& spec : config_.listens) {
-    BoundListener l;
-    auto& inherited = (*activated)[static_cast<size_t>(index)];
-    if (inherited) {
-      l.name = spec.name.empty() ? fmt::format("listen{}", index) : spec.name;
-      auto bound = bound_address(inherited->get(), spec.address.transport);
-      l.address = bound ? *bound : spec.address;
-      l.fd = std::move(*inherited);
-      l.activated = true;  // the socket file, if any, is the manager's: never unlinked
-      listeners_.push_back(std::move(l));
-      ++index;
-      continue;
-    }
-    auto fd = bind_listener(spec.address, config_.bind);
-    if (!fd) return fd.error();
-    l.name = spec.name.empty() ? fmt::format("listen{}", index) : spec.name;
-    auto bound = bound_address(fd->get(), spec.address.transport);
-    l.address = bound ? *bound : spec.address;
-    l.fd = std::move(fd).value();
-    l.unix_path = spec.address.unix_path();
-    listeners_.push_back(std::move(l));
-    ++index;
-  }
+  auto set = ListenerSet::bind(
+      config_.listens, config_.bind, [this](const std::string& line) { log(line); }, *activated);
+  if (!set) return set.error();
+  listeners_ = std::move(set).value();
   return {};
 }
 
@@ -288,10 +278,12 @@ Status Supervisor::setup() {
     }
   }
   if (auto s = loop_.add(notify_->fd(), EPOLLIN, [this](uint32_t) { on_notify(); }); !s) return s;
-  for (size_t i = 0; i < listeners_.size(); ++i) {
-    log(fmt::format("listening on {}={} (fd {}{})", listeners_[i].name,
-                    listeners_[i].address.to_string(), 3 + i,
-                    listeners_[i].activated ? ", from the service manager" : ""));
+  const auto& listeners = listeners_->listeners();
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    log(fmt::format("listening on {}={} (fd {}, {}{})", listeners[i].name,
+                    listeners[i].address.to_string(), 3 + i,
+                    listeners[i].steered() ? "steered" : "shared",
+                    listeners[i].activated ? ", from the service manager" : ""));
   }
   log("control socket " + config_.control_path);
   if (config_.metrics) {
@@ -349,21 +341,32 @@ Result<int> Supervisor::spawn(int id) {
       loop_, config_.readiness, id,
       ReadinessProbe::Hooks{[this, id] { core_.on_ready(id); },
                             [this, id] { return still_starting(id); }});
+  // The generation's own member of every steered listener, the shared socket of the others.
+  auto sockets = listeners_->assign(id);
+  if (!sockets) return sockets.error();
+  struct Unassign {  // a generation that does not start gives its slot back
+    ListenerSet* set;
+    int id;
+    ~Unassign() {
+      if (set != nullptr) set->release(id);
+    }
+  } unassign{&*listeners_, id};
   SpawnRequest req;
   req.argv = config_.command;
   req.working_dir = config_.working_dir;
   req.run_as = config_.run_as;
   req.env = config_.env;  // baton's own variables below override the user's
+  req.listener_fds = *sockets;
   std::string names, starter;
-  for (const auto& l : listeners_) {
-    req.listener_fds.push_back(l.fd.get());
+  size_t index = 0;
+  for (const auto& l : listeners_->listeners()) {
+    ++index;
     names += (names.empty() ? "" : ":") + l.name;
     // Server::Starter spells TCP listeners as host:port (port alone for the wildcard), unix ones
     // as their path, each "=fd", separated by ';'.
     const std::string where = l.address.host_port();
     if (l.address.transport != Transport::kUdp) {
-      starter +=
-          fmt::format("{}{}={}", starter.empty() ? "" : ";", where, 2 + req.listener_fds.size());
+      starter += fmt::format("{}{}={}", starter.empty() ? "" : ";", where, 2 + index);
     }
   }
   auto probe_fd = io->readiness->open_listener();
@@ -405,9 +408,11 @@ Result<int> Supervisor::spawn(int id) {
                     "supervisor",
                     id));
   }
+  unassign.set = nullptr;
   GenerationIo* raw = io.get();
   io_[id] = std::move(io);
   raw->readiness->start(raw->pid);
+  if (config_.readiness.uses_accept_probe()) start_accept_probe(id);
   return raw->pid;
 }
 
@@ -467,14 +472,27 @@ Status Supervisor::prepare_reload(CoreOptions& options) {
 
 std::string Supervisor::failure_hint(int id) {
   GenerationIo* io = io_for(id);
-  if (io == nullptr || config_.adopt_library.empty()) return {};
+  if (io == nullptr) return {};
+  if (config_.readiness.kind == ReadinessSpec::Kind::kAuto && config_.adopt_library.empty()) {
+    if (spoke_notify_) {
+      return "the app speaks sd_notify, so it is held to READY=1, which it did not send";
+    }
+    if (!io->accept_probe && !io->accepted_probe) {
+      return "it sent no READY=1 and baton has no TCP listener to probe it on; choose a --ready "
+             "check";
+    }
+    return "it neither sent READY=1 nor accepted baton's probe connection";
+  }
+  if (config_.adopt_library.empty()) return {};
   if (!io->adopt_loaded) {
     return "the adoption library did not load into the app (statically linked, setuid, or a "
            "wrapper dropped LD_PRELOAD)";
   }
   if (!io->adopted) {
     std::string held;
-    for (const auto& l : listeners_) held += (held.empty() ? "" : ", ") + l.address.to_string();
+    for (const auto& l : listeners_->listeners()) {
+      held += (held.empty() ? "" : ", ") + l.address.to_string();
+    }
     return "the app never bound an address baton holds (baton holds " + held + ")";
   }
   return {};
@@ -501,10 +519,7 @@ void Supervisor::reap_children() {
     core_.on_exit(pid, status);  // kills what is left of the group
     if (gen) {
       guard_.forget(pid);
-      if (GenerationIo* io = io_for(*gen)) {
-        io->readiness->stop();
-        forget_if_done(*gen);
-      }
+      generation_gone(*gen);
     }
   }
 }
@@ -565,10 +580,12 @@ void Supervisor::on_notify() {
       }
       continue;
     }
-    if (received->message.status) core_.on_status_text(*gen, *received->message.status);
-    if (received->message.ready && config_.readiness.kind == ReadinessSpec::Kind::kNotify) {
-      core_.on_ready(*gen);
-    }
+    const NotifyMessage& said = received->message;
+    // STOPPING=1 alone does not count: it is said on the way out and tells nothing of how the
+    // app proves it is ready.
+    spoke_notify_ = spoke_notify_ || said.ready || said.status;
+    if (said.status) core_.on_status_text(*gen, *said.status);
+    if (said.ready && notify_proves_ready(config_.readiness)) core_.on_ready(*gen);
     if (received->message.stopping) log(fmt::format("generation {} says it is stopping", *gen));
     const NotifyMessage& m = received->message;
     if (GenerationIo* io = io_for(*gen)) {
@@ -586,6 +603,122 @@ void Supervisor::on_notify() {
   }
 }
 
+void Supervisor::switch_to(const Generation& g) {
+  if (auto s = listeners_->switch_to(g.id); !s) {
+    // The old program stays attached: connections keep going to the slot they went to.
+    log(fmt::format("generation {}: switching new connections to it failed: {}", g.id,
+                    s.error().what()));
+    return;
+  }
+  // The handshake race: a connection steered to the old generation's socket just before the
+  // switch waits in its accept queue. The old generation is still running and accepting; give
+  // it a moment to take what is queued before the core signals it (bounded by kSwitchSettle).
+  for (const auto& old : core_.generations()) {
+    if (old.id == g.id || old.state != GenerationState::kServing) continue;
+    const auto until = Clock::now() + kSwitchSettle;
+    while (Clock::now() < until && queued_connections(old.id) > 0) {
+      ::usleep(static_cast<useconds_t>(kAcceptPoll.count() * 500));
+    }
+  }
+}
+
+// Connections waiting in the accept queues of generation `id`'s own TCP sockets.
+unsigned Supervisor::queued_connections(int id) {
+  unsigned queued = 0;
+  const auto& listeners = listeners_->listeners();
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    if (!listeners[i].steered() || listeners[i].address.transport != Transport::kTcp) continue;
+    tcp_info info{};
+    socklen_t len = sizeof(info);
+    // On a listener, tcpi_unacked is the accept queue's length.
+    if (::getsockopt(listeners_->socket_of(id, i), IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+      queued += info.tcpi_unacked;
+    }
+  }
+  return queued;
+}
+
+// A generation's main process was reaped: its slot is free for a later generation, which then
+// takes what waits in its sockets' accept queues.
+void Supervisor::generation_gone(int id) {
+  listeners_->release(id);
+  if (GenerationIo* io = io_for(id)) {
+    io->readiness->stop();
+    stop_accept_probe(*io);
+    forget_if_done(id);
+  }
+}
+
+// ---- accept readiness: baton's own connection, steered to the generation's socket ----
+
+void Supervisor::start_accept_probe(int id) {
+  // Called from spawn() too, before the core records the generation: the first look at the
+  // probe comes from the loop, once it has.
+  GenerationIo* io = io_for(id);
+  if (io == nullptr) return;
+  const OwnedListener* tcp = nullptr;
+  for (const auto& l : listeners_->listeners()) {
+    if (l.steered() && l.address.transport == Transport::kTcp) {
+      tcp = &l;
+      break;
+    }
+  }
+  if (tcp == nullptr) return;  // nothing to probe on: auto waits for READY=1 alone
+  auto probe = AcceptProbe::open(tcp->address);
+  Status steered = probe ? listeners_->add_probe(probe->source_port(), id) : probe.error();
+  if (steered) steered = probe->connect();
+  if (!steered) {
+    log(fmt::format("generation {}: accept probe: {}", id, steered.error().what()));
+    if (probe) {
+      [[maybe_unused]] auto s = listeners_->remove_probe(probe->source_port());  // best effort
+    }
+    io->accept_timer = loop_.add_timer(Clock::now() + kProbeRetry, [this, id] {
+      if (GenerationIo* io = io_for(id)) io->accept_timer = 0;
+      if (still_starting(id)) start_accept_probe(id);
+    });
+    return;
+  }
+  io->accept_probe = std::move(probe).value();
+  io->accept_timer =
+      loop_.add_timer(Clock::now() + kAcceptPoll, [this, id] { check_accept_probe(id); });
+}
+
+void Supervisor::check_accept_probe(int id) {
+  GenerationIo* io = io_for(id);
+  if (io == nullptr || !io->accept_probe) return;
+  io->accept_timer = 0;
+  if (!still_starting(id)) return stop_accept_probe(*io);
+  auto accepted = io->accept_probe->accepted();
+  if (!accepted) {  // refused or reset: a new connection, a little later
+    stop_accept_probe(*io);
+    io->accept_timer = loop_.add_timer(Clock::now() + kProbeRetry, [this, id] {
+      if (GenerationIo* io = io_for(id)) io->accept_timer = 0;
+      if (still_starting(id)) start_accept_probe(id);
+    });
+    return;
+  }
+  if (!*accepted) {
+    io->accept_timer =
+        loop_.add_timer(Clock::now() + kAcceptPoll, [this, id] { check_accept_probe(id); });
+    return;
+  }
+  io->accepted_probe = true;
+  stop_accept_probe(*io);
+  on_notify();  // a STATUS= sent before the accept counts: it means the app speaks sd_notify
+  if (!accept_proves_ready(config_.readiness, spoke_notify_) || !still_starting(id)) return;
+  log(fmt::format("generation {} accepted baton's probe connection on its own socket", id));
+  core_.on_ready(id);
+}
+
+void Supervisor::stop_accept_probe(GenerationIo& io) {
+  if (io.accept_timer != 0) loop_.cancel_timer(io.accept_timer);
+  io.accept_timer = 0;
+  if (io.accept_probe) {
+    [[maybe_unused]] auto s = listeners_->remove_probe(io.accept_probe->source_port());
+    io.accept_probe.reset();
+  }
+}
+
 nlohmann::json Supervisor::status() {
   SupervisorFacts facts;
   facts.pid = ::getpid();
@@ -596,9 +729,13 @@ nlohmann::json Supervisor::status() {
   facts.config_file = config_.config_file;
   facts.working_dir = config_.working_dir;
   facts.metrics_address = metrics_ ? metrics_->address().to_string() : "";
-  for (size_t i = 0; i < listeners_.size(); ++i) {
-    facts.listeners.push_back(
-        {listeners_[i].name, listeners_[i].address.to_string(), static_cast<int>(3 + i)});
+  const auto& listeners = listeners_->listeners();
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    facts.listeners.push_back({listeners[i].name, listeners[i].address.to_string(),
+                               static_cast<int>(3 + i), listeners[i].steered()});
+  }
+  for (const auto& g : core_.generations()) {
+    if (auto slot = listeners_->slot_of(g.id)) facts.slots[g.id] = *slot;
   }
   facts.output_dropped_lines = out_sink_->dropped_lines_total() + err_sink_->dropped_lines_total();
   for (const auto& g : core_.generations()) {

@@ -135,9 +135,33 @@ TEST(Readiness, ParsesEveryKind) {
   EXPECT_EQ(delay->to_string(), "delay:2.5");
 }
 
+TEST(Readiness, AutoIsTheDefaultAndAcceptIsAKind) {
+  EXPECT_EQ(ReadinessSpec{}.kind, ReadinessSpec::Kind::kAuto);
+  EXPECT_EQ(parse_readiness("auto")->kind, ReadinessSpec::Kind::kAuto);
+  EXPECT_EQ(parse_readiness("accept")->kind, ReadinessSpec::Kind::kAccept);
+  EXPECT_EQ(parse_readiness("accept")->to_string(), "accept");
+  EXPECT_EQ(ReadinessSpec{}.to_string(), "auto");
+}
+
+TEST(Readiness, AutoHoldsAnAppThatSpeaksNotifyToReady) {
+  const ReadinessSpec automatic = parse_readiness("auto").value();
+  EXPECT_TRUE(accept_proves_ready(automatic, /*spoke_notify=*/false));
+  EXPECT_FALSE(accept_proves_ready(automatic, /*spoke_notify=*/true));
+  EXPECT_TRUE(notify_proves_ready(automatic));
+  const ReadinessSpec accept = parse_readiness("accept").value();
+  EXPECT_TRUE(accept_proves_ready(accept, true));
+  EXPECT_FALSE(notify_proves_ready(accept));
+  for (const char* other : {"notify", "http:/", "exec:true", "delay:1"}) {
+    EXPECT_FALSE(accept_proves_ready(parse_readiness(other).value(), false)) << other;
+  }
+  EXPECT_TRUE(notify_proves_ready(parse_readiness("notify").value()));
+  EXPECT_FALSE(notify_proves_ready(parse_readiness("http:/").value()));
+}
+
 TEST(Readiness, RejectsBadSpecs) {
-  for (const char* bad : {"", "ready", "http:", "http:healthz", "http:/a b", "exec:", "delay:",
-                          "delay:-1", "delay:abc", "delay:1e9", "delay:nan", "notify:x"}) {
+  for (const char* bad :
+       {"", "ready", "http:", "http:healthz", "http:/a b", "exec:", "delay:", "delay:-1",
+        "delay:abc", "delay:1e9", "delay:nan", "notify:x", "accept:x", "Auto"}) {
     auto r = parse_readiness(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {

@@ -1,0 +1,224 @@
+// End-to-end tests of steering (issue 9): baton decides which generation receives each new
+// connection. Real supervisor, real apps (tests/apps/badapp.cc misbehaves on purpose), real
+// clients on 127.0.0.1.
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+namespace baton::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string badapp_binary() { return BATON_TEST_BADAPP_BIN; }
+
+// `baton run` under test; the app command is read from a file at each start, so a test deploys a
+// new version by rewriting the file before a reload.
+class Supervised {
+ public:
+  Supervised(const TempDir& dir, std::vector<std::string> run_args, const std::string& app)
+      : dir_(dir), control_(dir.file("control.sock")) {
+    deploy(app);
+    // A short drain deadline: some of these apps ignore SIGTERM and are killed at it.
+    std::vector<std::string> argv = {baton_binary(),    "run", "--control", control_,
+                                     "--drain-timeout", "3"};
+    argv.insert(argv.end(), run_args.begin(), run_args.end());
+    for (const char* a : {"--", "/bin/sh", "-c"}) argv.push_back(a);
+    argv.push_back("exec $(cat " + dir.file("app") + ")");
+    process_.emplace(Process::spawn(argv));
+  }
+  // Generations live in process groups of their own: a stop ends them with the supervisor.
+  ~Supervised() {
+    if (process_ && process_->running()) {
+      ctl({"stop"});
+      if (!process_->wait(30s)) process_->signal(SIGKILL);
+    }
+  }
+  void deploy(const std::string& app) { std::ofstream(dir_.file("app")) << app; }
+  Process& process() { return *process_; }
+  CommandResult ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {baton_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--control");
+    argv.push_back(control_);
+    return run(argv, 120s);
+  }
+  nlohmann::json status() {
+    auto r = ctl({"status", "--json"});
+    if (r.exit_code != 0) return nlohmann::json();
+    return nlohmann::json::parse(r.output, nullptr, false);
+  }
+  // The first listener's address once generation `id` serves ("" on timeout or exit).
+  std::string wait_serving(int id = 1) {
+    std::string address;
+    wait_until(
+        [&] {
+          auto s = status();
+          if (!s.is_object() || s.value("serving_generation", 0) < id) return false;
+          address = s["listeners"][0]["address"];
+          return true;
+        },
+        30s, 20ms);
+    return address;
+  }
+
+ private:
+  const TempDir& dir_;
+  std::string control_;
+  std::optional<Process> process_;
+};
+
+// New connection per request from a few threads, bounded in count; every failure kept.
+class Load {
+ public:
+  Load(std::string address, int threads, int max_requests) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, address, max_requests] {
+        while (!stop_ && requests_ < max_requests) {
+          auto r = http_get(address, "/", 10s);
+          ++requests_;
+          if (!r.ok() || r->status != 200) {
+            std::lock_guard lock(mu_);
+            failures_.push_back(r.ok() ? "status " + std::to_string(r->status) : r.error().what());
+          }
+        }
+      });
+    }
+  }
+  ~Load() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  int requests() const { return requests_; }
+  std::vector<std::string> failures() {
+    std::lock_guard lock(mu_);
+    return failures_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::vector<std::string> failures_;
+  std::vector<std::thread> threads_;
+};
+
+std::string testapp(const std::string& args) { return testapp_binary() + " " + args; }
+std::string badapp(const std::string& args) { return badapp_binary() + " " + args; }
+
+TEST(Steering, NewVersionThatAcceptsThenCrashesIsHandedNothingAndNothingFails) {
+  TempDir dir;
+  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"},
+                   testapp("--no-notify"));
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  Load load(address, 4, 20000);
+  ASSERT_TRUE(wait_until([&] { return load.requests() > 50; }, 30s));
+  baton.deploy(badapp("--accept-then-crash 1500"));
+  auto r = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("generation 1 keeps serving"));
+  const int before = load.requests();
+  ASSERT_TRUE(wait_until([&] { return load.requests() > before + 50; }, 30s));
+  load.stop();
+  EXPECT_THAT(baton.process().output(), HasSubstr("badapp: generation 2 accepted 0 public"));
+  EXPECT_THAT(baton.process().output(), Not(HasSubstr("badapp: generation 2 accepted 1 public")));
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty())
+      << load.failures().size() << " of " << load.requests() << " failed";
+}
+
+TEST(Steering, StartingGenerationIsHandedNoNewConnection) {
+  TempDir dir;
+  // Speaks sd_notify (STATUS= at once) but never says READY=1: it stays starting.
+  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--ready-timeout", "3"},
+                   badapp("--status-at-start --ready-after 0"));
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  baton.deploy(badapp("--status-at-start"));
+  auto reload = std::async(std::launch::async, [&] { return baton.ctl({"reload", "--wait"}); });
+  ASSERT_TRUE(baton.process().wait_for_output("generation 2 accepting", 30s));
+  for (int i = 0; i < 100; ++i) {
+    auto r = http_get(address, "/", 10s);
+    ASSERT_TRUE(r.ok()) << r.error().what();
+    EXPECT_THAT(r->body, HasSubstr("generation 1 ")) << "request " << i;
+  }
+  auto result = reload.get();
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("not ready within"));
+  // One connection reached its socket: baton's own readiness probe, steered by source port.
+  EXPECT_THAT(baton.process().output(), Not(HasSubstr("badapp: generation 2 accepted 2 public")));
+}
+
+TEST(Steering, AppThatSpeaksNoNotifyStartsAndReloadsWithNoReadyFlag) {
+  TempDir dir;
+  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--ready-timeout", "20"},
+                   testapp("--no-notify --init-ms 300"));
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  Load load(address, 2, 20000);
+  for (int i = 0; i < 3; ++i) {
+    auto r = baton.ctl({"reload", "--wait"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  }
+  load.stop();
+  EXPECT_EQ(baton.status()["serving_generation"], 4);
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty());
+  EXPECT_THAT(baton.process().output(), HasSubstr("accepted baton's probe connection"));
+}
+
+TEST(Steering, AppThatSpeaksNotifyIsHeldToReady) {
+  TempDir dir;
+  // Accepts at once, says STATUS= at once, READY=1 only after 500 ms: serving only after that.
+  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--ready-timeout", "3"},
+                   badapp("--status-at-start --ready-after 500"));
+  ASSERT_FALSE(baton.wait_serving().empty()) << baton.process().output();
+  EXPECT_THAT(baton.process().output(), Not(HasSubstr("accepted baton's probe connection")));
+  // A later version that accepts but speaks no sd_notify at all: an earlier generation spoke
+  // it, so this one is held to READY=1 too, and the reload fails.
+  baton.deploy(badapp(""));
+  auto r = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("not ready within"));
+  EXPECT_EQ(baton.status()["serving_generation"], 1);
+}
+
+TEST(Steering, NotifyAppThatNeverSaysReadyFailsToStart) {
+  TempDir dir;
+  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--ready-timeout", "2"},
+                   badapp("--status-at-start"));
+  auto code = baton.process().wait_exit_code(60s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(baton.process().output(), HasSubstr("not ready within"));
+}
+
+TEST(Steering, StatusShowsSteeredAndSharedListenersAndSlots) {
+  TempDir dir;
+  const std::string sock = dir.file("s");
+  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--listen", "unix:" + sock}, testapp(""));
+  ASSERT_FALSE(baton.wait_serving().empty()) << baton.process().output();
+  auto s = baton.status();
+  EXPECT_EQ(s["listeners"][0]["steering"], "steered");
+  EXPECT_EQ(s["listeners"][1]["steering"], "shared");
+  EXPECT_EQ(s["generations"][0]["slot"], 0);
+  auto text = baton.ctl({"status"});
+  EXPECT_THAT(text.output, HasSubstr("steered"));
+  EXPECT_THAT(text.output, HasSubstr("shared"));
+}
+
+}  // namespace
+}  // namespace baton::test
