@@ -24,20 +24,25 @@ bool is_wildcard(const Address& a) {
 
 }  // namespace
 
+Address connect_address(const Address& listener) {
+  if (!is_wildcard(listener)) return listener;
+  Address loop = listener;
+  if (listener.family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&loop.storage)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&loop.storage)->sin6_addr = in6addr_loopback;
+  }
+  return loop;
+}
+
 Result<AcceptProbe> AcceptProbe::open(const Address& listener) {
   if (listener.transport != Transport::kTcp ||
       (listener.family() != AF_INET && listener.family() != AF_INET6)) {
     return Error(EINVAL, "an accept probe needs a TCP listener");
   }
   AcceptProbe p;
-  p.server_ = listener;
+  p.server_ = connect_address(listener);
   const bool v6 = listener.family() == AF_INET6;
-  if (is_wildcard(listener)) {
-    auto loop = parse_address(v6 ? fmt::format("[::1]:{}", listener.port())
-                                 : fmt::format("127.0.0.1:{}", listener.port()));
-    if (!loop) return loop.error();
-    p.server_ = *loop;
-  }
   // From the address it connects to: the kernel then picks the same address as source.
   Address local = p.server_;
   if (v6) {

@@ -16,6 +16,10 @@
 
 namespace baton {
 
+// Where to connect to reach a listener bound at `listener`: itself, or for a wildcard address
+// the loopback address of its family, same port.
+Address connect_address(const Address& listener);
+
 class AcceptProbe {
  public:
   // Binds the client socket for a probe of the TCP listener bound at `listener` (a wildcard

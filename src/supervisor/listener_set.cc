@@ -11,17 +11,18 @@ namespace baton {
 
 Result<ListenerSet> ListenerSet::bind(const std::vector<ListenSpec>& specs,
                                       const BindOptions& options, const Logger& log,
-                                      std::vector<std::optional<Fd>>& inherited) {
+                                      std::vector<std::optional<Fd>>* inherited) {
   ListenerSet set;
   int index = 0;
   for (const auto& spec : specs) {
     OwnedListener l;
     l.name = spec.name.empty() ? fmt::format("listen{}", index) : spec.name;
     const size_t i = static_cast<size_t>(index);
-    if (i < inherited.size() && inherited[i]) {
-      auto bound = bound_address(inherited[i]->get(), spec.address.transport);
+    if (inherited != nullptr && i < inherited->size() && (*inherited)[i]) {
+      Fd& fd = *(*inherited)[i];
+      auto bound = bound_address(fd.get(), spec.address.transport);
       l.address = bound ? *bound : spec.address;
-      l.shared = std::move(*inherited[i]);
+      l.shared = std::move(fd);
       l.activated = true;
       set.listeners_.push_back(std::move(l));
       ++index;
@@ -95,6 +96,14 @@ void ListenerSet::release(int id) {
   slot_by_generation_.erase(it);
   // The target stays on a freed slot: the next generation reuses it and takes what waits there.
   [[maybe_unused]] auto s = apply();  // the probes of the gone generation; a failure keeps the old
+}
+
+std::vector<int> ListenerSet::orphan_slots() const {
+  std::vector<int> out;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (!slots_[i].in_use && target_ != static_cast<int>(i)) out.push_back(static_cast<int>(i));
+  }
+  return out;
 }
 
 std::optional<int> ListenerSet::slot_of(int id) const {

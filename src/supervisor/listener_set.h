@@ -50,7 +50,8 @@ class ListenerSet {
   // `inherited`, when not empty, has one entry per spec: a socket the service manager passed
   // (activation.h), taken as that listener's shared socket instead of binding one.
   static Result<ListenerSet> bind(const std::vector<ListenSpec>& specs, const BindOptions& options,
-                                  const Logger& log, std::vector<std::optional<Fd>>& inherited);
+                                  const Logger& log,
+                                  std::vector<std::optional<Fd>>* inherited = nullptr);
   ListenerSet(ListenerSet&&) = default;
   ListenerSet& operator=(ListenerSet&&) = default;
   ~ListenerSet();
@@ -73,6 +74,9 @@ class ListenerSet {
   Status remove_probe(std::uint16_t source_port);
 
   std::optional<int> target_slot() const { return target_; }
+  // Slots no live generation holds and new connections do not go to: what is queued on their
+  // sockets waits for nobody (relay.h takes it over).
+  std::vector<int> orphan_slots() const;
   bool any_steered() const;
 
  private:

@@ -36,7 +36,9 @@
 //                               and the last few that exited)
 //     generation        int     its id: 1, 2, 3... (BATON_GENERATION)
 //     pid               int     its main process
-//     state             string  "starting", "serving", "draining" or "exited"
+//     state             string  "starting", "serving", "held" (--hold-old: replaced,
+//                               not signalled, serves again if its successor fails), "draining"
+//                               or "exited"
 //     started_at        number  when it was started
 //     ready_after_s     number  (once ready) from start to the proof of readiness
 //     drain_started_at  number  (once draining) when its drain began

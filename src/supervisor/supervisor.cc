@@ -29,6 +29,7 @@
 #include "common/private_dir.h"
 #include "common/syscall.h"
 #include "supervisor/accept_probe.h"
+#include "supervisor/accept_readiness.h"
 #include "supervisor/activation.h"
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
@@ -41,6 +42,7 @@
 #include "supervisor/orphan_guard.h"
 #include "supervisor/output_sink.h"
 #include "supervisor/readiness_probe.h"
+#include "supervisor/relay.h"
 #include "supervisor/spawner.h"
 #include "supervisor/status_json.h"
 
@@ -54,8 +56,6 @@ void log_line(LogLevel level, const std::string& line) {
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, out.data(), out.size());
 }
 
-// How often a pending accept probe is looked at: the kernel has no event for "accepted".
-constexpr std::chrono::milliseconds kAcceptPoll{2};
 // How long a switch waits for the old generation to accept what was queued for it.
 constexpr std::chrono::milliseconds kSwitchSettle{200};
 
@@ -65,10 +65,7 @@ struct GenerationIo {
   pid_t pid = -1;
   std::unique_ptr<GenerationOutput> output;
   std::unique_ptr<ReadinessProbe> readiness;
-  // auto and accept readiness: baton's own connection to the generation's first TCP socket
-  std::optional<AcceptProbe> accept_probe;
-  EventLoop::TimerId accept_timer = 0;
-  bool accepted_probe = false;  // it accepted one (proof or not, see accept_proves_ready)
+  std::unique_ptr<AcceptReadiness> accept;  // auto and accept readiness
   // --adopt: what libbaton_adopt.so reported from inside the app
   bool adopt_loaded = false;
   bool adopted = false;
@@ -133,10 +130,9 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void on_signal();
   void reap_children();
   void on_notify();
-  void start_accept_probe(int id);
-  void check_accept_probe(int id);
-  void stop_accept_probe(GenerationIo& io);
+  void on_probe_accepted(int id);
   void generation_gone(int id);
+  void relay_orphans();
   unsigned queued_connections(int id);
   bool still_starting(int id) const;
   void forget_if_done(int id);
@@ -148,6 +144,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   SupervisorCore core_;
   ControlServer control_;
   std::optional<ListenerSet> listeners_;
+  Relay relay_{loop_};  // declared after listeners_: destroyed first, while the sockets are open
   LogFormat log_format_ = LogFormat::for_fd(STDERR_FILENO);  // baton's own lines (log.h)
   bool spoke_notify_ = false;  // some generation sent a notify message (the auto rule)
   Fd lock_fd_;
@@ -169,7 +166,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
 };
 
 Supervisor::~Supervisor() {
-  for (auto& [id, io] : io_) stop_accept_probe(*io);
+  for (auto& [id, io] : io_) io->accept.reset();  // before the listener set goes
   ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
 }
 
@@ -211,7 +208,7 @@ Status Supervisor::bind_listeners() {
   auto activated = take_activated_listeners(config_.listens);
   if (!activated) return activated.error();
   auto set = ListenerSet::bind(
-      config_.listens, config_.bind, [this](const std::string& line) { log(line); }, *activated);
+      config_.listens, config_.bind, [this](const std::string& line) { log(line); }, &*activated);
   if (!set) return set.error();
   listeners_ = std::move(set).value();
   return {};
@@ -344,6 +341,7 @@ Result<int> Supervisor::spawn(int id) {
   // The generation's own member of every steered listener, the shared socket of the others.
   auto sockets = listeners_->assign(id);
   if (!sockets) return sockets.error();
+  for (int fd : *sockets) relay_.release(fd);  // the slot's own generation takes what waits
   struct Unassign {  // a generation that does not start gives its slot back
     ListenerSet* set;
     int id;
@@ -412,7 +410,14 @@ Result<int> Supervisor::spawn(int id) {
   GenerationIo* raw = io.get();
   io_[id] = std::move(io);
   raw->readiness->start(raw->pid);
-  if (config_.readiness.uses_accept_probe()) start_accept_probe(id);
+  if (config_.readiness.uses_accept_probe()) {
+    raw->accept = std::make_unique<AcceptReadiness>(
+        loop_, *listeners_, id,
+        AcceptReadiness::Hooks{[this, id] { return still_starting(id); },
+                               [this, id] { on_probe_accepted(id); },
+                               [this](const std::string& line) { log(line); }});
+    raw->accept->start();
+  }
   return raw->pid;
 }
 
@@ -477,7 +482,7 @@ std::string Supervisor::failure_hint(int id) {
     if (spoke_notify_) {
       return "the app speaks sd_notify, so it is held to READY=1, which it did not send";
     }
-    if (!io->accept_probe && !io->accepted_probe) {
+    if (!io->accept || !io->accept->probing()) {
       return "it sent no READY=1 and baton has no TCP listener to probe it on; choose a --ready "
              "check";
     }
@@ -610,6 +615,7 @@ void Supervisor::switch_to(const Generation& g) {
                     s.error().what()));
     return;
   }
+  relay_orphans();
   // The handshake race: a connection steered to the old generation's socket just before the
   // switch waits in its accept queue. The old generation is still running and accepting; give
   // it a moment to take what is queued before the core signals it (bounded by kSwitchSettle).
@@ -642,81 +648,32 @@ unsigned Supervisor::queued_connections(int id) {
 // takes what waits in its sockets' accept queues.
 void Supervisor::generation_gone(int id) {
   listeners_->release(id);
+  relay_orphans();
   if (GenerationIo* io = io_for(id)) {
     io->readiness->stop();
-    stop_accept_probe(*io);
+    if (io->accept) io->accept->stop();
     forget_if_done(id);
   }
 }
 
-// ---- accept readiness: baton's own connection, steered to the generation's socket ----
-
-void Supervisor::start_accept_probe(int id) {
-  // Called from spawn() too, before the core records the generation: the first look at the
-  // probe comes from the loop, once it has.
-  GenerationIo* io = io_for(id);
-  if (io == nullptr) return;
-  const OwnedListener* tcp = nullptr;
-  for (const auto& l : listeners_->listeners()) {
-    if (l.steered() && l.address.transport == Transport::kTcp) {
-      tcp = &l;
-      break;
+// Connections queued on a socket no generation will accept are relayed to the serving one.
+void Supervisor::relay_orphans() {
+  const auto& listeners = listeners_->listeners();
+  for (int slot : listeners_->orphan_slots()) {
+    for (const auto& l : listeners) {
+      if (!l.steered() || l.address.transport != Transport::kTcp) continue;
+      relay_.take_over(l.group->member(slot), connect_address(l.address));
     }
   }
-  if (tcp == nullptr) return;  // nothing to probe on: auto waits for READY=1 alone
-  auto probe = AcceptProbe::open(tcp->address);
-  Status steered = probe ? listeners_->add_probe(probe->source_port(), id) : probe.error();
-  if (steered) steered = probe->connect();
-  if (!steered) {
-    log(fmt::format("generation {}: accept probe: {}", id, steered.error().what()));
-    if (probe) {
-      [[maybe_unused]] auto s = listeners_->remove_probe(probe->source_port());  // best effort
-    }
-    io->accept_timer = loop_.add_timer(Clock::now() + kProbeRetry, [this, id] {
-      if (GenerationIo* io = io_for(id)) io->accept_timer = 0;
-      if (still_starting(id)) start_accept_probe(id);
-    });
-    return;
-  }
-  io->accept_probe = std::move(probe).value();
-  io->accept_timer =
-      loop_.add_timer(Clock::now() + kAcceptPoll, [this, id] { check_accept_probe(id); });
 }
 
-void Supervisor::check_accept_probe(int id) {
-  GenerationIo* io = io_for(id);
-  if (io == nullptr || !io->accept_probe) return;
-  io->accept_timer = 0;
-  if (!still_starting(id)) return stop_accept_probe(*io);
-  auto accepted = io->accept_probe->accepted();
-  if (!accepted) {  // refused or reset: a new connection, a little later
-    stop_accept_probe(*io);
-    io->accept_timer = loop_.add_timer(Clock::now() + kProbeRetry, [this, id] {
-      if (GenerationIo* io = io_for(id)) io->accept_timer = 0;
-      if (still_starting(id)) start_accept_probe(id);
-    });
-    return;
-  }
-  if (!*accepted) {
-    io->accept_timer =
-        loop_.add_timer(Clock::now() + kAcceptPoll, [this, id] { check_accept_probe(id); });
-    return;
-  }
-  io->accepted_probe = true;
-  stop_accept_probe(*io);
+// The generation accepted baton's probe connection on its own socket: ready under the auto rule
+// unless it speaks sd_notify.
+void Supervisor::on_probe_accepted(int id) {
   on_notify();  // a STATUS= sent before the accept counts: it means the app speaks sd_notify
   if (!accept_proves_ready(config_.readiness, spoke_notify_) || !still_starting(id)) return;
   log(fmt::format("generation {} accepted baton's probe connection on its own socket", id));
   core_.on_ready(id);
-}
-
-void Supervisor::stop_accept_probe(GenerationIo& io) {
-  if (io.accept_timer != 0) loop_.cancel_timer(io.accept_timer);
-  io.accept_timer = 0;
-  if (io.accept_probe) {
-    [[maybe_unused]] auto s = listeners_->remove_probe(io.accept_probe->source_port());
-    io.accept_probe.reset();
-  }
 }
 
 nlohmann::json Supervisor::status() {

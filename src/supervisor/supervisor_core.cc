@@ -34,6 +34,8 @@ const char* to_string(GenerationState state) {
       return "starting";
     case GenerationState::kServing:
       return "serving";
+    case GenerationState::kHeld:
+      return "held";
     case GenerationState::kDraining:
       return "draining";
     case GenerationState::kExited:
@@ -80,7 +82,7 @@ const Generation* SupervisorCore::starting() const {
 
 int SupervisorCore::draining_count() const {
   return static_cast<int>(std::count_if(generations_.begin(), generations_.end(), [](auto& g) {
-    return g.state == GenerationState::kDraining;
+    return g.state == GenerationState::kDraining || g.state == GenerationState::kHeld;
   }));
 }
 
@@ -169,8 +171,16 @@ void SupervisorCore::on_ready(int id) {
                       seconds_since(g->started_at)));
   os_.switch_to(*g);
   if (old != nullptr) {
+    // A generation still held from an earlier reload is not the one to fall back to any more.
+    for (auto& other : generations_) {
+      if (other.state == GenerationState::kHeld) drain(other, /*after_switch=*/true);
+    }
     attempt.replaced = old->id;
-    drain(*old, /*after_switch=*/true);
+    if (options_.hold_old > Duration{0}) {
+      hold(*old);
+    } else {
+      drain(*old, /*after_switch=*/true);
+    }
     completing_.push_back(std::move(attempt));
   } else {
     finish_attempt(std::move(attempt), fmt::format("generation {} serving", g->id));
@@ -286,6 +296,33 @@ void SupervisorCore::drain(Generation& g, bool after_switch) {
                   g.id, g.pid, seconds(options_.drain_timeout)));
 }
 
+void SupervisorCore::hold(Generation& g) {
+  g.state = GenerationState::kHeld;
+  g.deadline = os_.now() + options_.hold_old;
+  os_.log(
+      fmt::format("generation {} (pid {}) held for {:g}s: no new connection and no signal; it "
+                  "serves again if its successor fails meanwhile",
+                  g.id, g.pid, seconds(options_.hold_old)));
+}
+
+// The generation that replaced `held` exited during the hold: `held` serves again at once.
+void SupervisorCore::roll_back(Generation& held, int failed_id, const std::string& how) {
+  held.state = GenerationState::kServing;
+  os_.switch_to(held);
+  const std::string message =
+      fmt::format("generation {} {} during the hold; rolled back: generation {} serves again",
+                  failed_id, how, held.id);
+  os_.log(message);
+  auto it = std::find_if(completing_.begin(), completing_.end(),
+                         [&](const Attempt& a) { return a.generation == failed_id; });
+  if (it == completing_.end()) return;
+  Attempt a = std::move(*it);
+  completing_.erase(it);
+  std::string tail = os_.output_tail(failed_id);
+  if (a.purpose == Purpose::kReload) end_reload(a.reload_id, false, message);
+  for (auto w : a.waiters) os_.reply(w, ReloadOutcome{false, message, tail, held.id});
+}
+
 void SupervisorCore::send_drain_signal(Generation& g, const std::string& why) {
   const char* name = sigabbrev_np(options_.drain_signal);
   const auto left = std::chrono::duration_cast<Duration>(g.deadline - os_.now());
@@ -352,6 +389,13 @@ void SupervisorCore::on_exit(int pid, int wait_status) {
         os_.log(fmt::format("generation {} (pid {}) {}", id, pid, how));
         break;
       }
+      if (auto held = std::find_if(
+              generations_.begin(), generations_.end(),
+              [](const Generation& x) { return x.state == GenerationState::kHeld && !x.killed; });
+          held != generations_.end()) {
+        roll_back(*held, id, how);
+        break;
+      }
       ++counters_.crashes;
       os_.log(LogLevel::kError,
               fmt::format("generation {} (pid {}) {} while serving; the listeners stay open", id,
@@ -361,9 +405,14 @@ void SupervisorCore::on_exit(int pid, int wait_status) {
       }
       if (!attempt_) schedule_restart();
       break;
+    case GenerationState::kHeld:
     case GenerationState::kDraining: {
-      os_.log(fmt::format("generation {} (pid {}) {} after draining {}", id, pid, how,
-                          seconds_since(*g->drain_started_at)));
+      if (was == GenerationState::kHeld) {
+        os_.log(fmt::format("generation {} (pid {}) {} while held", id, pid, how));
+      } else {
+        os_.log(fmt::format("generation {} (pid {}) {} after draining {}", id, pid, how,
+                            seconds_since(*g->drain_started_at)));
+      }
       auto it = std::find_if(completing_.begin(), completing_.end(),
                              [&](const Attempt& a) { return a.replaced == id; });
       if (it != completing_.end()) {
@@ -410,7 +459,9 @@ void SupervisorCore::on_stop() {
   pending_waiters_.clear();
   if (attempt_) fail_attempt("the supervisor is stopping");
   for (auto& g : generations_) {
-    if (g.state == GenerationState::kServing) drain(g, /*after_switch=*/false);
+    if (g.state == GenerationState::kServing || g.state == GenerationState::kHeld) {
+      drain(g, /*after_switch=*/false);
+    }
     // Nothing will take over its traffic, so there is nothing to wait for.
     if (g.quiescing && !g.killed) send_drain_signal(g, "the supervisor is stopping");
   }
@@ -429,6 +480,10 @@ void SupervisorCore::on_tick() {
     }
   }
   for (auto& g : generations_) {
+    if (g.state == GenerationState::kHeld && now >= g.deadline) {
+      os_.log(fmt::format("generation {} (pid {}): the hold is over", g.id, g.pid));
+      drain(g, /*after_switch=*/true);
+    }
     if (g.state == GenerationState::kDraining && !g.killed && now >= g.deadline) {
       g.killed = true;
       ++counters_.drain_kills;
@@ -470,7 +525,9 @@ std::optional<TimePoint> SupervisorCore::next_deadline() const {
     }
   }
   for (const auto& g : generations_) {
-    if (g.state == GenerationState::kDraining && !g.killed) consider(g.deadline);
+    if ((g.state == GenerationState::kDraining || g.state == GenerationState::kHeld) && !g.killed) {
+      consider(g.deadline);
+    }
   }
   if (restart_at_ && !stopping_) consider(*restart_at_);
   if (quiet_check_at_) consider(*quiet_check_at_);

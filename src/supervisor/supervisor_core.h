@@ -8,6 +8,9 @@
 //   only once it is seen quiet from outside (accept queues empty, no connection held), or at once
 //   when it cannot be watched; the drain deadline, counted from the switch, ends it either way.
 //   It is looked at only while it quiesces, every drain_poll.
+//   With --hold-old, the replaced generation is first held: it gets no new connection and no
+//   signal for hold_old; if its replacement exits meanwhile it serves again at once (new
+//   connections switched back) and the reload fails; else it then drains as above.
 //
 // The core is driven by events (reload asked, generation ready, process exited, stop asked, time
 // passed) and acts through the SupervisorOs interface (spawn, signal, reply, log). The I/O shell
@@ -31,7 +34,7 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 using Duration = std::chrono::milliseconds;
 
-enum class GenerationState { kStarting, kServing, kDraining, kExited };
+enum class GenerationState { kStarting, kServing, kHeld, kDraining, kExited };
 const char* to_string(GenerationState state);
 
 struct Generation {
@@ -46,7 +49,8 @@ struct Generation {
   bool killed = false;             // SIGKILLed by baton (failed start, drain deadline, stop)
   bool quiescing = false;          // draining, watched until quiet; not signalled yet
   std::string status_text;         // last STATUS= from the app
-  TimePoint deadline{};            // ready deadline while starting, drain deadline while draining
+  TimePoint deadline{};  // ready deadline while starting, end of the hold while held, drain
+                         // deadline while draining
 };
 
 // What a reload came to; sent to every client waiting on it.
@@ -116,6 +120,7 @@ struct CoreOptions {
   int max_draining = 4;   // reloads are refused while this many generations still drain
   DrainMode drain_mode = DrainMode::kWatch;
   Duration drain_poll{25};  // how often a quiescing generation is looked at
+  Duration hold_old{0};     // --hold-old: how long a replaced generation is held (0: not held)
   Duration restart_backoff_min{100};
   Duration restart_backoff_max{30'000};
   std::string readiness;  // how readiness is proven, for log lines ("notify", "http:/healthz")
@@ -192,6 +197,8 @@ class SupervisorCore {
   void drain(Generation& g, bool after_switch);
   void send_drain_signal(Generation& g, const std::string& why);
   void check_quiescing();
+  void hold(Generation& g);
+  void roll_back(Generation& held, int failed_id, const std::string& how);
   void schedule_restart();
   void on_reload_pending();
   void maybe_finish();

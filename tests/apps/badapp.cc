@@ -5,6 +5,8 @@
 //   --die-on-sigterm        serve, with SIGTERM left at its default action (killed mid-request)
 //   --status-at-start       send STATUS=starting at once: an app that speaks sd_notify
 //   --ready-after MS        send READY=1 MS after start (default: never); it accepts from the start
+//   --stop-accepting-after MS  stop accepting (the sockets stay open) MS after start
+//   --exit-after MS         exit 0 MS after start (with the above: a version that goes bad later)
 //
 // Routes (when serving): any path -> 200 "generation G pid P"; /slow?ms=N answers after N ms.
 // The listener named "baton-probe" (the http readiness probe) is served but not counted. Every
@@ -59,7 +61,7 @@ void serve(int conn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int crash_ms = -1, ready_ms = -1;
+  int crash_ms = -1, ready_ms = -1, stop_accepting_ms = -1, exit_ms = -1;
   bool die_on_term = false, status_at_start = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -71,6 +73,10 @@ int main(int argc, char** argv) {
       status_at_start = true;
     else if (a == "--ready-after" && i + 1 < argc)
       ready_ms = std::atoi(argv[++i]);
+    else if (a == "--stop-accepting-after" && i + 1 < argc)
+      stop_accepting_ms = std::atoi(argv[++i]);
+    else if (a == "--exit-after" && i + 1 < argc)
+      exit_ms = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "badapp: unknown argument %s\n", a.c_str());
       return 2;
@@ -105,6 +111,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "badapp: crashing\n");
       report();
       return 1;
+    }
+    if (exit_ms >= 0 && elapsed_ms() >= exit_ms) {
+      std::fprintf(stderr, "badapp: generation %s exiting\n", g_generation.c_str());
+      report();
+      return 0;
+    }
+    if (stop_accepting_ms >= 0 && elapsed_ms() >= stop_accepting_ms) {
+      if (!fds.empty())
+        std::fprintf(stderr, "badapp: generation %s stops accepting\n", g_generation.c_str());
+      fds.clear();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
     }
     if (ready_ms >= 0 && !ready_sent && elapsed_ms() >= ready_ms) {
       notify("READY=1\nSTATUS=serving");

@@ -23,10 +23,9 @@ std::vector<ListenSpec> specs(std::initializer_list<const char*> texts) {
 }
 
 ListenerSet bind_set(std::initializer_list<const char*> texts) {
-  std::vector<std::optional<Fd>> none;
-  auto set = ListenerSet::bind(
-      specs(texts), BindOptions{},
-      [](const std::string& line) { ADD_FAILURE() << "unexpected log: " << line; }, none);
+  auto set = ListenerSet::bind(specs(texts), BindOptions{}, [](const std::string& line) {
+    ADD_FAILURE() << "unexpected log: " << line;
+  });
   EXPECT_TRUE(set) << (set ? "" : set.error().what());
   return std::move(set).value();
 }

@@ -206,6 +206,44 @@ TEST(Steering, NotifyAppThatNeverSaysReadyFailsToStart) {
   EXPECT_THAT(baton.process().output(), HasSubstr("not ready within"));
 }
 
+TEST(Steering, HoldOldRollsBackAtOnceWhenTheNewVersionStopsAcceptingAndExits) {
+  TempDir dir;
+  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--hold-old", "20"}, testapp(""));
+  std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  Load load(address, 4, 20000);
+  ASSERT_TRUE(wait_until([&] { return load.requests() > 50; }, 30s));
+  // Ready at once, stops accepting after 1 s, exits after 2 s: well within the hold.
+  baton.deploy(badapp("--ready-after 0 --stop-accepting-after 1000 --exit-after 2000"));
+  auto r = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("rolled back: generation 1 serves again"));
+  const int before = load.requests();
+  ASSERT_TRUE(wait_until([&] { return load.requests() > before + 100; }, 30s));
+  load.stop();
+  auto s = baton.status();
+  EXPECT_EQ(s["serving_generation"], 1);
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty())
+      << load.failures().size() << " of " << load.requests() << " failed";
+}
+
+TEST(Steering, HoldOldOutOfRangeOrWithOnlyUnixListenersIsBadInput) {
+  TempDir dir;
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--listen", "127.0.0.1:0", "--hold-old", "-1"},
+           {"--listen", "127.0.0.1:0", "--hold-old", "2h"},
+           {"--listen", "unix:" + dir.file("s"), "--hold-old", "5"}}) {
+    std::vector<std::string> argv = {baton_binary(), "run", "--control", dir.file("c.sock")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--");
+    argv.push_back(testapp_binary());
+    auto r = run(argv, 30s);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("hold-old"));
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+}
+
 TEST(Steering, StatusShowsSteeredAndSharedListenersAndSlots) {
   TempDir dir;
   const std::string sock = dir.file("s");

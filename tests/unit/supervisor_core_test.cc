@@ -128,6 +128,70 @@ TEST_F(SupervisorCoreTest, SwitchToNewGenerationComesBeforeTheOldIsSignalled) {
   EXPECT_EQ(os.order, (std::vector<std::string>{"switch 1", "switch 2", "signal 1"}));
 }
 
+// --hold-old: a core whose replaced generations are held for 2 s.
+class HoldOldTest : public SupervisorCoreTest {
+ protected:
+  HoldOldTest()
+      : held(os, [] {
+          CoreOptions o = options();
+          o.hold_old = 2s;
+          return o;
+        }()) {}
+  void reload_to_2() {
+    held.start();
+    held.on_ready(1);
+    held.on_reload(7);
+    held.on_ready(2);
+  }
+  SupervisorCore held;
+};
+
+TEST_F(HoldOldTest, ReplacedGenerationIsHeldUnsignalledThenDrained) {
+  reload_to_2();
+  EXPECT_EQ(held.find(1)->state, GenerationState::kHeld);
+  EXPECT_EQ(held.find(2)->state, GenerationState::kServing);
+  EXPECT_EQ(os.switches, (std::vector<int>{1, 2}));
+  EXPECT_TRUE(os.signals.empty()) << "a held generation is not signalled";
+  EXPECT_EQ(os.replies.count(7), 0u) << "the reload is not over while the old one is held";
+  os.clock += 1999ms;
+  held.on_tick();
+  EXPECT_TRUE(os.signals.empty());
+  os.clock += 1ms;
+  held.on_tick();
+  EXPECT_EQ(held.find(1)->state, GenerationState::kDraining);
+  ASSERT_EQ(os.signals.size(), 1u);
+  EXPECT_EQ(os.signals[0], (std::pair<int, int>{1, SIGTERM}));
+  held.on_exit(pid(1), exited_with(0));
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_TRUE(os.replies[7].ok);
+}
+
+TEST_F(HoldOldTest, SuccessorExitingDuringTheHoldRollsBackAtOnce) {
+  reload_to_2();
+  os.clock += 500ms;
+  held.on_exit(pid(2), exited_with(1));
+  EXPECT_EQ(held.find(1)->state, GenerationState::kServing);
+  EXPECT_EQ(held.serving()->id, 1);
+  EXPECT_EQ(os.switches, (std::vector<int>{1, 2, 1}));
+  EXPECT_TRUE(os.signals.empty()) << "the generation rolled back to must not be touched";
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_FALSE(os.replies[7].ok);
+  EXPECT_NE(os.replies[7].message.find("rolled back"), std::string::npos) << os.replies[7].message;
+  EXPECT_EQ(os.replies[7].generation, 1);
+  EXPECT_EQ(held.counters().reloads_failed, 1u);
+  EXPECT_EQ(held.counters().crashes, 0u);
+  EXPECT_FALSE(held.next_deadline().has_value()) << "no restart: generation 1 serves";
+}
+
+TEST_F(HoldOldTest, ANewReloadEndsAnEarlierHold) {
+  reload_to_2();
+  held.on_reload(8);
+  held.on_ready(3);
+  EXPECT_EQ(held.find(1)->state, GenerationState::kDraining);
+  EXPECT_EQ(held.find(2)->state, GenerationState::kHeld);
+  EXPECT_EQ(held.serving()->id, 3);
+}
+
 TEST_F(SupervisorCoreTest, FailedReloadNeverSwitches) {
   serve_first();
   core.on_reload(7);
