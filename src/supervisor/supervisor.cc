@@ -32,6 +32,7 @@
 #include "supervisor/accept_readiness.h"
 #include "supervisor/activation.h"
 #include "supervisor/control_server.h"
+#include "supervisor/drain_watches.h"
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
 #include "supervisor/listener_set.h"
@@ -57,7 +58,6 @@ void log_line(LogLevel level, const std::string& line) {
 }
 
 // How long a switch waits for the old generation to accept what was queued for it.
-constexpr std::chrono::milliseconds kSwitchSettle{200};
 
 // What the shell keeps for one generation besides the core's record.
 struct GenerationIo {
@@ -89,6 +89,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   Result<int> spawn(int id) override;
   void signal(const Generation& g, int sig) override { ::kill(g.pid, sig); }
   void switch_to(const Generation& g) override;
+  QuietCheck check_quiet(const Generation& g) override { return drains_.check(*listeners_, g); }
   void kill_group(const Generation& g) override {
     // The group id is the main pid (setpgid in the child). The kernel does not reuse a pid while a
     // process group of that id has members, so this cannot hit a stranger's group.
@@ -133,7 +134,6 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void on_probe_accepted(int id);
   void generation_gone(int id);
   void relay_orphans();
-  unsigned queued_connections(int id);
   bool still_starting(int id) const;
   void forget_if_done(int id);
   GenerationIo* io_for(int id);
@@ -144,6 +144,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   SupervisorCore core_;
   ControlServer control_;
   std::optional<ListenerSet> listeners_;
+  DrainWatches drains_{[this](const std::string& line) { log(line); }};
   Relay relay_{loop_};  // declared after listeners_: destroyed first, while the sockets are open
   LogFormat log_format_ = LogFormat::for_fd(STDERR_FILENO);  // baton's own lines (log.h)
   bool spoke_notify_ = false;  // some generation sent a notify message (the auto rule)
@@ -615,33 +616,10 @@ void Supervisor::switch_to(const Generation& g) {
                     s.error().what()));
     return;
   }
-  relay_orphans();
   // The handshake race: a connection steered to the old generation's socket just before the
-  // switch waits in its accept queue. The old generation is still running and accepting; give
-  // it a moment to take what is queued before the core signals it (bounded by kSwitchSettle).
-  for (const auto& old : core_.generations()) {
-    if (old.id == g.id || old.state != GenerationState::kServing) continue;
-    const auto until = Clock::now() + kSwitchSettle;
-    while (Clock::now() < until && queued_connections(old.id) > 0) {
-      ::usleep(static_cast<useconds_t>(kAcceptPoll.count() * 500));
-    }
-  }
-}
-
-// Connections waiting in the accept queues of generation `id`'s own TCP sockets.
-unsigned Supervisor::queued_connections(int id) {
-  unsigned queued = 0;
-  const auto& listeners = listeners_->listeners();
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    if (!listeners[i].steered() || listeners[i].address.transport != Transport::kTcp) continue;
-    tcp_info info{};
-    socklen_t len = sizeof(info);
-    // On a listener, tcpi_unacked is the accept queue's length.
-    if (::getsockopt(listeners_->socket_of(id, i), IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
-      queued += info.tcpi_unacked;
-    }
-  }
-  return queued;
+  // switch waits in its accept queue. The drain watch (--drain=watch) signals the old generation
+  // only once that queue is empty; a socket whose generation is gone is relayed (relay_orphans).
+  relay_orphans();
 }
 
 // A generation's main process was reaped: its slot is free for a later generation, which then
