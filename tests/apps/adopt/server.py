@@ -36,11 +36,20 @@ def main():
     host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
     if ":" in host:
         Server.address_family = socket.AF_INET6
+    # SIGTERM is taken by sigwait() on the main thread, not by a Python signal handler. A handler
+    # runs between any two bytecodes of the main thread, also inside threading's own locked
+    # sections (serve_forever reaps finished request threads on its thread, under a lock that
+    # starting a thread takes too), so a handler that starts the shutdown thread can deadlock.
+    # Blocked before any thread starts, so every thread inherits the mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     server = Server((host, port), Handler)
-    # shutdown() waits for serve_forever() to return, so it must not run on serve_forever's thread.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)
-    server.serve_forever()
+    # shutdown() waits for serve_forever() to return, so they run on different threads.
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    signal.sigwait({signal.SIGTERM})
+    server.shutdown()
+    serving.join()
     server.server_close()
 
 
