@@ -1,0 +1,110 @@
+// preload_interpose.cc: the functions libbaton_adopt.so puts in front of the C library's (what each
+// does is described in preload.cc). Each one passes the call through unless it concerns a
+// listener baton holds; errno is the C library's own on every path the app can see.
+#include "adopt/preload_interpose.h"
+
+#include <errno.h>
+#include <fcntl.h>
+
+#include <atomic>
+
+#include "adopt/preload_adopt.h"
+#include "adopt/preload_readiness.h"
+#include "adopt/preload_state.h"
+
+namespace baton::adopt {
+
+RealFunctions g_real;
+
+void resolve_real_functions() {
+  REAL(bind), REAL(listen), REAL(shutdown), REAL(accept), REAL(accept4), REAL(poll), REAL(ppoll),
+      REAL(epoll_ctl), REAL(unlink), REAL(unlinkat);
+}
+
+}  // namespace baton::adopt
+
+using namespace baton::adopt;
+
+BATON_EXPORT int bind(int fd, const sockaddr* addr, socklen_t len) {
+  if (g_active) {
+    int saved = errno;
+    int r = try_adopt(fd, addr, len);
+    if (r == 1) {
+      errno = saved;
+      return 0;
+    }
+    if (r < 0) return -1;
+    errno = saved;
+  }
+  return REAL(bind)(fd, addr, len);
+}
+
+BATON_EXPORT int listen(int fd, int backlog) {
+  if (is_adopted_stream(fd)) return 0;  // listens already, with baton's backlog
+  return REAL(listen)(fd, backlog);
+}
+
+BATON_EXPORT int shutdown(int fd, int how) {
+  if (is_adopted(fd)) {
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true)) {
+      log_line(
+          "shutdown() of adopted listener fd %d ignored: it would stop it for every "
+          "generation (close() is fine)",
+          fd);
+    }
+    return 0;
+  }
+  return REAL(shutdown)(fd, how);
+}
+
+BATON_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
+  int result;
+  if (routed_accept(fd, addr, len, 0, &result)) return result;
+  return REAL(accept)(fd, addr, len);
+}
+
+BATON_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  int result;
+  if (routed_accept(fd, addr, len, flags, &result)) return result;
+  return REAL(accept4)(fd, addr, len, flags);
+}
+
+BATON_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout) {
+  int r = routed_poll(fds, nfds, [&](pollfd* f, nfds_t n) { return REAL(poll)(f, n, timeout); });
+  if (r != -2) return r;
+  return REAL(poll)(fds, nfds, timeout);
+}
+
+BATON_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask) {
+  int r =
+      routed_poll(fds, nfds, [&](pollfd* f, nfds_t n) { return REAL(ppoll)(f, n, timeout, mask); });
+  if (r != -2) return r;
+  return REAL(ppoll)(fds, nfds, timeout, mask);
+}
+
+BATON_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
+  int rc = REAL(epoll_ctl)(epfd, op, fd, event);
+  if (rc == 0 && routing_for(fd)) {
+    // Mirror onto the private listener with the app's own event data, so its event reads as the
+    // adopted socket's.
+    int saved = errno;
+    int pfd = g_private_fd.load();
+    if (pfd >= 0) {
+      epoll_event copy{};
+      if (event != nullptr) copy = *event;
+      REAL(epoll_ctl)(epfd, op, pfd, op == EPOLL_CTL_DEL ? nullptr : &copy);
+    }
+    errno = saved;
+  }
+  return rc;
+}
+BATON_EXPORT int unlink(const char* path) {
+  if (is_held_unix_path(path)) return 0;  // baton's socket file: the next generation needs it
+  return REAL(unlink)(path);
+}
+
+BATON_EXPORT int unlinkat(int dirfd, const char* path, int flags) {
+  if (dirfd == AT_FDCWD && (flags & AT_REMOVEDIR) == 0 && is_held_unix_path(path)) return 0;
+  return REAL(unlinkat)(dirfd, path, flags);
+}
