@@ -22,8 +22,23 @@ Result<ListenerSet> ListenerSet::bind(const std::vector<ListenSpec>& specs,
       Fd& fd = *(*inherited)[i];
       auto bound = bound_address(fd.get(), spec.address.transport);
       l.address = bound ? *bound : spec.address;
-      l.shared = std::move(fd);
       l.activated = true;
+      if (steerable(l.address)) {
+        // With ReusePort=yes the manager's socket can be member 0 of a steering group; else it
+        // stays one socket shared by every generation (adopt leaves it to us on any error).
+        auto group = SteeringGroup::adopt(fd, l.address, options, steering_program(SteeringPlan{}));
+        if (group) {
+          l.group = std::move(group).value();
+          set.listeners_.push_back(std::move(l));
+          ++index;
+          continue;
+        }
+        log(
+            fmt::format("{}: the service manager's socket cannot be steered ({}); it is shared by "
+                        "every generation",
+                        l.name, group.error().what()));
+      }
+      l.shared = std::move(fd);
       set.listeners_.push_back(std::move(l));
       ++index;
       continue;

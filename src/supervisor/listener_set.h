@@ -37,7 +37,8 @@ struct OwnedListener {
   std::optional<SteeringGroup> group;  // steered
   Fd shared;                           // not steered: one socket for every generation
   std::string unix_path;               // removed at exit
-  bool activated = false;  // inherited from baton's service manager (activation.h): shared, and
+  bool activated = false;  // inherited from baton's service manager (activation.h): member 0 of
+                           // the group when it has SO_REUSEPORT (steering_group.h), else shared;
                            // its socket file, if any, is the manager's: never unlinked
   bool steered() const { return group.has_value(); }
 };
@@ -48,7 +49,10 @@ class ListenerSet {
   // Binds every listener (unnamed ones are named listen0, listen1... by position). A listener
   // whose program cannot be attached falls back to a shared socket, with one line to `log`.
   // `inherited`, when not empty, has one entry per spec: a socket the service manager passed
-  // (activation.h), taken as that listener's shared socket instead of binding one.
+  // (activation.h), bound instead of one of baton's. A TCP or UDP one made with SO_REUSEPORT
+  // (ReusePort=yes) becomes member 0 of the listener's group (SteeringGroup::adopt); any other,
+  // or one baton cannot join (another user's), is the listener's shared socket, with one line to
+  // `log` for a steerable address.
   static Result<ListenerSet> bind(const std::vector<ListenSpec>& specs, const BindOptions& options,
                                   const Logger& log,
                                   std::vector<std::optional<Fd>>* inherited = nullptr);

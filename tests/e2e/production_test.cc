@@ -302,7 +302,7 @@ TEST_F(SocketActivation, BatonServesOnTheSocketItWasGivenAndBindsNothing) {
   auto r = http_get("unix:" + socket, "/", 30s);  // the first connection starts baton
   ASSERT_TRUE(r.ok()) << r.error().what() << baton.output();
   EXPECT_THAT(r->body, HasSubstr("generation 1 pid"));
-  EXPECT_THAT(baton.output(), HasSubstr("(fd 3, from the service manager)"));
+  EXPECT_THAT(baton.output(), HasSubstr("(fd 3, shared, from the service manager)"));
   baton.signal(SIGTERM);
   EXPECT_EQ(baton.wait_exit_code(30s), 0) << baton.output();
   EXPECT_TRUE(exists(socket)) << "the manager's socket file is the manager's: not unlinked";
@@ -335,6 +335,110 @@ TEST_F(SocketActivation, ASocketMatchingNoListenIsOneLineExitOneNothingBound) {
   EXPECT_EQ(std::count(ours.begin(), ours.end(), '\n'), 1) << ours;
   EXPECT_FALSE(exists(asked));
   EXPECT_FALSE(exists(control()));
+}
+
+// The test as baton's service manager: a TCP socket bound and listening on 127.0.0.1, with
+// SO_REUSEPORT or not (the .socket unit's ReusePort=), passed at fd 3 with LISTEN_FDS=1 and
+// LISTEN_PID set by the shell that execs baton (so it is baton's pid).
+class ManagersTcpSocket : public ::testing::Test {
+ protected:
+  void open(bool reuse_port) {
+    socket_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(socket_);
+    int on = 1;
+    if (reuse_port) {
+      ASSERT_EQ(::setsockopt(socket_.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)), 0);
+    }
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(::listen(socket_.get(), 64), 0);
+    socklen_t len = sizeof(addr);
+    ASSERT_EQ(::getsockname(socket_.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    address_ = fmt::format("127.0.0.1:{}", ntohs(addr.sin_port));
+    SpawnOptions options;
+    options.inherit_fds = {socket_.get()};
+    options.env["LISTEN_FDS"] = "1";
+    options.unset_env = {"LISTEN_PID", "LISTEN_FDNAMES"};
+    baton_.emplace(dir_, std::vector<std::string>{"--listen", address_},
+                   std::vector<std::string>{testapp_binary()}, options);
+  }
+  // What generation answers a new connection ("" on failure).
+  std::string answer() {
+    auto r = http_get(address_, "/");
+    return r.ok() ? r->body : "failed: " + r.error().what();
+  }
+  TempDir dir_;
+  Fd socket_;
+  std::string address_;
+  struct ActivatedBaton {
+    ActivatedBaton(const TempDir& dir, std::vector<std::string> run_args,
+                   std::vector<std::string> app, const SpawnOptions& options)
+        : control(dir.file("control.sock")) {
+      std::vector<std::string> argv = {"/bin/sh",      "-c",  "LISTEN_PID=$$ exec \"$0\" \"$@\"",
+                                       baton_binary(), "run", "--control",
+                                       control};
+      argv.insert(argv.end(), run_args.begin(), run_args.end());
+      argv.push_back("--");
+      argv.insert(argv.end(), app.begin(), app.end());
+      process.emplace(Process::spawn(argv, options));
+    }
+    nlohmann::json status() {
+      auto r = run({baton_binary(), "status", "--json", "--control", control}, 10s);
+      return r.exit_code == 0 ? nlohmann::json::parse(r.output, nullptr, false) : nlohmann::json();
+    }
+    nlohmann::json wait_serving(int generation) {
+      nlohmann::json last;
+      wait_until(
+          [&] {
+            last = status();
+            return last.is_object() && last.value("serving_generation", 0) == generation;
+          },
+          30s, 20ms);
+      return last;
+    }
+    std::string control;
+    std::optional<Process> process;
+  };
+  std::optional<ActivatedBaton> baton_;
+};
+
+TEST_F(ManagersTcpSocket, WithReusePortItIsSteeredAndTakesConnectionsWhileBatonIsGone) {
+  open(/*reuse_port=*/true);
+  auto status = baton_->wait_serving(1);
+  ASSERT_EQ(status.value("serving_generation", 0), 1) << baton_->process->output();
+  ASSERT_TRUE(status["listeners"].is_array() && status["listeners"].size() == 1u);
+  EXPECT_EQ(status["listeners"][0].value("steering", ""), "steered");
+  EXPECT_EQ(status["listeners"][0].value("address", ""), address_);
+  EXPECT_THAT(baton_->process->output(), HasSubstr("(fd 3, steered, from the service manager)"));
+  EXPECT_THAT(answer(), HasSubstr("generation 1 pid"));
+  auto r = run({baton_binary(), "reload", "--wait", "--control", baton_->control}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (int i = 0; i < 5; ++i) EXPECT_THAT(answer(), HasSubstr("generation 2 pid"));
+
+  baton_->process->signal(SIGTERM);
+  ASSERT_EQ(baton_->process->wait_exit_code(30s), 0) << baton_->process->output();
+  // baton and its members are gone; the manager's socket, still open here, takes what comes.
+  Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto to = parse_address(address_);
+  ASSERT_TRUE(to);
+  ASSERT_EQ(::connect(client.get(), to->sockaddr_ptr(), to->length), 0);
+  pollfd pfd{socket_.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 5000), 1) << "queued on the manager's socket";
+}
+
+TEST_F(ManagersTcpSocket, WithoutReusePortItIsSharedAndBatonSaysWhy) {
+  open(/*reuse_port=*/false);
+  auto status = baton_->wait_serving(1);
+  ASSERT_EQ(status.value("serving_generation", 0), 1) << baton_->process->output();
+  EXPECT_EQ(status["listeners"][0].value("steering", ""), "shared");
+  EXPECT_THAT(baton_->process->output(),
+              HasSubstr("the service manager's socket cannot be steered"));
+  EXPECT_THAT(baton_->process->output(), HasSubstr("ReusePort=yes"));
+  EXPECT_THAT(answer(), HasSubstr("generation 1 pid"));
+  baton_->process->signal(SIGTERM);
+  EXPECT_EQ(baton_->process->wait_exit_code(30s), 0) << baton_->process->output();
 }
 
 // The example units, with the paths of this build, as `systemd-analyze verify` sees them.
