@@ -269,7 +269,10 @@ TEST(StatusCheck, ExitsZeroOnlyWhileAGenerationServes) {
   TempDir dir;
   auto none = run({baton_binary(), "status", "--check", "--control", dir.file("control.sock")});
   EXPECT_EQ(none.exit_code, 2) << "no supervisor: " << none.output;
-  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--", testapp_binary(), "--never-ready"});
+  // Held to READY=1, which it never sends (under the default rule it would be ready as soon as
+  // it accepted baton's probe connection).
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--ready", "notify", "--", testapp_binary(),
+                         "--never-ready"});
   ASSERT_TRUE(baton.process().wait_for_output("started", 20s)) << baton.process().output();
   auto starting = baton.ctl({"status", "--check"});
   EXPECT_EQ(starting.exit_code, 1) << starting.output;
