@@ -89,13 +89,10 @@ TEST(ControlHardening, StatusAnswersWithSeventySilentClientsConnected) {
   const std::string control = tmp.file("control.sock");
   Process baton = start_baton(control);
   ASSERT_TRUE(serving(control)) << baton.output();
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strncpy(sun.sun_path, control.c_str(), sizeof(sun.sun_path) - 1);
   std::vector<Fd> silent;
   for (int i = 0; i < 70; ++i) {
-    Fd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ASSERT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0) << i;
+    Fd c = connect_unix(control, SOCK_STREAM);
+    ASSERT_TRUE(c.valid()) << i << ": " << std::strerror(errno);
     silent.push_back(std::move(c));
   }
   auto r = run({baton_binary(), "status", "--control", control}, 30s);

@@ -28,6 +28,7 @@
 #include "baton/baton.h"
 #include "common/address.h"
 #include "common/listener.h"
+#include "common/unix_socket.h"
 #include "http_worker.h"
 
 namespace {
@@ -37,6 +38,19 @@ int g_legacy_drain_fd = -1;
 void legacy_on_term(int) {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(g_legacy_drain_fd, &one, sizeof(one));
+}
+
+// A unix stream socket listening at `path`; invalid on failure.
+baton::Fd listen_unix(const std::string& path) {
+  sockaddr_un sun{};
+  auto length = baton::fill_unix_address(path, sun);
+  if (!length) return baton::Fd();
+  baton::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), *length) != 0 ||
+      ::listen(fd.get(), 4) != 0) {
+    return baton::Fd();
+  }
+  return fd;
 }
 
 int serve(const std::vector<int>& fds, int drain_fd) {
@@ -55,15 +69,9 @@ int legacy(const std::string& path, const std::string& address, bool reuse_port)
     return 21;
   }
   (void)baton::set_nonblocking(l->get(), true);
-  baton::Fd unix_sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
   ::unlink(path.c_str());
-  if (::bind(unix_sock.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
-      ::listen(unix_sock.get(), 4) != 0) {
-    return 22;
-  }
+  baton::Fd unix_sock = listen_unix(path);
+  if (!unix_sock) return 22;
   baton::Fd drain(::eventfd(0, EFD_CLOEXEC));
   g_legacy_drain_fd = drain.get();
   struct sigaction sa {};
@@ -82,14 +90,8 @@ volatile sig_atomic_t g_squatter_term = 0;
 void squatter_on_term(int) { g_squatter_term = 1; }
 
 int squatter(const std::string& path) {
-  baton::Fd unix_sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
-  if (::bind(unix_sock.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
-      ::listen(unix_sock.get(), 4) != 0) {
-    return 22;
-  }
+  baton::Fd unix_sock = listen_unix(path);
+  if (!unix_sock) return 22;
   struct sigaction sa {};
   sa.sa_handler = squatter_on_term;
   ::sigaction(SIGTERM, &sa, nullptr);

@@ -108,11 +108,8 @@ TEST(NeverOrphan, SigquitIsAGracefulStop) {
 class ManagerSocket {
  public:
   explicit ManagerSocket(std::string path) : path_(std::move(path)) {
-    fd_ = Fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    path_.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-    bound_ = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    fd_ = bind_unix(path_, SOCK_DGRAM);
+    bound_ = fd_.valid();
     int on = 1;
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
   }

@@ -25,6 +25,7 @@ extern "C" {
 #include <fmt/format.h>
 
 #include "common/syscall.h"
+#include "common/unix_socket.h"
 
 namespace baton::test {
 
@@ -274,6 +275,42 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+namespace {
+
+// A new unix socket of `type` and the address of `path`; an invalid Fd when either fails.
+Fd unix_socket_for(const std::string& path, int type, sockaddr_un& address, socklen_t& length) {
+  auto filled = fill_unix_address(path, address);
+  if (!filled) {
+    errno = EINVAL;
+    return Fd();
+  }
+  length = *filled;
+  return Fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+}
+
+}  // namespace
+
+Fd bind_unix(const std::string& path, int type, int backlog) {
+  sockaddr_un address{};
+  socklen_t length = 0;
+  Fd fd = unix_socket_for(path, type, address, length);
+  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+      (backlog > 0 && ::listen(fd.get(), backlog) != 0)) {
+    return Fd();
+  }
+  return fd;
+}
+
+Fd connect_unix(const std::string& path, int type) {
+  sockaddr_un address{};
+  socklen_t length = 0;
+  Fd fd = unix_socket_for(path, type, address, length);
+  if (!fd || retry_eintr(::connect, fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
+    return Fd();
+  }
+  return fd;
 }
 
 }  // namespace baton::test

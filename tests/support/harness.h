@@ -115,4 +115,10 @@ std::vector<int> open_fds(pid_t pid);
 // Reads a whole file ("" when missing).
 std::string read_file(const std::string& path);
 
+// A unix socket of `type` (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET) bound to `path` ("@name":
+// abstract), and listening when `backlog` > 0; CLOEXEC. Invalid, errno set, on failure.
+Fd bind_unix(const std::string& path, int type, int backlog = 0);
+// A unix socket of `type` connected to `path`; CLOEXEC. Invalid, errno set, on failure.
+Fd connect_unix(const std::string& path, int type);
+
 }  // namespace baton::test

@@ -70,14 +70,8 @@ struct FakeOld {
 class Impostor {
  public:
   Impostor(const std::string& path, int type, std::function<void(int conn)> on_conn)
-      : fd_(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0)) {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
-    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
-        ::listen(fd_.get(), 4) != 0) {
-      ADD_FAILURE() << "impostor bind";
-    }
+      : fd_(test::bind_unix(path, type, 4)) {
+    if (!fd_) ADD_FAILURE() << "impostor bind";
     thread_ = std::thread([this, on_conn] {
       pollfd p{fd_.get(), POLLIN, 0};
       if (::poll(&p, 1, 5000) != 1) return;
@@ -107,11 +101,8 @@ TEST(Handover, NoPeerWhenThePathIsMissingOrStale) {
   EXPECT_EQ(t->outcome, Takeover::Outcome::kNoPeer);
   { FakeOld gone(dir.file("h")); }  // unlinks its path on destruction...
   EXPECT_EQ(::access(dir.file("h").c_str(), F_OK), -1);
-  Fd stale(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));  // ...a bound, unlistened one:
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strcpy(sun.sun_path, dir.file("h").c_str());
-  ASSERT_EQ(::bind(stale.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0);
+  Fd stale = test::bind_unix(dir.file("h"), SOCK_SEQPACKET);  // ...a bound, unlistened one:
+  ASSERT_TRUE(stale.valid());
   t = take_listeners(dir.file("h"), 1s);
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->outcome, Takeover::Outcome::kNoPeer);
@@ -177,14 +168,7 @@ TEST(Handover, OneHandoverAtATime) {
   EXPECT_NE(second.error().what().find("busy"), std::string::npos);
 }
 
-Fd connect_seqpacket(const std::string& path) {
-  Fd c(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
-  if (::connect(c.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) return Fd();
-  return c;
-}
+Fd connect_seqpacket(const std::string& path) { return test::connect_unix(path, SOCK_SEQPACKET); }
 
 // Without a session deadline, these peers would hold the one session slot until they close, and
 // every later newcomer would be told "busy" until its own timeout.
@@ -274,11 +258,8 @@ TEST(Handover, OfferWithoutItsDescriptorsIsAProtocolError) {
 TEST(Handover, ParentDropsAConversationThatBreaksTheProtocol) {
   test::TempDir dir;
   FakeOld old(dir.file("h"));
-  Fd c(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strcpy(sun.sun_path, dir.file("h").c_str());
-  ASSERT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0);
+  Fd c = test::connect_unix(dir.file("h"), SOCK_SEQPACKET);
+  ASSERT_TRUE(c.valid());
   std::string ready = encode(make_ready());  // READY without HELLO: no drain, no descriptors
   ASSERT_GT(::send(c.get(), ready.data(), ready.size(), MSG_NOSIGNAL), 0);
   EXPECT_EQ(read_packet(c.get()), "");  // closed without an answer

@@ -28,17 +28,8 @@ using namespace std::chrono_literals;
 class NotifyReceiver {
  public:
   explicit NotifyReceiver(const std::string& name) : name_(name) {
-    fd_ = Fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    std::memcpy(sun.sun_path, name.data(), name.size());
-    socklen_t len = offsetof(sockaddr_un, sun_path) + name.size();
-    if (name[0] == '@') {
-      sun.sun_path[0] = '\0';
-    } else {
-      len += 1;
-    }
-    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sun), len) != 0) std::abort();
+    fd_ = test::bind_unix(name, SOCK_DGRAM);
+    if (!fd_) std::abort();
   }
   // The next datagram, or "" after 5 s.
   std::string next() {

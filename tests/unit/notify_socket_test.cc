@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/unix_socket.h"
+
 namespace baton {
 namespace {
 
@@ -43,12 +45,12 @@ class NotifySocketTest : public ::testing::Test {
     int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) std::abort();
     sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    auto length = fill_unix_address(path, addr);
+    if (!length) std::abort();
     iovec iov{const_cast<char*>(text.data()), text.size()};
     msghdr msg{};
     msg.msg_name = &addr;
-    msg.msg_namelen = sizeof(addr);
+    msg.msg_namelen = *length;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];

@@ -76,11 +76,8 @@ TEST(ControlProtocol, ClientRefusesAControlSocketOfAnotherUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
   test::TempDir dir;
   const std::string path = dir.file("control.sock");
-  Fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0);
+  Fd listener = test::bind_unix(path, SOCK_STREAM);
+  ASSERT_TRUE(listener.valid());
   int ready[2];
   ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
   pid_t child = ::fork();
