@@ -13,8 +13,9 @@ _baton() {
     COMPREPLY=($(compgen "${1:--f}" -- "$cur"))
   }
   local commands="run check reload status stop soak"
-  local run_opts="--config --listen --ready --ready-timeout --drain-timeout --drain-signal --drain
-    --max-draining --backlog --ipv6-only --unix-mode --control --adopt --chdir --env-file --env
+  local run_opts="--config --listen --ready --ready-timeout --drain-timeout --drain-signal
+    --drain-signal-group --drain --max-draining --backlog --ipv6-only --unix-mode --control --adopt
+    --chdir --env-file --env
     --user --metrics --prefix-output --help"
   local ctl_opts="--control --timeout --help"
   local soak_opts="--url --connections --threads --duration --requests --close --rate --timeout

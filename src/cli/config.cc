@@ -244,10 +244,13 @@ std::string config_error_line(const std::vector<std::string>& problems) {
 
 const std::vector<std::string>& run_setting_keys() {
   static const std::vector<std::string> keys = {
-      "listen",    "ready",        "ready-timeout", "drain-timeout", "drain-signal",
-      "drain",     "max-draining", "hold-old",      "backlog",       "ipv6-only",
-      "unix-mode", "control",      "adopt",         "chdir",         "env-file",
-      "env",       "user",         "metrics",       "prefix-output", "command"};
+      "listen",        "ready",         "ready-timeout",
+      "drain-timeout", "drain-signal",  "drain-signal-group",
+      "drain",         "max-draining",  "hold-old",
+      "backlog",       "ipv6-only",     "unix-mode",
+      "control",       "adopt",         "chdir",
+      "env-file",      "env",           "user",
+      "metrics",       "prefix-output", "command"};
   return keys;
 }
 
@@ -280,6 +283,8 @@ void read_config_file(const std::string& path, RunSettings& s, std::vector<std::
       r.duration(key, v, s.drain_timeout);
     else if (key == "drain-signal")
       r.text(key, v, s.drain_signal);
+    else if (key == "drain-signal-group")
+      r.boolean(key, v, s.drain_signal_group);
     else if (key == "drain")
       r.text(key, v, s.drain);
     else if (key == "hold-old")
@@ -330,6 +335,7 @@ void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys) {
   take("ready-timeout", &RunSettings::ready_timeout);
   take("drain-timeout", &RunSettings::drain_timeout);
   take("drain-signal", &RunSettings::drain_signal);
+  take("drain-signal-group", &RunSettings::drain_signal_group);
   take("drain", &RunSettings::drain);
   take("hold-old", &RunSettings::hold_old);
   take("max-draining", &RunSettings::max_draining);
@@ -424,6 +430,7 @@ std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConf
     problem(fmt::format("drain: bad mode '{}': use watch or signal", s.drain));
   }
   c.core.drain_mode = s.drain == "signal" ? DrainMode::kSignal : DrainMode::kWatch;
+  c.core.drain_signal_group = s.drain_signal_group;
   if (s.max_draining < 1 || s.max_draining > 64) {
     problem(fmt::format("max-draining: {} is not in 1..64", s.max_draining));
   }
@@ -567,10 +574,11 @@ std::vector<std::string> describe_config(const SupervisorConfig& c) {
   const char* sig = sigabbrev_np(c.core.drain_signal);
   lines.push_back(fmt::format("ready          {} within {}", c.readiness.to_string(),
                               duration_to_string(c.core.ready_timeout)));
-  lines.push_back(fmt::format("drain          {}, SIG{}, kill after {}, at most {} draining",
+  lines.push_back(fmt::format("drain          {}, SIG{}{}, kill after {}, at most {} draining",
                               c.core.drain_mode == DrainMode::kWatch ? "watch" : "signal",
-                              sig != nullptr ? sig : "?", duration_to_string(c.core.drain_timeout),
-                              c.core.max_draining));
+                              sig != nullptr ? sig : "?",
+                              c.core.drain_signal_group ? " to the process group" : "",
+                              duration_to_string(c.core.drain_timeout), c.core.max_draining));
   lines.push_back("control        " + c.control_path);
   if (c.metrics) lines.push_back("metrics        http://" + c.metrics->to_string() + "/metrics");
   if (!c.adopt_library.empty()) lines.push_back("adopt          " + c.adopt_library);

@@ -7,6 +7,7 @@
 //   command = ["./server", "--port", "8080"]
 //   ready = "http:/healthz"          ready-timeout = "30s"     drain-timeout = "30s"
 //   drain-signal = "TERM"            drain = "watch"           max-draining = 4
+//   drain-signal-group = false
 //   backlog = 4096
 //   ipv6-only = false                unix-mode = "0660"        control = "/run/app/control.sock"
 //   adopt = false                    chdir = "/srv/app/current"
@@ -37,7 +38,8 @@ struct RunSettings {
   std::string ready_timeout = "60s";
   std::string drain_timeout = "30s";
   std::string drain_signal = "TERM";
-  std::string drain = "watch";  // watch | signal
+  bool drain_signal_group = false;  // the drain signal to the generation's whole process group
+  std::string drain = "watch";      // watch | signal
   int max_draining = 4;
   std::string hold_old = "0s";  // --hold-old
   int backlog = 4096;

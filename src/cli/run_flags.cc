@@ -34,6 +34,10 @@ void add_run_flags(CLI::App* cmd, RunSource& source) {
       ->type_name("DURATION");
   cmd->add_option("--drain-signal", f.drain_signal, "signal that tells an old generation to drain")
       ->capture_default_str();
+  cmd->add_flag("--drain-signal-group", f.drain_signal_group,
+                "send the drain signal to the generation's whole process group, not only its "
+                "main process: for a wrapper (a shell script without exec) that runs the server "
+                "as its child. The group is then waited for until it is empty");
   cmd->add_option("--drain", f.drain,
                   "how an old generation drains after the switch. watch: baton watches it from "
                   "outside (accept queue, connections from /proc and sock_diag), closes its idle "

@@ -42,24 +42,8 @@ constexpr std::uint32_t kHeldStates =
 // A connection on which the client has sent nothing is closed only once it has been silent this
 // long: a client that has just connected is about to send its request.
 constexpr std::uint32_t kUnusedGraceMs = 1000;
-// Bytes of /proc text read per file (stat lines and children lists are far shorter).
-constexpr size_t kMaxProcText = 64 * 1024;
 // One netlink datagram; the kernel sizes its dump messages well below this.
 constexpr size_t kDiagBuffer = 64 * 1024;
-
-// Reads at most `limit` bytes of a small file; "" when it cannot be read.
-std::string read_small(const std::string& path, size_t limit = kMaxProcText) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return {};
-  std::string out;
-  char buf[4096];
-  while (out.size() < limit) {
-    ssize_t n = retry_eintr(::read, fd.get(), buf, std::min(sizeof(buf), limit - out.size()));
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
 
 template <typename T>
 bool parse_number(std::string_view text, T& value) {
@@ -115,6 +99,19 @@ Result<std::vector<TcpConnection>> dump_family(int family, std::uint16_t port) {
 }
 
 }  // namespace
+
+std::string read_small(const std::string& path, size_t limit) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return {};
+  std::string out;
+  char buf[4096];
+  while (out.size() < limit) {
+    ssize_t n = retry_eintr(::read, fd.get(), buf, std::min(sizeof(buf), limit - out.size()));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
 
 bool is_idle_keepalive(const TcpConnection& c) {
   if (c.state != kTcpEstablished || !c.has_info || c.recv_queue != 0 || c.notsent_bytes != 0) {

@@ -105,6 +105,11 @@ Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data,
 
 // ---- looking (I/O) ----
 
+// Bytes of /proc text read per file (stat lines and children lists are far shorter).
+constexpr size_t kMaxProcText = 64 * 1024;
+// Reads at most `limit` bytes of a small file (a /proc one); "" when it cannot be read.
+std::string read_small(const std::string& path, size_t limit = kMaxProcText);
+
 // The accept-queue length of a TCP listener; an Error when `fd` is not a listening TCP socket.
 Result<std::uint32_t> accept_queue_length(int fd);
 

@@ -42,6 +42,7 @@
 #include "supervisor/notify_socket.h"
 #include "supervisor/orphan_guard.h"
 #include "supervisor/output_sink.h"
+#include "supervisor/process_group.h"
 #include "supervisor/readiness_probe.h"
 #include "supervisor/relay.h"
 #include "supervisor/spawner.h"
@@ -88,6 +89,14 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   TimePoint now() override { return Clock::now(); }
   Result<int> spawn(int id) override;
   void signal(const Generation& g, int sig) override { ::kill(g.pid, sig); }
+  void signal_group(const Generation& g, int sig) override {
+    if (auto s = signal_process_group(g.pid, sig); !s) log(LogLevel::kWarning, s.error().what());
+  }
+  bool group_has_members(const Generation& g) override { return process_group_has_members(g.pid); }
+  std::string wrapper_warning(const Generation& g) override {
+    auto shape = inspect_process(g.pid);  // gone already: nothing to say
+    return shape ? shell_wrapper_warning(g.id, g.pid, *shape) : std::string();
+  }
   void switch_to(const Generation& g) override;
   QuietCheck check_quiet(const Generation& g) override { return drains_.check(*listeners_, g); }
   void kill_group(const Generation& g) override {
@@ -249,6 +258,10 @@ Status Supervisor::setup() {
   auto guard = OrphanGuard::start();
   if (!guard) return guard.error();
   guard_ = std::move(guard).value();
+  // A signalled group that outlives its main process stays ours to reap (process_group.h).
+  if (config_.core.drain_signal_group) {
+    if (auto s = become_child_subreaper(); !s) return s;
+  }
   if (auto s = watch_signals(); !s) return s;
   if (auto s = lock_control_path(); !s) return s;
   if (auto s = bind_listeners(); !s) return s;

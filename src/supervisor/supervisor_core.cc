@@ -169,6 +169,7 @@ void SupervisorCore::on_ready(int id) {
   counters_.ready_time.observe(std::chrono::duration_cast<Duration>(*g->ready_at - g->started_at));
   os_.log(fmt::format("generation {} (pid {}) ready after {}", g->id, g->pid,
                       seconds_since(g->started_at)));
+  warn_about_wrapper(*g);
   os_.switch_to(*g);
   if (old != nullptr) {
     // A generation still held from an earlier reload is not the one to fall back to any more.
@@ -329,10 +330,15 @@ void SupervisorCore::send_drain_signal(Generation& g, const std::string& why) {
   std::string after =
       g.quiescing ? fmt::format(" after quiescing {}", seconds_since(*g.drain_started_at)) : "";
   g.quiescing = false;
-  os_.log(fmt::format("generation {} (pid {}) draining{}: SIG{} sent{}, up to {:g}s", g.id, g.pid,
-                      after, name != nullptr ? name : "?", why.empty() ? "" : " (" + why + ")",
-                      seconds(std::max(left, Duration{0}))));
-  os_.signal(g, options_.drain_signal);
+  os_.log(fmt::format("generation {} (pid {}) draining{}: SIG{} sent{}{}, up to {:g}s", g.id, g.pid,
+                      after, name != nullptr ? name : "?",
+                      options_.drain_signal_group ? " to its process group" : "",
+                      why.empty() ? "" : " (" + why + ")", seconds(std::max(left, Duration{0}))));
+  if (options_.drain_signal_group) {
+    os_.signal_group(g, options_.drain_signal);
+  } else {
+    os_.signal(g, options_.drain_signal);
+  }
 }
 
 // Looks at every quiescing generation; signals the ones found quiet.
@@ -364,16 +370,27 @@ void SupervisorCore::schedule_restart() {
 void SupervisorCore::on_exit(int pid, int wait_status) {
   Generation* g = nullptr;
   for (auto& candidate : generations_) {
-    if (candidate.pid == pid && candidate.state != GenerationState::kExited) g = &candidate;
+    if (candidate.pid == pid && candidate.state != GenerationState::kExited &&
+        !candidate.group_lingers)
+      g = &candidate;
   }
-  if (g == nullptr) return;  // not a generation: an orphan reaped as PID 1
+  // Not a generation: an orphan, reaped as PID 1 or as the reaper of a lingering group.
+  if (g == nullptr) return settle_lingering_groups();
+  if (keep_group_draining(*g, wait_status)) return;
+  ended(*g, wait_status, /*kill_rest=*/true);
+}
+
+void SupervisorCore::ended(Generation& generation, int wait_status, bool kill_rest) {
+  Generation* g = &generation;
+  const int pid = g->pid;
   const GenerationState was = g->state;
   const int id = g->id;
   g->state = GenerationState::kExited;
   g->quiescing = false;
+  g->group_lingers = false;
   g->exited_at = os_.now();
   g->wait_status = wait_status;
-  os_.kill_group(*g);  // what the main process left behind in its group
+  if (kill_rest) os_.kill_group(*g);  // what the main process left behind in its group
   const std::string how = describe_wait_status(wait_status);
 
   switch (was) {

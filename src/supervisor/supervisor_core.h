@@ -11,6 +11,10 @@
 //   With --hold-old, the replaced generation is first held: it gets no new connection and no
 //   signal for hold_old; if its replacement exits meanwhile it serves again at once (new
 //   connections switched back) and the reload fails; else it then drains as above.
+//   A generation ends when its main process exits, and what is left of its process group is
+//   killed then; with --drain-signal-group, a draining one whose group was signalled ends when
+//   its group is empty (each orphan reaped is the event), or is killed at the drain deadline
+//   (the part about groups lives in supervisor_core_groups.cc).
 //
 // The core is driven by events (reload asked, generation ready, process exited, stop asked, time
 // passed) and acts through the SupervisorOs interface (spawn, signal, reply, log). The I/O shell
@@ -48,6 +52,8 @@ struct Generation {
   std::optional<int> wait_status;  // raw waitpid status once exited
   bool killed = false;             // SIGKILLed by baton (failed start, drain deadline, stop)
   bool quiescing = false;          // draining, watched until quiet; not signalled yet
+  bool group_lingers = false;      // draining: its main process exited, the rest of its group has
+                                   // the drain signal too and is waited for (--drain-signal-group)
   std::string status_text;         // last STATUS= from the app
   TimePoint deadline{};  // ready deadline while starting, end of the hold while held, drain
                          // deadline while draining
@@ -91,6 +97,14 @@ class SupervisorOs {
   virtual void switch_to(const Generation& /*g*/) {}
   // Sends `sig` to the generation's main process.
   virtual void signal(const Generation& g, int sig) = 0;
+  // Sends `sig` to the generation's whole process group (--drain-signal-group).
+  virtual void signal_group(const Generation& g, int sig) = 0;
+  // Some process of the generation's group is left, its main process being gone (the shell
+  // reaps the group's orphans itself, so a lingering group keeps its id until then).
+  virtual bool group_has_members(const Generation& /*g*/) { return false; }
+  // A warning about how the ready generation `g` runs its server ("" when none): a main process
+  // that is a shell with children gets the drain signal in the server's stead.
+  virtual std::string wrapper_warning(const Generation& /*g*/) { return {}; }
   // SIGKILLs the generation's whole process group.
   virtual void kill_group(const Generation& g) = 0;
   // The last output of a generation, for failure reports.
@@ -116,8 +130,9 @@ class SupervisorOs {
 struct CoreOptions {
   Duration ready_timeout{60'000};
   Duration drain_timeout{30'000};
-  int drain_signal = 15;  // SIGTERM
-  int max_draining = 4;   // reloads are refused while this many generations still drain
+  int drain_signal = 15;            // SIGTERM
+  bool drain_signal_group = false;  // the drain signal to the whole process group
+  int max_draining = 4;             // reloads are refused while this many generations still drain
   DrainMode drain_mode = DrainMode::kWatch;
   Duration drain_poll{25};  // how often a quiescing generation is looked at
   Duration hold_old{0};     // --hold-old: how long a replaced generation is held (0: not held)
@@ -196,6 +211,14 @@ class SupervisorCore {
   // start, a stop) it is signalled at once, since nothing else would take its traffic.
   void drain(Generation& g, bool after_switch);
   void send_drain_signal(Generation& g, const std::string& why);
+  // The main process of `g` exited (`wait_status`); `kill_rest`: SIGKILL what is left of its group.
+  void ended(Generation& g, int wait_status, bool kill_rest);
+  // supervisor_core_groups.cc: whether `g`, whose main process has just exited, is a draining
+  // generation whose signalled group lives on (then it stays draining, group_lingers); and,
+  // after any other process was reaped, ends the lingering generations whose group is empty.
+  bool keep_group_draining(Generation& g, int wait_status);
+  void settle_lingering_groups();
+  void warn_about_wrapper(const Generation& g);
   void check_quiescing();
   void hold(Generation& g);
   void roll_back(Generation& held, int failed_id, const std::string& how);
@@ -220,6 +243,7 @@ class SupervisorCore {
   int exit_code_ = 0;
   std::optional<TimePoint> restart_at_;
   std::optional<TimePoint> quiet_check_at_;  // next look at the quiescing generations
+  bool warned_wrapper_ = false;              // the shell-wrapper warning is given once
   Duration backoff_;
   Counters counters_;
   std::optional<ReloadRecord> last_reload_;

@@ -65,6 +65,25 @@ TEST(ConfigFile, PrefixOutputIsABooleanThatReachesTheSupervisor) {
   EXPECT_THAT(problems[0], HasSubstr("prefix-output"));
 }
 
+TEST(ConfigFile, DrainSignalGroupIsABooleanThatReachesTheSupervisor) {
+  TempDir dir;
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(write(dir, "a.toml", "drain-signal-group = true\n"), s, problems);
+  ASSERT_TRUE(problems.empty()) << problems[0];
+  EXPECT_TRUE(s.drain_signal_group);
+  s.listen = {"127.0.0.1:0"};
+  s.command = {"true"};
+  SupervisorConfig c;
+  ASSERT_TRUE(check_run_settings(s, c).empty());
+  EXPECT_TRUE(c.core.drain_signal_group);
+  EXPECT_FALSE(SupervisorConfig{}.core.drain_signal_group) << "off by default";
+  RunSettings wrong;
+  read_config_file(write(dir, "b.toml", "drain-signal-group = 1\n"), wrong, problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0], HasSubstr("drain-signal-group"));
+}
+
 TEST(ConfigFile, NamesTheLineOfEachProblem) {
   TempDir dir;
   auto path = write(dir, "a.toml", "listen = 8080\nbacklog = \"big\"\ncolour = \"red\"\n");

@@ -45,6 +45,7 @@ class ScriptedOs : public SupervisorOs {
   TimePoint now() override { return clock; }
   Result<int> spawn(int id) override { return 1000 + id; }
   void signal(const Generation&, int) override {}
+  void signal_group(const Generation&, int) override {}
   void kill_group(const Generation&) override {}
   std::string output_tail(int) override { return {}; }
   void reply(WaiterId w, const ReloadOutcome& o) override { replies.emplace(w, o); }

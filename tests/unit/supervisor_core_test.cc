@@ -28,6 +28,10 @@ class FakeOs : public SupervisorOs {
     signals.push_back({g.id, sig});
     order.push_back("signal " + std::to_string(g.id));
   }
+  void signal_group(const Generation& g, int sig) override {
+    signals.push_back({g.id, sig});
+    order.push_back("signal group " + std::to_string(g.id));
+  }
   void switch_to(const Generation& g) override {
     switches.push_back(g.id);
     order.push_back("switch " + std::to_string(g.id));

@@ -1,0 +1,101 @@
+// A generation whose main process is a shell that runs the server as its child instead of
+// exec()ing it (`sh -c 'server & wait'`), end to end: baton warns once, with the hint; the drain
+// signal reaches the shell only, so the server dies with a request in hand; with
+// --drain-signal-group the server gets the signal too and finishes the request, and the rest of
+// the group is waited for after the shell has gone.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <thread>
+
+#include "baton_run.h"
+#include "harness.h"
+
+namespace baton::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char kWarning[] = "is a shell";
+
+// The wrapper: a shell that starts the test app as its child and waits for it. The child takes
+// the listeners, so it gets LISTEN_PID set to its own pid (read by the subshell from
+// /proc/self/stat before it execs the app in the same pid), as a launcher script would.
+std::vector<std::string> wrapped_testapp() {
+  return {"/bin/sh", "-c",
+          "( read -r pid rest < /proc/self/stat; export LISTEN_PID=$pid; exec \"$0\" ) & wait",
+          testapp_binary()};
+}
+
+std::vector<std::string> run_args(std::vector<std::string> more) {
+  std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--drain", "signal"};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+// A 2 s request to generation 1, in flight when the reload comes; its outcome. A request that
+// never reached the app is a failure of the test itself, whatever the caller expects.
+Result<HttpResponse> slow_request_across_reload(Baton& baton, CommandResult* reload) {
+  std::string address = baton.wait_address();
+  if (address.empty()) {
+    ADD_FAILURE() << "generation 1 never served:\n" << baton.process().output();
+    return Error("no generation served");
+  }
+  std::optional<Result<HttpResponse>> slow;
+  std::thread t([&] { slow = http_get(address, "/slow?ms=2000", 20s); });
+  bool started = baton.process().wait_for_output("serving /slow?ms=2000", 10s);
+  *reload = baton.ctl({"reload", "--wait"});
+  t.join();
+  if (!started) {
+    ADD_FAILURE() << "the slow request never reached the app:\n" << baton.process().output();
+    return Error("the slow request never reached the app");
+  }
+  return std::move(*slow);
+}
+
+TEST(ProcessGroup, ShellWrapperWithChildrenIsWarnedAboutOnceWithTheExecHint) {
+  TempDir dir;
+  Baton baton(dir, run_args({}), wrapped_testapp());
+  ASSERT_FALSE(baton.wait_address().empty()) << baton.process().output();
+  ASSERT_TRUE(baton.process().wait_for_output(kWarning, 10s)) << baton.process().output();
+  const std::string out = baton.process().output();
+  EXPECT_THAT(out, HasSubstr("generation 1 (pid "));
+  EXPECT_THAT(out, HasSubstr("with 1 child process"));
+  EXPECT_THAT(out, HasSubstr("`exec`"));
+  EXPECT_THAT(out, HasSubstr("--drain-signal-group"));
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  const std::string after = baton.process().output();
+  EXPECT_EQ(after.find(kWarning), after.rfind(kWarning)) << "warned twice:\n" << after;
+}
+
+TEST(ProcessGroup, WithoutGroupSignalTheServerUnderAShellDiesWithTheRequestInHand) {
+  TempDir dir;
+  Baton baton(dir, run_args({}), wrapped_testapp());
+  CommandResult reload;
+  auto slow = slow_request_across_reload(baton, &reload);
+  EXPECT_EQ(reload.exit_code, 0) << reload.output;
+  EXPECT_FALSE(slow.ok()) << "the shell took SIGTERM and the app was killed with its group";
+  EXPECT_THAT(baton.process().output(), HasSubstr("SIGTERM sent"));
+}
+
+TEST(ProcessGroup, DrainSignalGroupLetsTheServerUnderAShellFinishItsRequest) {
+  TempDir dir;
+  Baton baton(dir, run_args({"--drain-signal-group"}), wrapped_testapp());
+  CommandResult reload;
+  auto slow = slow_request_across_reload(baton, &reload);
+  EXPECT_EQ(reload.exit_code, 0) << reload.output;
+  ASSERT_TRUE(slow.ok()) << slow.error().what() << "\n" << baton.process().output();
+  EXPECT_EQ(slow->status, 200);
+  EXPECT_THAT(slow->body, HasSubstr("generation 1 "));
+  const std::string out = baton.process().output();
+  EXPECT_THAT(out, HasSubstr("to its process group"));
+  EXPECT_EQ(out.find(kWarning), std::string::npos) << "no warning when the group is signalled";
+  // The shell went first; the app ended generation 1's group once it had answered.
+  EXPECT_THAT(out, HasSubstr("generation 1 (pid "));
+  EXPECT_THAT(out, HasSubstr("its process group has ended"));
+}
+
+}  // namespace
+}  // namespace baton::test
