@@ -14,8 +14,8 @@ _baton() {
   }
   local commands="run check reload status stop soak"
   local run_opts="--config --listen --ready --ready-timeout --drain-timeout --drain-signal
-    --drain-signal-group --drain --max-draining --backlog --ipv6-only --unix-mode --control --adopt
-    --chdir --env-file --env
+    --drain-signal-group --drain --max-draining --hold-old --backlog --ipv6-only --unix-mode
+    --control --adopt --chdir --env-file --env
     --user --metrics --prefix-output --help"
   local ctl_opts="--control --timeout --help"
   local soak_opts="--url --connections --threads --duration --requests --close --rate --timeout
@@ -44,16 +44,16 @@ _baton() {
     --chdir) _baton_files -d; return ;;
     --user) COMPREPLY=($(compgen -u -- "$cur")); return ;;
     --drain-signal) COMPREPLY=($(compgen -W "TERM QUIT INT HUP USR1 USR2 WINCH" -- "$cur")); return ;;
-    --ready) COMPREPLY=($(compgen -W "notify http:/ exec: delay:" -- "$cur")); return ;;
+    --ready) COMPREPLY=($(compgen -W "auto accept notify http:/ exec: delay:" -- "$cur")); return ;;
     --drain) COMPREPLY=($(compgen -W "watch signal" -- "$cur")); return ;;
-    --listen | --ready-timeout | --drain-timeout | --max-draining | --backlog | --unix-mode | \
+    --listen | --ready-timeout | --drain-timeout | --max-draining | --hold-old | --canary | --canary-for | --backlog | --unix-mode | \
       --env | --metrics | --timeout | --url | --connections | --threads | --duration | \
       --requests | --rate | --connect-timeout | --reloads | --reload-cmd | --verify-header | \
       --reload-timeout | --window | --max-failures | --header) return ;;
   esac
   case ${words[1]} in
     run | check) COMPREPLY=($(compgen -W "$run_opts --" -- "$cur")) ;;
-    reload) COMPREPLY=($(compgen -W "$ctl_opts --wait" -- "$cur")) ;;
+    reload) COMPREPLY=($(compgen -W "$ctl_opts --wait --canary --canary-for" -- "$cur")) ;;
     status) COMPREPLY=($(compgen -W "$ctl_opts --json --check" -- "$cur")) ;;
     stop) COMPREPLY=($(compgen -W "$ctl_opts" -- "$cur")) ;;
     soak) COMPREPLY=($(compgen -W "$soak_opts" -- "$cur")) ;;

@@ -25,7 +25,12 @@ struct ControlFlags {
   bool json = false;
   bool check = false;
   std::string timeout;  // "" for the default of the command
+  int canary = 0;       // reload --canary PERCENT (0: not a canary reload)
+  std::string canary_for;
 };
+
+// How long a canary reload's window lasts when --canary-for is not given.
+constexpr const char* kDefaultCanaryWindow = "60s";
 
 std::string path_of(const ControlFlags& f) {
   return f.control.empty() ? default_control_path() : f.control;
@@ -43,6 +48,8 @@ std::optional<nlohmann::json> call(const char* verb, const ControlFlags& f,
     std::fprintf(stderr, "baton %s: --timeout: %s\n", verb, timeout.error().what().c_str());
     return std::nullopt;
   }
+  // A waited-for canary reload takes its window on top of the usual start and drain.
+  if (f.timeout.empty() && request.wait) *timeout += request.canary_window;
   auto reply = control_call(path_of(f), request, *timeout);
   if (!reply) {
     std::fprintf(stderr, "baton %s: %s\n", verb, reply.error().what().c_str());
@@ -57,7 +64,21 @@ std::string text(const nlohmann::json& j, const char* key) {
 }
 
 int reload(const ControlFlags& f) {
-  auto reply = call("reload", f, {ControlRequest::Command::kReload, f.wait});
+  ControlRequest request{ControlRequest::Command::kReload, f.wait};
+  if (f.canary != 0) {
+    auto window = parse_duration_ms(f.canary_for.empty() ? kDefaultCanaryWindow : f.canary_for);
+    if (!window || *window < std::chrono::milliseconds(1) || *window > kMaxCanaryWindow) {
+      std::fprintf(stderr, "baton reload: --canary-for: %s\n",
+                   window ? "must be between 1ms and 24h" : window.error().what().c_str());
+      return 2;
+    }
+    request.canary_percent = f.canary;
+    request.canary_window = *window;
+  } else if (!f.canary_for.empty()) {
+    std::fprintf(stderr, "baton reload: --canary-for needs --canary PERCENT\n");
+    return 2;
+  }
+  auto reply = call("reload", f, request);
   if (!reply) return 2;
   if ((*reply)["ok"] == true) {
     // The supervisor's message says what happened: "reload started: generation 3 starting",
@@ -210,9 +231,23 @@ void add_control_commands(CLI::App& app, Action& action) {
   r->footer(
       "Without --wait it returns once the new generation is starting. With --wait it returns\n"
       "when the new generation serves and the old one has drained (exit 0), or when the new one\n"
-      "failed (exit 1, with the reason and its last output); the old one then keeps serving.");
+      "failed (exit 1, with the reason and its last output); the old one then keeps serving.\n"
+      "\n"
+      "A canary reload tries the new generation on a share of new connections first:\n"
+      "  baton reload --wait --canary 10 --canary-for 5m");
   add_control_option(r, *flags);
   r->add_flag("--wait", flags->wait, "wait for the outcome; exit non-zero if it failed");
+  r->add_option("--canary", flags->canary,
+                "send PERCENT of new connections (by flow) to the new generation first, the rest "
+                "to the old one, which is held; after --canary-for, switch fully. If the new one "
+                "fails meanwhile, the old one takes every connection again and the reload fails. "
+                "Needs a steered (TCP or UDP) listener; refused while another reload runs")
+      ->type_name("PERCENT")
+      ->check(CLI::Range(1, 99));
+  r->add_option("--canary-for", flags->canary_for,
+                fmt::format("how long the canary window lasts (default {}, at most 24h)",
+                            kDefaultCanaryWindow))
+      ->type_name("DURATION");
   r->callback([&action, flags] { action = [flags] { return reload(*flags); }; });
 
   CLI::App* s = app.add_subcommand(

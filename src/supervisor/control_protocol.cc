@@ -49,6 +49,21 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     if (!wait->is_boolean()) return Error("\"wait\" must be true or false");
     r.wait = wait->get<bool>();
   }
+  if (auto canary = j.find("canary"); canary != j.end()) {
+    if (r.command != ControlRequest::Command::kReload) return Error("\"canary\" is for a reload");
+    auto percent = canary->is_object() ? canary->find("percent") : canary->end();
+    auto window = canary->is_object() ? canary->find("window_ms") : canary->end();
+    if (!canary->is_object() || percent == canary->end() || window == canary->end() ||
+        !percent->is_number_integer() || !window->is_number_integer()) {
+      return Error("\"canary\" must be {\"percent\": 1-99, \"window_ms\": milliseconds}");
+    }
+    const auto p = percent->get<int64_t>();
+    const auto w = window->get<int64_t>();
+    if (p < 1 || p > 99) return Error("canary percent must be 1-99");
+    if (w < 1 || w > kMaxCanaryWindow.count()) return Error("canary window must be 1 ms to 24 h");
+    r.canary_percent = static_cast<int>(p);
+    r.canary_window = std::chrono::milliseconds(w);
+  }
   return r;
 }
 
@@ -57,6 +72,10 @@ std::string format_control_request(const ControlRequest& request) {
   nlohmann::json j = {{"baton", kControlProtocolVersion},
                       {"command", kNames[static_cast<int>(request.command)]}};
   if (request.command == ControlRequest::Command::kReload) j["wait"] = request.wait;
+  if (request.canary_percent) {
+    j["canary"] = {{"percent", *request.canary_percent},
+                   {"window_ms", request.canary_window.count()}};
+  }
   return j.dump() + "\n";
 }
 

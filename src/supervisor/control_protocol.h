@@ -12,6 +12,9 @@
 //                                                 refused (supervisor stopping, drain limit)
 //   {"baton":1,"command":"reload","wait":true}   answered when it is over: the new generation
 //                                                 serves and the old one has drained, or it failed
+//   {"baton":1,"command":"reload","wait":true,"canary":{"percent":20,"window_ms":60000}}
+//                                                 a canary reload: percent 1-99, window 1 ms-24 h
+//                                                 (refused while another reload runs)
 //   {"baton":1,"command":"status"}               answered at once with {"status": {...}}
 //   {"baton":1,"command":"stop"}                 answered at once; the supervisor then drains
 // Replies: {"baton":1,"ok":true|false, "message"|"error": "one line", ...}; a failed reload also
@@ -23,6 +26,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -37,10 +41,14 @@ constexpr size_t kMaxControlLine = 64 * 1024;
 // retries until its own timeout.
 inline constexpr const char* kTooManyControlClients = "too many control clients";
 
+constexpr std::chrono::milliseconds kMaxCanaryWindow{24 * 3600 * 1000};
+
 struct ControlRequest {
   enum class Command { kReload, kStatus, kStop };
   Command command = Command::kStatus;
   bool wait = false;
+  std::optional<int> canary_percent;           // reload --canary
+  std::chrono::milliseconds canary_window{0};  // reload --canary-for
 };
 
 // Parses one request line (without the newline).

@@ -158,7 +158,8 @@ void ControlServer::handle_request(Client& client, const std::string& line) {
       const WaiterId w = next_waiter_++;
       client.waiter = w;
       waiters_[w] = fd;
-      handler_.reload(w);  // may answer at once (refused), closing the client: `client` is gone
+      handler_.reload(
+          w, *request);  // may answer at once (refused), closing the client: `client` is gone
       const bool answered = waiters_.count(w) == 0;
       if (auto ack = reload_ack(request->wait, answered, handler_.starting_generation())) {
         waiters_.erase(w);

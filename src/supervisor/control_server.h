@@ -22,6 +22,7 @@
 
 #include "baton/fd.h"
 #include "baton/result.h"
+#include "supervisor/control_protocol.h"
 #include "supervisor/event_loop.h"
 #include "supervisor/supervisor_core.h"
 
@@ -44,9 +45,10 @@ class ControlServer {
   class Handler {
    public:
     virtual ~Handler() = default;
-    virtual nlohmann::json status() = 0;       // the "status" object (status_json.h)
-    virtual void stop() = 0;                   // begin draining every generation
-    virtual void reload(WaiterId waiter) = 0;  // may reply() to `waiter` at once
+    virtual nlohmann::json status() = 0;  // the "status" object (status_json.h)
+    virtual void stop() = 0;              // begin draining every generation
+    // May reply() to `waiter` at once. `request` carries the reload's options (a canary).
+    virtual void reload(WaiterId waiter, const ControlRequest& request) = 0;
     virtual std::optional<int> starting_generation() = 0;
     virtual void waiter_gone(WaiterId waiter) = 0;  // its client hung up; the reload goes on
     virtual void log(LogLevel level, const std::string& line) = 0;

@@ -108,6 +108,7 @@ void ListenerSet::release(int id) {
   if (it == slot_by_generation_.end()) return;
   slots_[static_cast<size_t>(it->second)].in_use = false;
   std::erase_if(probes_, [&](const SteeringPlan::Probe& p) { return p.slot == it->second; });
+  if (canary_ && canary_->slot == it->second) canary_.reset();  // a canary that died gets nothing
   slot_by_generation_.erase(it);
   // The target stays on a freed slot: the next generation reuses it and takes what waits there.
   [[maybe_unused]] auto s = apply();  // the probes of the gone generation; a failure keeps the old
@@ -139,6 +140,15 @@ Status ListenerSet::switch_to(int id) {
   auto slot = slot_of(id);
   if (!slot) return Error(ENOENT, fmt::format("generation {} has no slot", id));
   target_ = *slot;
+  canary_.reset();
+  return apply();
+}
+
+Status ListenerSet::canary(int id, int percent) {
+  auto slot = slot_of(id);
+  if (!slot) return Error(ENOENT, fmt::format("generation {} has no slot", id));
+  if (percent < 1 || percent > 99) return Error(EINVAL, "a canary share is 1-99%");
+  canary_ = SteeringPlan::Canary{*slot, percent};
   return apply();
 }
 
@@ -162,6 +172,7 @@ Status ListenerSet::apply() {
   SteeringPlan plan;
   plan.serving_slot = target_.value_or(0);
   plan.probes = probes_;
+  plan.canary = canary_;
   auto program = steering_program(plan);
   const bool same =
       program.size() == attached_.size() &&

@@ -71,8 +71,12 @@ class ListenerSet {
   // The socket generation `id` has for listener `index` (-1 when it has none).
   int socket_of(int id, size_t index) const;
 
-  // New connections go to generation `id`'s slot.
+  // New connections go to generation `id`'s slot (ending a canary).
   Status switch_to(int id);
+  // `percent` of new connections (by flow) go to generation `id`'s slot, the rest where they went
+  // (the target). Ends with switch_to(), or when that generation is released.
+  Status canary(int id, int percent);
+  std::optional<SteeringPlan::Canary> canary() const { return canary_; }
   // A connection from `source_port` goes to generation `id`'s slot (readiness probes).
   Status add_probe(std::uint16_t source_port, int id);
   Status remove_probe(std::uint16_t source_port);
@@ -90,6 +94,7 @@ class ListenerSet {
   std::vector<SlotUse> slots_;
   std::map<int, int> slot_by_generation_;  // live generations only
   std::optional<int> target_;
+  std::optional<SteeringPlan::Canary> canary_;
   std::vector<SteeringPlan::Probe> probes_;
   std::vector<sock_filter> attached_;
 };

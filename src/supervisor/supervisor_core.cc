@@ -24,9 +24,9 @@ std::string describe_wait_status(int status) {
   return fmt::format("ended with wait status {}", status);
 }
 
-double seconds(Duration d) { return static_cast<double>(d.count()) / 1000.0; }
-
 }  // namespace
+
+double seconds(Duration d) { return static_cast<double>(d.count()) / 1000.0; }
 
 const char* to_string(GenerationState state) {
   switch (state) {
@@ -127,12 +127,26 @@ void SupervisorCore::start_generation(Purpose purpose, std::vector<WaiterId> wai
                       g.id, g.pid, seconds(options_.ready_timeout), options_.readiness));
 }
 
-void SupervisorCore::on_reload(std::optional<WaiterId> waiter) {
+void SupervisorCore::on_reload(std::optional<WaiterId> waiter, std::optional<Canary> canary) {
   auto refuse = [&](const std::string& why) {
     os_.log(LogLevel::kWarning, "reload refused: " + why);
     if (waiter) os_.reply(*waiter, ReloadOutcome{false, why, "", serving() ? serving()->id : 0});
   };
   if (stopping_) return refuse("the supervisor is stopping");
+  if (canary) {
+    // A canary is compared with what serves now: queued behind another reload, it would be
+    // compared with a generation nobody has seen serve yet.
+    if (attempt_ || !completing_.empty()) {
+      ++counters_.reloads_failed;
+      return refuse(
+          "another reload is in progress; a canary reload is not queued, try again "
+          "once it is over");
+    }
+    if (serving() == nullptr) {
+      ++counters_.reloads_failed;
+      return refuse("no generation serves: there is nothing to try a canary beside");
+    }
+  }
   if (attempt_) {
     // Never two new generations at once: this request is served by one more reload after the
     // current one, since the current one may have started before the new code was in place.
@@ -151,6 +165,7 @@ void SupervisorCore::on_reload(std::optional<WaiterId> waiter) {
   std::vector<WaiterId> waiters;
   if (waiter) waiters.push_back(*waiter);
   start_generation(Purpose::kReload, std::move(waiters));
+  if (attempt_ && canary) attempt_->canary = canary;
 }
 
 void SupervisorCore::on_ready(int id) {
@@ -170,15 +185,25 @@ void SupervisorCore::on_ready(int id) {
   os_.log(fmt::format("generation {} (pid {}) ready after {}", g->id, g->pid,
                       seconds_since(g->started_at)));
   warn_about_wrapper(*g);
-  os_.switch_to(*g);
+  const bool canary = attempt.canary.has_value() && old != nullptr;
+  if (canary) {
+    os_.canary_to(*g, *old, attempt.canary->percent);
+  } else {
+    os_.switch_to(*g);
+  }
   if (old != nullptr) {
     // A generation still held from an earlier reload is not the one to fall back to any more.
     for (auto& other : generations_) {
-      if (other.state == GenerationState::kHeld) drain(other, /*after_switch=*/true);
+      if (other.state == GenerationState::kHeld) {
+        other.canary_window = false;
+        drain(other, /*after_switch=*/true);
+      }
     }
     attempt.replaced = old->id;
-    if (options_.hold_old > Duration{0}) {
-      hold(*old);
+    if (canary) {
+      hold(*old, attempt.canary->window, attempt.canary);
+    } else if (options_.hold_old > Duration{0}) {
+      hold(*old, options_.hold_old, std::nullopt);
     } else {
       drain(*old, /*after_switch=*/true);
     }
@@ -275,92 +300,6 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
   maybe_finish();
 }
 
-void SupervisorCore::drain(Generation& g, bool after_switch) {
-  g.state = GenerationState::kDraining;
-  g.drain_started_at = os_.now();
-  g.deadline = *g.drain_started_at + options_.drain_timeout;
-  if (!after_switch || options_.drain_mode == DrainMode::kSignal) return send_drain_signal(g, "");
-  switch (os_.check_quiet(g)) {
-    case QuietCheck::kQuiet:
-      return send_drain_signal(g, "nothing in flight");
-    case QuietCheck::kUnwatchable:
-      return send_drain_signal(g, "its listeners are shared, so it cannot be watched");
-    case QuietCheck::kBusy:
-      break;
-  }
-  g.quiescing = true;
-  if (!quiet_check_at_) quiet_check_at_ = os_.now() + options_.drain_poll;
-  os_.log(
-      fmt::format("generation {} (pid {}) quiescing: it gets no new connection; the drain "
-                  "signal follows once its accept queue is empty and its connections are "
-                  "finished, within {:g}s",
-                  g.id, g.pid, seconds(options_.drain_timeout)));
-}
-
-void SupervisorCore::hold(Generation& g) {
-  g.state = GenerationState::kHeld;
-  g.deadline = os_.now() + options_.hold_old;
-  os_.log(
-      fmt::format("generation {} (pid {}) held for {:g}s: no new connection and no signal; it "
-                  "serves again if its successor fails meanwhile",
-                  g.id, g.pid, seconds(options_.hold_old)));
-}
-
-// The generation that replaced `held` exited during the hold: `held` serves again at once.
-void SupervisorCore::roll_back(Generation& held, int failed_id, const std::string& how) {
-  held.state = GenerationState::kServing;
-  os_.switch_to(held);
-  const std::string message =
-      fmt::format("generation {} {} during the hold; rolled back: generation {} serves again",
-                  failed_id, how, held.id);
-  os_.log(message);
-  auto it = std::find_if(completing_.begin(), completing_.end(),
-                         [&](const Attempt& a) { return a.generation == failed_id; });
-  if (it == completing_.end()) return;
-  Attempt a = std::move(*it);
-  completing_.erase(it);
-  std::string tail = os_.output_tail(failed_id);
-  if (a.purpose == Purpose::kReload) end_reload(a.reload_id, false, message);
-  for (auto w : a.waiters) os_.reply(w, ReloadOutcome{false, message, tail, held.id});
-}
-
-void SupervisorCore::send_drain_signal(Generation& g, const std::string& why) {
-  const char* name = sigabbrev_np(options_.drain_signal);
-  const auto left = std::chrono::duration_cast<Duration>(g.deadline - os_.now());
-  std::string after =
-      g.quiescing ? fmt::format(" after quiescing {}", seconds_since(*g.drain_started_at)) : "";
-  g.quiescing = false;
-  os_.log(fmt::format("generation {} (pid {}) draining{}: SIG{} sent{}{}, up to {:g}s", g.id, g.pid,
-                      after, name != nullptr ? name : "?",
-                      options_.drain_signal_group ? " to its process group" : "",
-                      why.empty() ? "" : " (" + why + ")", seconds(std::max(left, Duration{0}))));
-  if (options_.drain_signal_group) {
-    os_.signal_group(g, options_.drain_signal);
-  } else {
-    os_.signal(g, options_.drain_signal);
-  }
-}
-
-// Looks at every quiescing generation; signals the ones found quiet.
-void SupervisorCore::check_quiescing() {
-  bool any = false;
-  for (auto& g : generations_) {
-    if (!g.quiescing || g.killed || g.state != GenerationState::kDraining) continue;
-    switch (os_.check_quiet(g)) {
-      case QuietCheck::kQuiet:
-        send_drain_signal(g, "quiet");
-        break;
-      case QuietCheck::kUnwatchable:
-        send_drain_signal(g, "it can no longer be watched");
-        break;
-      case QuietCheck::kBusy:
-        any = true;
-        break;
-    }
-  }
-  if (any) quiet_check_at_ = os_.now() + options_.drain_poll;
-}
-
 void SupervisorCore::schedule_restart() {
   restart_at_ = os_.now() + backoff_;
   os_.log(LogLevel::kWarning, fmt::format("restarting in {:g}s", seconds(backoff_)));
@@ -426,6 +365,7 @@ void SupervisorCore::ended(Generation& generation, int wait_status, bool kill_re
     case GenerationState::kDraining: {
       if (was == GenerationState::kHeld) {
         os_.log(fmt::format("generation {} (pid {}) {} while held", id, pid, how));
+        if (g->canary_window) end_canary_window(*g, "the generation beside the canary is gone");
       } else {
         os_.log(fmt::format("generation {} (pid {}) {} after draining {}", id, pid, how,
                             seconds_since(*g->drain_started_at)));
@@ -498,6 +438,7 @@ void SupervisorCore::on_tick() {
   }
   for (auto& g : generations_) {
     if (g.state == GenerationState::kHeld && now >= g.deadline) {
+      if (g.canary_window) end_canary_window(g, "the canary window is over");
       os_.log(fmt::format("generation {} (pid {}): the hold is over", g.id, g.pid));
       drain(g, /*after_switch=*/true);
     }

@@ -15,6 +15,10 @@
 //   killed then; with --drain-signal-group, a draining one whose group was signalled ends when
 //   its group is empty (each orphan reaped is the event), or is killed at the drain deadline
 //   (the part about groups lives in supervisor_core_groups.cc).
+//   A canary reload (reload --canary P --canary-for D) holds the replaced generation the same way
+//   for D, but it keeps receiving (100-P)% of new connections and the new one P%; at the end of
+//   the window every new connection goes to the new one and the old one drains. A failure of the
+//   new one in the window rolls back as above; an exit of the old one ends the window at once.
 //
 // The core is driven by events (reload asked, generation ready, process exited, stop asked, time
 // passed) and acts through the SupervisorOs interface (spawn, signal, reply, log). The I/O shell
@@ -40,6 +44,7 @@ using Duration = std::chrono::milliseconds;
 
 enum class GenerationState { kStarting, kServing, kHeld, kDraining, kExited };
 const char* to_string(GenerationState state);
+double seconds(std::chrono::milliseconds d);  // for messages: 1500 ms is 1.5
 
 struct Generation {
   int id = 0;  // 1, 2, 3...: BATON_GENERATION
@@ -55,6 +60,7 @@ struct Generation {
   bool group_lingers = false;      // draining: its main process exited, the rest of its group has
                                    // the drain signal too and is waited for (--drain-signal-group)
   std::string status_text;         // last STATUS= from the app
+  bool canary_window = false;      // held while its successor is a canary (the window is the hold)
   TimePoint deadline{};  // ready deadline while starting, end of the hold while held, drain
                          // deadline while draining
 };
@@ -95,6 +101,10 @@ class SupervisorOs {
   // generation it replaces is told anything, so the old one stops receiving new connections
   // while it still accepts (see docs/steering.md).
   virtual void switch_to(const Generation& /*g*/) {}
+  // `percent` of new connections (by flow) to generation `g`, the rest to generation `old`.
+  virtual void canary_to(const Generation& g, const Generation& /*old*/, int /*percent*/) {
+    switch_to(g);
+  }
   // Sends `sig` to the generation's main process.
   virtual void signal(const Generation& g, int sig) = 0;
   // Sends `sig` to the generation's whole process group (--drain-signal-group).
@@ -125,6 +135,12 @@ class SupervisorOs {
   void log(const std::string& line) { log(LogLevel::kInfo, line); }
   // Every generation is gone after a stop (code 0) or the first start failed (code 1).
   virtual void finished(int exit_code) = 0;
+};
+
+// A canary reload: the new generation gets `percent` of new connections for `window`.
+struct Canary {
+  int percent = 0;  // 1-99
+  Duration window{0};
 };
 
 struct CoreOptions {
@@ -166,14 +182,15 @@ class SupervisorCore {
   SupervisorCore(SupervisorOs& os, CoreOptions options);
 
   // Events.
-  void start();                                    // the first generation
-  void on_reload(std::optional<WaiterId> waiter);  // control socket or SIGHUP
-  void on_ready(int id);                           // proof of readiness arrived
-  void on_exit(int pid, int wait_status);          // a generation's main process was reaped
-  void on_status_text(int id, std::string text);   // STATUS= from the app
-  void on_stop();                                  // baton stop, SIGTERM, SIGINT
-  void on_tick();                                  // time passed; handles deadlines
-  void on_waiter_gone(WaiterId waiter);            // a waiting client hung up
+  void start();                                   // the first generation
+  void on_reload(std::optional<WaiterId> waiter,  // control socket or SIGHUP
+                 std::optional<Canary> canary = std::nullopt);
+  void on_ready(int id);                          // proof of readiness arrived
+  void on_exit(int pid, int wait_status);         // a generation's main process was reaped
+  void on_status_text(int id, std::string text);  // STATUS= from the app
+  void on_stop();                                 // baton stop, SIGTERM, SIGINT
+  void on_tick();                                 // time passed; handles deadlines
+  void on_waiter_gone(WaiterId waiter);           // a waiting client hung up
 
   // When on_tick() next has work, if ever.
   std::optional<TimePoint> next_deadline() const;
@@ -200,6 +217,7 @@ class SupervisorCore {
     std::vector<WaiterId> waiters;
     int replaced = 0;  // the generation it put into drain, whose exit completes the reload
     int reload_id = 0;
+    std::optional<Canary> canary;
   };
 
   Generation* find_mutable(int id);
@@ -220,8 +238,9 @@ class SupervisorCore {
   void settle_lingering_groups();
   void warn_about_wrapper(const Generation& g);
   void check_quiescing();
-  void hold(Generation& g);
+  void hold(Generation& g, Duration how_long, const std::optional<Canary>& canary);
   void roll_back(Generation& held, int failed_id, const std::string& how);
+  void end_canary_window(Generation& g, const std::string& why);
   void schedule_restart();
   void on_reload_pending();
   void maybe_finish();

@@ -6,6 +6,7 @@
 
 #include <map>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace baton {
@@ -35,6 +36,9 @@ class FakeOs : public SupervisorOs {
   void switch_to(const Generation& g) override {
     switches.push_back(g.id);
     order.push_back("switch " + std::to_string(g.id));
+  }
+  void canary_to(const Generation& g, const Generation& old, int percent) override {
+    order.push_back(fmt::format("canary {} {}% beside {}", g.id, percent, old.id));
   }
   void kill_group(const Generation& g) override { kills.push_back(g.id); }
   std::string output_tail(int id) override { return "tail of " + std::to_string(id); }
@@ -194,6 +198,60 @@ TEST_F(HoldOldTest, ANewReloadEndsAnEarlierHold) {
   EXPECT_EQ(held.find(1)->state, GenerationState::kDraining);
   EXPECT_EQ(held.find(2)->state, GenerationState::kHeld);
   EXPECT_EQ(held.serving()->id, 3);
+}
+
+// reload --canary 20 --canary-for 5s
+TEST_F(SupervisorCoreTest, CanaryHoldsTheOldOneBesideItThenSwitchesFully) {
+  serve_first();
+  core.on_reload(7, Canary{20, 5000ms});
+  core.on_ready(2);
+  EXPECT_EQ(os.order, (std::vector<std::string>{"switch 1", "canary 2 20% beside 1"}));
+  EXPECT_EQ(state(1), GenerationState::kHeld);
+  EXPECT_TRUE(os.signals.empty());
+  advance(4999ms);
+  EXPECT_TRUE(os.signals.empty());
+  advance(1ms);
+  EXPECT_EQ(os.order, (std::vector<std::string>{"switch 1", "canary 2 20% beside 1", "switch 2",
+                                                "signal 1"}));
+  core.on_exit(pid(1), exited_with(0));
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_TRUE(os.replies.at(7).ok);
+}
+
+TEST_F(SupervisorCoreTest, CanaryThatExitsInItsWindowRollsBack) {
+  serve_first();
+  core.on_reload(7, Canary{20, 5000ms});
+  core.on_ready(2);
+  advance(1000ms);
+  core.on_exit(pid(2), exited_with(1));
+  EXPECT_EQ(state(1), GenerationState::kServing);
+  EXPECT_EQ(os.switches.back(), 1);
+  ASSERT_EQ(os.replies.count(7), 1u);
+  EXPECT_FALSE(os.replies.at(7).ok);
+  EXPECT_TRUE(os.signals.empty());
+}
+
+TEST_F(SupervisorCoreTest, OldGenerationGoneInTheWindowSendsEveryConnectionToTheCanary) {
+  serve_first();
+  core.on_reload(7, Canary{20, 5000ms});
+  core.on_ready(2);
+  core.on_exit(pid(1), exited_with(1));
+  EXPECT_EQ(os.switches.back(), 2);
+  EXPECT_EQ(core.serving()->id, 2);
+}
+
+TEST_F(SupervisorCoreTest, CanaryIsRefusedWhileAnotherReloadRunsOrNothingServes) {
+  core.start();
+  core.on_reload(6, Canary{20, 5000ms});  // generation 1 is still starting: nothing serves
+  ASSERT_EQ(os.replies.count(6), 1u);
+  EXPECT_FALSE(os.replies.at(6).ok);
+  core.on_ready(1);
+  core.on_reload(7);
+  core.on_reload(8, Canary{20, 5000ms});
+  ASSERT_EQ(os.replies.count(8), 1u);
+  EXPECT_FALSE(os.replies.at(8).ok);
+  EXPECT_NE(os.replies.at(8).message.find("another reload is in progress"), std::string::npos);
+  EXPECT_EQ(os.spawned, (std::vector<int>{1, 2}));
 }
 
 TEST_F(SupervisorCoreTest, FailedReloadNeverSwitches) {

@@ -36,6 +36,18 @@ TEST(ControlProtocol, RoundTripsEveryCommand) {
   }
 }
 
+TEST(ControlProtocol, RoundTripsACanaryReload) {
+  ControlRequest in{ControlRequest::Command::kReload, true};
+  in.canary_percent = 20;
+  in.canary_window = std::chrono::milliseconds(90'000);
+  std::string line = format_control_request(in);
+  line.pop_back();
+  auto out = parse_control_request(line);
+  ASSERT_TRUE(out.ok()) << out.error().what();
+  EXPECT_EQ(out->canary_percent, 20);
+  EXPECT_EQ(out->canary_window.count(), 90'000);
+}
+
 TEST(ControlProtocol, RejectsMalformedRequestsWithAReason) {
   struct Case {
     const char* line;
@@ -51,6 +63,14 @@ TEST(ControlProtocol, RejectsMalformedRequestsWithAReason) {
       {R"({"baton":1,"command":7})", "no command"},
       {R"({"baton":1,"command":"explode"})", "unknown command 'explode'"},
       {R"({"baton":1,"command":"reload","wait":"yes"})", "must be true or false"},
+      {R"({"baton":1,"command":"status","canary":{"percent":5,"window_ms":9}})", "for a reload"},
+      {R"({"baton":1,"command":"reload","canary":5})", "must be {"},
+      {R"({"baton":1,"command":"reload","canary":{"percent":5}})", "must be {"},
+      {R"({"baton":1,"command":"reload","canary":{"percent":0,"window_ms":9}})", "1-99"},
+      {R"({"baton":1,"command":"reload","canary":{"percent":100,"window_ms":9}})", "1-99"},
+      {R"({"baton":1,"command":"reload","canary":{"percent":5,"window_ms":0}})", "1 ms to 24 h"},
+      {R"({"baton":1,"command":"reload","canary":{"percent":5,"window_ms":86400001}})",
+       "1 ms to 24 h"},
   };
   for (const auto& c : cases) {
     auto r = parse_control_request(c.line);

@@ -1,0 +1,242 @@
+// A generation's life as the supervisor's shell sees it (supervisor_shell.h): spawned with its
+// sockets and environment, heard from on the notify socket, proven ready, switched to, reaped.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "common/proc_stat.h"
+#include "supervisor/failure_hint.h"
+#include "supervisor/generation_env.h"
+#include "supervisor/spawner.h"
+#include "supervisor/supervisor_shell.h"
+
+namespace baton {
+
+Result<int> Supervisor::spawn(int id) {
+  auto io = std::make_unique<GenerationIo>();
+  io->id = id;
+  io->readiness = std::make_unique<ReadinessProbe>(
+      loop_, config_.readiness, id,
+      ReadinessProbe::Hooks{[this, id] { core_.on_ready(id); },
+                            [this, id] { return still_starting(id); }});
+  // The generation's own member of every steered listener, the shared socket of the others.
+  auto sockets = traffic_->assign(id);
+  if (!sockets) return sockets.error();
+  struct Unassign {  // a generation that does not start gives its slot back
+    Traffic* traffic;
+    int id;
+    ~Unassign() {
+      if (traffic != nullptr) traffic->unassign(id);
+    }
+  } unassign{traffic_.get(), id};
+  SpawnRequest req;
+  req.argv = config_.command;
+  req.working_dir = config_.working_dir;
+  req.run_as = config_.run_as;
+  req.env = config_.env;  // baton's own variables below override the user's
+  req.listener_fds = *sockets;
+  auto probe_fd = io->readiness->open_listener();
+  if (!probe_fd) return probe_fd.error();
+  if (*probe_fd >= 0) req.listener_fds.push_back(*probe_fd);
+  for (auto& [key, value] : listen_env(traffic_->listeners().listeners(), *probe_fd >= 0)) {
+    req.env[key] = value;
+  }
+  req.env["BATON_GENERATION"] = std::to_string(id);
+  req.env["NOTIFY_SOCKET"] = notify_->path();
+  if (!config_.adopt_library.empty()) {
+    const char* preload = std::getenv("LD_PRELOAD");
+    req.env["LD_PRELOAD"] =
+        config_.adopt_library + (preload != nullptr && *preload ? std::string(":") + preload : "");
+    req.env["BATON_ADOPT"] = "1";
+  }
+  auto spawned = spawn_process(req);
+  if (!spawned) return spawned.error();
+  io->pid = spawned->pid;
+  io->output = std::make_unique<GenerationOutput>(
+      loop_, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe), *out_sink_,
+      *err_sink_, id, config_.prefix_output ? generation_label(id) : "");
+  // The sinks keep counters per generation: those of generations long gone (the core keeps the
+  // last 16 exited) are dropped, so they stay bounded over months of reloads.
+  out_sink_->forget(id - 64);
+  err_sink_->forget(id - 64);
+  if (auto s = io->output->watch([this, id] { forget_if_done(id); }); !s) {
+    // Unwatched pipes would fill and stall the app: it is not started after all. Its exit is
+    // reaped as that of no generation.
+    ::kill(-spawned->pid, SIGKILL);
+    return s.error();
+  }
+  if (!guard_.watch(io->pid)) {
+    log(LogLevel::kWarning,
+        fmt::format("generation {}: the orphan guard is not told of it; it may outlive a killed "
+                    "supervisor",
+                    id));
+  }
+  unassign.traffic = nullptr;
+  GenerationIo* raw = io.get();
+  io_[id] = std::move(io);
+  raw->readiness->start(raw->pid);
+  if (config_.readiness.uses_accept_probe()) {
+    raw->accept = std::make_unique<AcceptReadiness>(
+        loop_, traffic_->listeners(), id,
+        AcceptReadiness::Hooks{[this, id] { return still_starting(id); },
+                               [this, id] { on_probe_accepted(id); },
+                               [this](const std::string& line) { log(line); }});
+    raw->accept->start();
+  }
+  return raw->pid;
+}
+
+GenerationIo* Supervisor::io_for(int id) {
+  auto it = io_.find(id);
+  return it == io_.end() ? nullptr : it->second.get();
+}
+
+bool Supervisor::still_starting(int id) const {
+  const Generation* g = core_.find(id);
+  return g != nullptr && g->state == GenerationState::kStarting && !g->killed;
+}
+
+// The shell's part of a generation is forgotten once its process has exited and its output has
+// been read to the end, whichever comes last.
+void Supervisor::forget_if_done(int id) {
+  GenerationIo* io = io_for(id);
+  if (io == nullptr || !io->output->closed()) return;
+  const Generation* g = core_.find(id);
+  if (g == nullptr || g->state == GenerationState::kExited) io_.erase(id);
+}
+
+std::string Supervisor::output_tail(int id) {
+  GenerationIo* io = io_for(id);
+  if (io == nullptr) return {};
+  io->output->take_in();  // what is already written
+  std::string tail = io->output->tail();
+  forget_if_done(id);
+  return tail;
+}
+
+std::string Supervisor::failure_hint(int id) {
+  GenerationIo* io = io_for(id);
+  if (io == nullptr) return {};
+  HintFacts facts;
+  facts.auto_readiness = config_.readiness.kind == ReadinessSpec::Kind::kAuto;
+  facts.adopting = !config_.adopt_library.empty();
+  facts.spoke_notify = spoke_notify_;
+  facts.probing = io->accept && io->accept->probing();
+  facts.adopt_loaded = io->adopt_loaded;
+  facts.adopted = io->adopted;
+  for (const auto& l : traffic_->listeners().listeners()) {
+    facts.held += (facts.held.empty() ? "" : ", ") + l.address.to_string();
+  }
+  return baton::failure_hint(facts);
+}
+
+std::optional<int> Supervisor::generation_of_pid(pid_t pid) {
+  if (const Generation* g = core_.find_pid(pid)) return g->id;
+  // Not a main process: a process of the generation's group (a worker or a child) may speak for
+  // it, as under systemd's NotifyAccess=all, confined here to the generation's process group.
+  if (auto pgid = process_group_of(pid)) {
+    if (const Generation* g = core_.find_pid(*pgid)) return g->id;
+  }
+  return std::nullopt;
+}
+
+void Supervisor::on_notify() {
+  while (auto received = notify_->receive()) {
+    auto gen = generation_of_pid(received->pid);
+    if (!gen) {  // from no generation of ours: ignored, and said so a bounded number of times
+      if (ignored_notify_ < kMaxIgnoredNotifyLogs) {
+        log(LogLevel::kWarning,
+            fmt::format("ignored a notify datagram from pid {}: not in any generation's process "
+                        "group{}",
+                        received->pid,
+                        ++ignored_notify_ == kMaxIgnoredNotifyLogs ? " (no more such lines)" : ""));
+      }
+      continue;
+    }
+    const NotifyMessage& said = received->message;
+    // STOPPING=1 alone does not count: it is said on the way out and tells nothing of how the
+    // app proves it is ready.
+    spoke_notify_ = spoke_notify_ || said.ready || said.status;
+    if (said.status) core_.on_status_text(*gen, *said.status);
+    if (said.ready && notify_proves_ready(config_.readiness)) core_.on_ready(*gen);
+    if (received->message.stopping) log(fmt::format("generation {} says it is stopping", *gen));
+    const NotifyMessage& m = received->message;
+    if (GenerationIo* io = io_for(*gen)) {
+      io->adopt_loaded = io->adopt_loaded || m.adopt_loaded;
+      io->adopted = io->adopted || m.adopted.has_value();
+    }
+    if (m.adopted) log(fmt::format("generation {}: adopted {}", *gen, *m.adopted));
+    if (m.adopt_passthrough) {
+      log(fmt::format("generation {} bound {} itself: baton does not hold that address", *gen,
+                      *m.adopt_passthrough));
+    }
+    if (m.adopt_error) {
+      log(LogLevel::kError, fmt::format("generation {}: adoption error: {}", *gen, *m.adopt_error));
+    }
+  }
+}
+
+void Supervisor::switch_to(const Generation& g) {
+  if (auto s = traffic_->switch_to(g.id); !s) {
+    // The old program stays attached: connections keep going to the slot they went to.
+    log(fmt::format("generation {}: switching new connections to it failed: {}", g.id,
+                    s.error().what()));
+  }
+}
+
+void Supervisor::canary_to(const Generation& g, const Generation& old, int percent) {
+  if (auto s = traffic_->canary(g.id, percent); !s) {
+    // New connections keep going to the old generation; the window's end switches fully.
+    log(LogLevel::kWarning, fmt::format("generation {}: the canary share could not be set, "
+                                        "generation {} keeps every new connection: {}",
+                                        g.id, old.id, s.error().what()));
+  }
+}
+
+// A generation's main process was reaped: its slot is free for a later generation, which then
+// takes what waits in its sockets' accept queues.
+void Supervisor::generation_gone(int id) {
+  traffic_->gone(id);
+  if (GenerationIo* io = io_for(id)) {
+    io->readiness->stop();
+    if (io->accept) io->accept->stop();
+    forget_if_done(id);
+  }
+}
+
+// The generation accepted baton's probe connection on its own socket: ready under the auto rule
+// unless it speaks sd_notify.
+void Supervisor::on_probe_accepted(int id) {
+  on_notify();  // a STATUS= sent before the accept counts: it means the app speaks sd_notify
+  if (!accept_proves_ready(config_.readiness, spoke_notify_) || !still_starting(id)) return;
+  log(fmt::format("generation {} accepted baton's probe connection on its own socket", id));
+  core_.on_ready(id);
+}
+
+void Supervisor::reap_children() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;  // none left to reap now (as PID 1, orphans are reaped here too)
+    bool was_readiness_command = false;
+    for (auto& [id, io] : io_) {
+      // It may answer "ready", which may change io_: stop looking at once.
+      if (io->readiness->on_reaped(pid, status)) {
+        was_readiness_command = true;
+        break;
+      }
+    }
+    if (was_readiness_command) continue;
+    std::optional<int> gen;
+    if (const Generation* g = core_.find_pid(pid)) gen = g->id;
+    core_.on_exit(pid, status);  // kills what is left of the group
+    if (gen) {
+      guard_.forget(pid);
+      generation_gone(*gen);
+    }
+  }
+}
+
+}  // namespace baton

@@ -1,0 +1,62 @@
+#include "supervisor/traffic.h"
+
+#include <fmt/format.h>
+
+#include "supervisor/accept_probe.h"
+#include "supervisor/activation.h"
+
+namespace baton {
+
+Result<std::unique_ptr<Traffic>> Traffic::bind(const std::vector<ListenSpec>& specs,
+                                               const BindOptions& options, EventLoop& loop,
+                                               Logger log) {
+  auto activated = take_activated_listeners(specs);
+  if (!activated) return activated.error();
+  auto set = ListenerSet::bind(specs, options, log, &*activated);
+  if (!set) return set.error();
+  return std::unique_ptr<Traffic>(new Traffic(std::move(set).value(), loop, std::move(log)));
+}
+
+Result<std::vector<int>> Traffic::assign(int id) {
+  auto sockets = listeners_.assign(id);
+  if (!sockets) return sockets.error();
+  for (int fd : *sockets) relay_.release(fd);  // the slot's own generation takes what waits
+  return sockets;
+}
+
+Status Traffic::switch_to(int id) {
+  if (auto s = listeners_.switch_to(id); !s) return s;
+  // The handshake race: a connection steered to the old generation's socket just before the
+  // switch waits in its accept queue. The drain watch (--drain=watch) signals the old generation
+  // only once that queue is empty; the queue of a slot whose generation is gone is relayed.
+  relay_orphans();
+  return {};
+}
+
+void Traffic::gone(int id) {
+  listeners_.release(id);
+  relay_orphans();
+}
+
+void Traffic::relay_orphans() {
+  for (int slot : listeners_.orphan_slots()) {
+    for (const auto& l : listeners_.listeners()) {
+      if (!l.steered() || l.address.transport != Transport::kTcp) continue;
+      relay_.take_over(l.group->member(slot), connect_address(l.address));
+    }
+  }
+}
+
+std::vector<std::string> Traffic::describe() const {
+  std::vector<std::string> out;
+  const auto& all = listeners_.listeners();
+  for (size_t i = 0; i < all.size(); ++i) {
+    out.push_back(fmt::format("listening on {}={} (fd {}, {}{})", all[i].name,
+                              all[i].address.to_string(), 3 + i,
+                              all[i].steered() ? "steered" : "shared",
+                              all[i].activated ? ", from the service manager" : ""));
+  }
+  return out;
+}
+
+}  // namespace baton

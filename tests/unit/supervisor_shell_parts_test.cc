@@ -1,0 +1,74 @@
+// Pure parts of the supervisor's shell: the environment a generation is told its sockets in, and
+// the hint given when it never became ready.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "common/proc_stat.h"
+#include "supervisor/failure_hint.h"
+#include "supervisor/generation_env.h"
+
+namespace baton {
+namespace {
+
+OwnedListener listener(const std::string& name, const std::string& spec) {
+  OwnedListener l;
+  l.name = name;
+  auto a = parse_address(spec);
+  EXPECT_TRUE(a.ok()) << spec;
+  l.address = *a;
+  return l;
+}
+
+TEST(GenerationEnv, ListenersInOrderThenTheProbeListener) {
+  std::vector<OwnedListener> ls;
+  ls.push_back(listener("http", "127.0.0.1:8080"));
+  ls.push_back(listener("dns", "udp:127.0.0.1:5353"));
+  ls.push_back(listener("admin", "unix:/run/app.sock"));
+  auto env = listen_env(ls, true);
+  EXPECT_EQ(env["LISTEN_FDS"], "4");
+  EXPECT_EQ(env["LISTEN_FDNAMES"], "http:dns:admin:baton-probe");
+  // Server::Starter has no UDP: left out, the others keep their own fd numbers.
+  EXPECT_EQ(env["SERVER_STARTER_PORT"], "127.0.0.1:8080=3;/run/app.sock=5");
+}
+
+TEST(GenerationEnv, NoListenersNoProbe) {
+  auto env = listen_env({}, false);
+  EXPECT_EQ(env["LISTEN_FDS"], "0");
+  EXPECT_EQ(env["LISTEN_FDNAMES"], "");
+  EXPECT_EQ(env["SERVER_STARTER_PORT"], "");
+}
+
+TEST(FailureHint, AutoReadinessSaysWhatTheAppDidNotDo) {
+  HintFacts f;
+  f.auto_readiness = true;
+  f.probing = true;
+  EXPECT_EQ(failure_hint(f), "it neither sent READY=1 nor accepted baton's probe connection");
+  f.spoke_notify = true;
+  EXPECT_NE(failure_hint(f).find("held to READY=1"), std::string::npos);
+  f.spoke_notify = false;
+  f.probing = false;
+  EXPECT_NE(failure_hint(f).find("choose a --ready"), std::string::npos);
+}
+
+TEST(FailureHint, AdoptionSaysWhereItStopped) {
+  HintFacts f;
+  f.adopting = true;
+  f.held = "127.0.0.1:8080";
+  EXPECT_NE(failure_hint(f).find("did not load"), std::string::npos);
+  f.adopt_loaded = true;
+  EXPECT_EQ(failure_hint(f),
+            "the app never bound an address baton holds (baton holds 127.0.0.1:8080)");
+  f.adopted = true;
+  EXPECT_EQ(failure_hint(f), "");
+}
+
+TEST(FailureHint, AnExplicitCheckNeedsNoHint) { EXPECT_EQ(failure_hint(HintFacts{}), ""); }
+
+TEST(ProcStat, ProcessGroupOfOurselvesAndOfNobody) {
+  EXPECT_EQ(process_group_of(::getpid()), ::getpgrp());
+  EXPECT_EQ(process_group_of(-1), std::nullopt);
+}
+
+}  // namespace
+}  // namespace baton
