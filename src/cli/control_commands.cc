@@ -146,6 +146,13 @@ void print_status(const nlohmann::json& s) {
       extra += ", \"" + escape_control_chars(g["status_text"].get<std::string>()) + "\"";
     }
     if (g.contains("slot")) extra += fmt::format(", slot {}", g["slot"].get<int>());
+    if (g.contains("share_percent")) {
+      extra += fmt::format(", {}% of new connections", g["share_percent"].get<int>());
+    }
+    if (g.contains("connections")) {
+      extra += fmt::format(", {} open, {} queued", g["connections"].get<size_t>(),
+                           g.value("accept_queue", 0u));
+    }
     std::printf("generation  %-3d pid %-7d %-9s started %s%s\n", g.value("generation", 0),
                 g.value("pid", 0),
                 g.value("quiescing", false) ? "quiescing" : g.value("state", "").c_str(),

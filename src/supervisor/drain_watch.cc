@@ -300,7 +300,7 @@ Status shutdown_read(const HeldSocket& socket) {
 GenerationWatch::GenerationWatch(pid_t pid, std::vector<int> listener_fds)
     : pid_(pid), listener_fds_(std::move(listener_fds)) {}
 
-Result<DrainCheck> GenerationWatch::check() {
+Result<DrainCheck> GenerationWatch::look(bool close_idle) {
   DrainCheck result;
   std::vector<std::uint32_t> queues;
   std::set<std::uint16_t> ports;
@@ -336,7 +336,7 @@ Result<DrainCheck> GenerationWatch::check() {
           still_shut.insert(c.inode);  // already told; the app has yet to close it
           continue;
         }
-        if (!is_idle_keepalive(c)) continue;
+        if (!close_idle || !is_idle_keepalive(c)) continue;
         // A connection the app no longer holds, or one that changed under us, is left alone.
         if (shutdown_read(it->second)) {
           ++result.idle_closed;

@@ -141,9 +141,12 @@ class GenerationWatch {
   // Looks once, closing the idle keep-alive connections it finds (each at most once). An Error
   // when a look was impossible (netlink refused, a listener is not one): then nothing is known
   // and the caller should not call the generation quiet.
-  Result<DrainCheck> check();
+  Result<DrainCheck> check() { return look(true); }
+  // The same look, closing nothing (for `baton status`).
+  Result<DrainCheck> count() { return look(false); }
 
  private:
+  Result<DrainCheck> look(bool close_idle);
   pid_t pid_;
   std::vector<int> listener_fds_;
   std::set<std::uint64_t> shut_;  // inodes already given shutdown(SHUT_RD)

@@ -62,6 +62,11 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
       e["output_dropped_lines"] = it->second;
     }
     if (auto it = facts.slots.find(g.id); it != facts.slots.end()) e["slot"] = it->second;
+    if (auto it = facts.traffic.find(g.id); it != facts.traffic.end()) {
+      e["share_percent"] = it->second.share_percent;
+      if (it->second.accept_queue) e["accept_queue"] = *it->second.accept_queue;
+      if (it->second.connections) e["connections"] = *it->second.connections;
+    }
     j["generations"].push_back(e);
   }
   auto reload_json = [&](const std::optional<ReloadRecord>& r) -> nlohmann::json {

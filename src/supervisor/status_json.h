@@ -51,6 +51,13 @@
 //     output_dropped_lines int  (only when some were) lines of its output dropped
 //     slot              int     (live generations) its slot: its socket of every steered
 //                               listener is member `slot` of that listener's group
+//     share_percent     int     (live, steered) the share of new connections the steering
+//                               program sends it now: 100 serving, 0 starting or draining, the
+//                               canary's split in a canary window
+//     accept_queue      int     (live, steered TCP) connections waiting in its own sockets'
+//                               accept queues
+//     connections       int     (live, steered TCP) connections its processes hold on the
+//                               listeners' ports (as the drain watch counts them)
 //   last_reload         object or null (no reload yet)
 //     id                int     1, 2, 3... counting reloads that started a generation
 //     result            string  "in-progress", "ok" or "failed"
@@ -71,6 +78,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +108,12 @@ struct SupervisorFacts {
   std::uint64_t output_dropped_lines = 0;
   std::map<int, std::uint64_t> generation_dropped_lines;  // by generation id, when not 0
   std::map<int, int> slots;  // generation id -> its slot in the steered listeners (live ones)
+  struct Traffic {
+    int share_percent = 0;
+    std::optional<std::uint32_t> accept_queue;  // unknown when it could not be looked at
+    std::optional<size_t> connections;
+  };
+  std::map<int, Traffic> traffic;  // by generation id (live ones, when a listener is steered)
 };
 
 // The status object. `now` and `wall_now` are the same instant on the monotonic and the wall

@@ -239,6 +239,10 @@ nlohmann::json Supervisor::status() {
   }
   for (const auto& g : core_.generations()) {
     if (auto slot = traffic_->listeners().slot_of(g.id)) facts.slots[g.id] = *slot;
+    if (g.state == GenerationState::kExited) continue;
+    if (auto f = traffic_->figures(g.id, g.pid)) {
+      facts.traffic[g.id] = {f->share_percent, f->accept_queue, f->connections};
+    }
   }
   facts.output_dropped_lines = out_sink_->dropped_lines_total() + err_sink_->dropped_lines_total();
   for (const auto& g : core_.generations()) {

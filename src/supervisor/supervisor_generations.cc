@@ -4,9 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include <fmt/format.h>
 
-#include "common/proc_stat.h"
+#include "supervisor/drain_watch.h"
 #include "supervisor/failure_hint.h"
 #include "supervisor/generation_env.h"
 #include "supervisor/spawner.h"
@@ -136,9 +138,12 @@ std::optional<int> Supervisor::generation_of_pid(pid_t pid) {
   if (const Generation* g = core_.find_pid(pid)) return g->id;
   // Not a main process: a process of the generation's group (a worker or a child) may speak for
   // it, as under systemd's NotifyAccess=all, confined here to the generation's process group.
-  if (auto pgid = process_group_of(pid)) {
-    if (const Generation* g = core_.find_pid(*pgid)) return g->id;
-  }
+  // The stat line is short; a bound keeps a hostile command name from costing more than a page.
+  std::ifstream file(fmt::format("/proc/{}/stat", pid));
+  std::string stat(4096, '\0');
+  file.read(stat.data(), static_cast<std::streamsize>(stat.size()));
+  stat.resize(static_cast<size_t>(file.gcount()));
+  if (const Generation* g = core_.find_pid(pgid_of_stat(stat))) return g->id;
   return std::nullopt;
 }
 

@@ -4,6 +4,7 @@
 
 #include "supervisor/accept_probe.h"
 #include "supervisor/activation.h"
+#include "supervisor/drain_watch.h"
 
 namespace baton {
 
@@ -45,6 +46,30 @@ void Traffic::relay_orphans() {
       relay_.take_over(l.group->member(slot), connect_address(l.address));
     }
   }
+}
+
+std::optional<TrafficFigures> Traffic::figures(int id, pid_t pid) const {
+  auto slot = listeners_.slot_of(id);
+  if (!slot || !listeners_.any_steered()) return std::nullopt;
+  TrafficFigures f;
+  const auto canary = listeners_.canary();
+  if (canary && canary->slot == *slot) {
+    f.share_percent = canary->percent;
+  } else if (listeners_.target_slot() == *slot) {
+    f.share_percent = canary ? 100 - canary->percent : 100;
+  }
+  std::vector<int> fds;
+  for (const auto& l : listeners_.listeners()) {
+    if (l.steered() && l.address.transport == Transport::kTcp)
+      fds.push_back(l.group->member(*slot));
+  }
+  if (fds.empty() || pid <= 0) return f;
+  GenerationWatch watch(pid, std::move(fds));
+  if (auto looked = watch.count()) {
+    f.accept_queue = looked->accept_queue;
+    f.connections = looked->connections;
+  }
+  return f;
 }
 
 std::vector<std::string> Traffic::describe() const {

@@ -7,6 +7,9 @@
 // Not thread-safe: owned by the supervisor's loop, which must outlive it.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +24,13 @@
 #include "supervisor/supervisor_core.h"
 
 namespace baton {
+
+// What `baton status` shows of one live generation's traffic.
+struct TrafficFigures {
+  int share_percent = 0;  // of new connections, as the steering program sends them now
+  std::optional<std::uint32_t> accept_queue;  // its own TCP sockets; unknown if not looked at
+  std::optional<size_t> connections;          // held by its processes on the listeners' ports
+};
 
 class Traffic {
  public:
@@ -48,6 +58,9 @@ class Traffic {
   void gone(int id);
   // For the core's drain (--drain=watch): is quiescing generation `g` quiet yet?
   QuietCheck check_quiet(const Generation& g) { return drains_.check(listeners_, g); }
+  // Generation `id` (main process `pid`) now; nullopt when it has no slot or nothing is steered.
+  // Reads /proc and sock_diag (bounded, as the drain watch does); closes nothing.
+  std::optional<TrafficFigures> figures(int id, pid_t pid) const;
   // One line per listener, for the log at start-up.
   std::vector<std::string> describe() const;
 

@@ -253,7 +253,22 @@ TEST(Steering, StatusShowsSteeredAndSharedListenersAndSlots) {
   EXPECT_EQ(s["listeners"][0]["steering"], "steered");
   EXPECT_EQ(s["listeners"][1]["steering"], "shared");
   EXPECT_EQ(s["generations"][0]["slot"], 0);
+  EXPECT_EQ(s["generations"][0]["share_percent"], 100) << s.dump();
+  EXPECT_EQ(s["generations"][0]["accept_queue"], 0) << s.dump();
+  EXPECT_EQ(s["generations"][0]["connections"], 0) << s.dump();
+  // A request in flight is a connection the generation holds.
+  std::string address = s["listeners"][0]["address"];
+  std::thread slow([&] { (void)http_get(address, "/slow?ms=1500", 20s); });
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto now = baton.status();
+        return now.is_object() && now["generations"][0].value("connections", 0) == 1;
+      },
+      10s))
+      << baton.status().dump();
+  slow.join();
   auto text = baton.ctl({"status"});
+  EXPECT_THAT(text.output, HasSubstr("100% of new connections"));
   EXPECT_THAT(text.output, HasSubstr("steered"));
   EXPECT_THAT(text.output, HasSubstr("shared"));
 }
@@ -291,6 +306,8 @@ TEST(Steering, CanaryGetsItsShareOfNewConnectionsThenEveryOne) {
   auto s = baton.status();
   EXPECT_EQ(s["serving_generation"], 2);
   EXPECT_EQ(s["generations"][0]["state"], "held");
+  EXPECT_EQ(s["generations"][0]["share_percent"], 80) << s.dump();
+  EXPECT_EQ(s["generations"][1]["share_percent"], 20) << s.dump();
   baton.ctl({"stop"});  // rather than wait out the window (the next test does)
   reload.get();
 }

@@ -1,10 +1,7 @@
 // Pure parts of the supervisor's shell: the environment a generation is told its sockets in, and
 // the hint given when it never became ready.
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
-#include "common/proc_stat.h"
 #include "supervisor/failure_hint.h"
 #include "supervisor/generation_env.h"
 
@@ -64,11 +61,6 @@ TEST(FailureHint, AdoptionSaysWhereItStopped) {
 }
 
 TEST(FailureHint, AnExplicitCheckNeedsNoHint) { EXPECT_EQ(failure_hint(HintFacts{}), ""); }
-
-TEST(ProcStat, ProcessGroupOfOurselvesAndOfNobody) {
-  EXPECT_EQ(process_group_of(::getpid()), ::getpgrp());
-  EXPECT_EQ(process_group_of(-1), std::nullopt);
-}
 
 }  // namespace
 }  // namespace baton
