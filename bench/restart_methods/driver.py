@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # steering.py is imported from here: no __pycache__ in the tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -53,6 +54,15 @@ RESTART_NOTE = {
     "baton-handover": "start the same command again, wait for new ready + old draining",
 }
 SHAPES = {"close": "new connection per request", "keepalive": "keep-alive"}
+# The steering cells (steering.py; issue 9): a misbehaving app under baton run and under
+# Server::Starter. Not in METHODS: they have their own tables and results.
+STEERING_CELLS = {
+    "starter-dies": "Server::Starter, app dies on SIGTERM",
+    "baton-dies": "baton run, app dies on SIGTERM",
+    "starter-crash": "Server::Starter, new version accepts then crashes",
+    "baton-crash": "baton run, new version accepts then crashes",
+}
+CRASH_AFTER_S = 0.5  # the broken version's life: it crashes before its 1 s start-up ends
 
 
 def log(msg):
@@ -204,6 +214,25 @@ class Server:
             # shortest interval that does not stop the old worker before the new one accepts.
             first = [bins["start_server"], f"--port={self.addr}", "--interval=2",
                      "--signal-on-hup=TERM", "--"] + example
+        elif method in STEERING_CELLS:
+            # The steering cells (steering.py): the same app, given its socket by the supervisor.
+            inherit = [bins["app"], "--init-seconds", str(init_s), "--threads", str(threads),
+                       "--mode", "inherit"]
+            if method.endswith("-dies"):
+                inherit += ["--on-term", "die"]
+            else:
+                state["marker"] = os.path.join(workdir, "broken")
+                inherit += ["--notify", "--broken-marker", state["marker"], "--crash-after",
+                            str(CRASH_AFTER_S)]
+            if method.startswith("starter-"):
+                first = [bins["start_server"], f"--port={self.addr}", "--interval=2",
+                         "--signal-on-hup=TERM", "--"] + inherit
+            else:
+                first = [bins["baton"], "run", "--listen", self.addr, "--control",
+                         self.control, "--"] + inherit
+                state["reload"] = [bins["baton"], "reload", "--wait", "--control", self.control]
+                if method == "baton-dies":
+                    self.reload_argv = state["reload"]
         elif method in ("baton-run", "baton-adopt"):
             first = [bins["baton"], "run", "--listen", self.addr, "--control", self.control]
             if method == "baton-adopt":
@@ -218,13 +247,14 @@ class Server:
         with open(os.path.join(workdir, "pids"), "a") as f:
             f.write(f"{self.proc.pid}\n")
         m = wait_log(self.log, r"pid (\d+) ready on", 30, self.proc)
-        if method == "server-starter":
+        self.supervised = first[0] == bins["baton"]  # soak reloads it through --control
+        if first[0] == bins["start_server"]:
             state["starter_pid"] = self.proc.pid
         with open(os.path.join(workdir, "current"), "w") as f:
             f.write(f"{m.group(1)}\n")
         with open(os.path.join(workdir, "state.json"), "w") as f:
             json.dump(state, f)
-        if method in ("baton-run", "baton-adopt"):
+        if self.supervised:
             # ready in the log is the app's; the supervisor answers once it has seen READY=1.
             end = time.monotonic() + 10
             while time.monotonic() < end:
@@ -342,7 +372,7 @@ def run_soak(bins, srv, shape, args, json_path):
             "--reload-timeout", "30s", "--json", json_path, "-q"]
     if shape == "close":
         argv.append("--close")
-    if srv.method in ("baton-run", "baton-adopt"):
+    if srv.supervised and srv.reload_argv[0] == bins["baton"]:
         argv += ["--control", srv.control]
     else:
         argv += ["--reload-cmd", srv.reload_command()]
@@ -572,6 +602,8 @@ def render(results, idle, wrk, meta, commands):
             if method in RESTART_NOTE:
                 L.append(f"#   reload.py: {RESTART_NOTE[method]}")
             for c in commands[method]:
+                # Repo paths relative, also when rendered from another checkout's summary.
+                c = re.sub(r"\S*/(bench/restart_methods/)", r"\1", c)
                 L.append(c.replace(meta.get("python", "?"), "python3").replace(
                     meta.get("build", "?") + "/", "build/").replace(REPO + "/", ""))
     L.append("```")
@@ -606,13 +638,19 @@ def main():
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite RESULTS from RAW/summary.json without running anything")
     ap.add_argument("--raw", default=os.path.join(REPO, "bench", "results", "restart_methods"))
+    ap.add_argument("--suite", choices=("methods", "steering", "all"), default="methods",
+                    help="methods: the restart methods above; steering: misbehaving apps under "
+                    "baton and Server::Starter, and baton's ratios (steering.py); all: both")
+    ap.add_argument("--quick", action="store_true",
+                    help="steering suite: 1 run, 8 s, 3 restarts per cell, fewer samples "
+                    "(about 4 minutes instead of 12)")
+    ap.add_argument("--steering-raw", default=os.path.join(REPO, "bench", "results", "steering"))
+    ap.add_argument("--steering-results",
+                    default=os.path.join(REPO, "bench", "results", "steering.md"))
     args = ap.parse_args()
 
     if args.render_only:
-        with open(os.path.join(args.raw, "summary.json")) as f:
-            d = json.load(f)
-        with open(args.results, "w") as f:
-            f.write(render(d["cells"], d["supervisor"], d["wrk"], d["meta"], d["commands"]))
+        write_results(args)
         return 0
     methods = [m for m in args.methods.split(",") if m]
     shapes = [s for s in args.shapes.split(",") if s]
@@ -653,6 +691,19 @@ def main():
                 "libserver-starter-perl")
 
     set_subreaper()
+    rc = 0
+    if args.suite in ("steering", "all"):
+        import steering
+        args.network_note = network
+        args.build_dir = build
+        summary = steering.run(bins, args, args.steering_raw)
+        with open(args.steering_results, "w") as f:
+            f.write(steering.render(summary))
+        log(f"wrote {args.steering_results}: {steering.ratios_summary(summary)}")
+        rc = 1 if any("error" in c for c in summary["cells"]) else 0
+    if args.suite == "steering":
+        write_results(args)
+        return rc
     t_start = time.monotonic()
     load_start = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="baton-restart-bench.")
@@ -758,10 +809,27 @@ def main():
     with open(os.path.join(args.raw, "summary.json"), "w") as f:
         json.dump({"meta": meta, "cells": results, "supervisor": idle, "wrk": wrk,
                    "commands": commands}, f, indent=1)
-    with open(args.results, "w") as f:
-        f.write(render(results, idle, wrk, meta, commands))
+    write_results(args)
     log(f"wrote {args.results} and {args.raw}/ in {meta['wall_s']:.0f} s")
-    return 1 if any("error" in r for r in results) else 0
+    return 1 if rc or any("error" in r for r in results) else 0
+
+
+def write_results(args):
+    """RESULTS.md: the restart methods from their summary.json, then the steering suite's
+    section from its own (each section says when it was run)."""
+    text = ""
+    path = os.path.join(args.raw, "summary.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            d = json.load(f)
+        text = render(d["cells"], d["supervisor"], d["wrk"], d["meta"], d["commands"])
+    path = os.path.join(args.steering_raw, "summary.json")
+    if os.path.exists(path):
+        import steering
+        with open(path) as f:
+            text += "\n" + steering.render(json.load(f))
+    with open(args.results, "w") as f:
+        f.write(text)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,14 @@ the old one logged "pid O draining" (kill-start: the old one has exited and the 
 so the reload time soak measures is "command to old draining". Any failure is one line on stderr
 and exit 1. STATE_DIR/state.json is written by driver.py; STATE_DIR/current holds the serving pid.
 Every process started is appended to STATE_DIR/pids, so the driver can stop it by pid.
+
+The steering cells (steering.py): starter-dies as server-starter, but the old worker dies on
+SIGTERM instead of draining, so "restarted" is its exit; starter-crash and baton-crash first
+create STATE_DIR/broken, which makes the next instance the broken new version (it accepts, then
+crashes). start_server retries a worker that died within --interval, and the retry starts fine,
+so starter-crash returns once that retry serves and the old worker drains; baton run rolls back
+instead, so baton-crash returns 0 when `baton reload --wait` reported the failure (exit 1) and
+the broken instance did start: the restart was handled as designed.
 """
 import json
 import os
@@ -94,6 +102,23 @@ def main():
         os.kill(state["starter_pid"], signal.SIGHUP)
         new = wait_for("a new worker ready", lambda: ready_pid(new_log(), old))
         wait_for(draining, lambda: draining in new_log())
+    elif method == "starter-dies":
+        os.kill(state["starter_pid"], signal.SIGHUP)
+        new = wait_for("a new worker ready", lambda: ready_pid(new_log(), old))
+        wait_for(f"pid {old} to exit", lambda: gone(old))
+    elif method == "starter-crash":
+        open(state["marker"], "w").close()
+        os.kill(state["starter_pid"], signal.SIGHUP)
+        wait_for("the broken worker", lambda: "broken: accepting" in new_log())
+        new = wait_for("a new worker ready", lambda: ready_pid(new_log(), old))
+        wait_for(draining, lambda: draining in new_log())
+    elif method == "baton-crash":
+        open(state["marker"], "w").close()
+        r = subprocess.run(state["reload"], capture_output=True, text=True, timeout=TIMEOUT_S)
+        if r.returncode != 1 or "broken: accepting" not in new_log():
+            sys.exit(f"reload.py: expected a rolled-back reload of a broken version; reload "
+                     f"exited {r.returncode}: {r.stderr.strip()[-300:]}")
+        return
     else:
         sys.exit(f"reload.py: unknown method {method!r}")
     tmp = current_file + ".tmp"
