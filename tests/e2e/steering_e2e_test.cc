@@ -2,6 +2,8 @@
 // connection. Real supervisor, real apps (tests/apps/badapp.cc misbehaves on purpose), real
 // clients on 127.0.0.1.
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -27,12 +29,17 @@ std::string badapp_binary() { return BATON_TEST_BADAPP_BIN; }
 // new version by rewriting the file before a reload.
 class Supervised {
  public:
-  Supervised(const TempDir& dir, std::vector<std::string> run_args, const std::string& app)
-      : dir_(dir), control_(dir.file("control.sock")) {
+  // `as` (optional) runs baton and its clients under another identity, e.g. setpriv to uid 65534.
+  Supervised(const TempDir& dir, std::vector<std::string> run_args, const std::string& app,
+             std::vector<std::string> as = {})
+      : dir_(dir), control_(dir.file("control.sock")), as_(std::move(as)) {
     deploy(app);
     // A short drain deadline: some of these apps ignore SIGTERM and are killed at it.
-    std::vector<std::string> argv = {baton_binary(),    "run", "--control", control_,
-                                     "--drain-timeout", "3"};
+    std::vector<std::string> argv = as_;
+    for (const auto& a : std::vector<std::string>{baton_binary(), "run", "--control", control_,
+                                                  "--drain-timeout", "3"}) {
+      argv.push_back(a);
+    }
     argv.insert(argv.end(), run_args.begin(), run_args.end());
     for (const char* a : {"--", "/bin/sh", "-c"}) argv.push_back(a);
     argv.push_back("exec $(cat " + dir.file("app") + ")");
@@ -48,7 +55,8 @@ class Supervised {
   void deploy(const std::string& app) { std::ofstream(dir_.file("app")) << app; }
   Process& process() { return *process_; }
   CommandResult ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {baton_binary()};
+    std::vector<std::string> argv = as_;
+    argv.push_back(baton_binary());
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--control");
     argv.push_back(control_);
@@ -76,6 +84,7 @@ class Supervised {
  private:
   const TempDir& dir_;
   std::string control_;
+  std::vector<std::string> as_;
   std::optional<Process> process_;
 };
 
@@ -120,12 +129,41 @@ class Load {
 std::string testapp(const std::string& args) { return testapp_binary() + " " + args; }
 std::string badapp(const std::string& args) { return badapp_binary() + " " + args; }
 
-TEST(Steering, NewVersionThatAcceptsThenCrashesIsHandedNothingAndNothingFails) {
+// Run as root, and again as uid 65534 where the test runs as root: attaching the classic BPF
+// program to a SO_REUSEPORT group needs no privilege.
+class SteeringAs : public ::testing::TestWithParam<bool> {
+ protected:
+  // Why the unprivileged run cannot happen here ("" when it can, or for the plain run).
+  static std::string cannot() {
+    if (!GetParam()) return "";
+    if (::geteuid() != 0) return "not root: the plain run is already unprivileged";
+    if (::access("/usr/bin/setpriv", X_OK) != 0) return "no setpriv";
+    return "";
+  }
+  // The setpriv prefix for the unprivileged run ({} for the plain one).
+  static std::vector<std::string> identity(TempDir& dir) {
+    if (!GetParam()) return {};
+    // The directory holds the control socket and the app file: the other user's.
+    EXPECT_EQ(::chown(dir.path().c_str(), 65534, 65534), 0);
+    return {"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"};
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Users, SteeringAs, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "uid65534" : "asTest"; });
+
+TEST_P(SteeringAs, NewVersionThatAcceptsThenCrashesIsHandedNothingAndNothingFails) {
+  if (auto why = cannot(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
+  auto as = identity(dir);
   Supervised baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"},
-                   testapp("--no-notify"));
+                   testapp("--no-notify"), as);
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
+  struct stat supervisor {};
+  const int pid = baton.status()["supervisor"].value("pid", 0);
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(pid)).c_str(), &supervisor), 0) << pid;
+  EXPECT_EQ(supervisor.st_uid, GetParam() ? 65534u : ::geteuid());
   Load load(address, 4, 20000);
   ASSERT_TRUE(wait_until([&] { return load.requests() > 50; }, 30s));
   baton.deploy(badapp("--accept-then-crash 1500"));
@@ -136,6 +174,7 @@ TEST(Steering, NewVersionThatAcceptsThenCrashesIsHandedNothingAndNothingFails) {
   ASSERT_TRUE(wait_until([&] { return load.requests() > before + 50; }, 30s));
   load.stop();
   EXPECT_THAT(baton.process().output(), HasSubstr("badapp: generation 2 accepted 0 public"));
+  EXPECT_THAT(baton.process().output(), HasSubstr(", steered)"));
   EXPECT_THAT(baton.process().output(), Not(HasSubstr("badapp: generation 2 accepted 1 public")));
   EXPECT_THAT(load.failures(), ::testing::IsEmpty())
       << load.failures().size() << " of " << load.requests() << " failed";
