@@ -42,13 +42,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstddef>
-#include <ctime>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -125,8 +125,8 @@ void notify_ready() {
 
 // The broken new version: accept everything at once, answer nothing, crash after `seconds`.
 [[noreturn]] void run_broken(const std::vector<int>& listeners, double seconds, long pid) {
-  std::fprintf(stderr, "example: generation 0 pid %ld broken: accepting, crashing in %.2fs\n",
-               pid, seconds);
+  std::fprintf(stderr, "example: generation 0 pid %ld broken: accepting, crashing in %.2fs\n", pid,
+               seconds);
   std::vector<pollfd> polls;
   for (int fd : listeners) polls.push_back({fd, POLLIN, 0});
   std::vector<int> held;
@@ -138,8 +138,10 @@ void notify_ready() {
     for (auto& p : polls) {
       if ((p.revents & POLLIN) == 0) continue;
       int c = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (c >= 0 && held.size() < 100000) held.push_back(c);
-      else if (c >= 0) ::close(c);
+      if (c >= 0 && held.size() < 100000)
+        held.push_back(c);
+      else if (c >= 0)
+        ::close(c);
     }
   }
   std::fprintf(stderr, "example: generation 0 pid %ld crashed, holding %zu connections\n", pid,
@@ -275,8 +277,7 @@ int main(int argc, char** argv) {
     if (mode == "retry") ::kill(static_cast<pid_t>(replace_pid), SIGTERM);
     baton::Result<baton::Fd> bound = baton::bind_listener(*address, bind_options);
     attempts = 1;
-    const auto bind_deadline =
-        Clock::now() + std::chrono::milliseconds(long(bind_timeout * 1000));
+    const auto bind_deadline = Clock::now() + std::chrono::milliseconds(long(bind_timeout * 1000));
     while (mode == "retry" && !bound && bound.error().code() == EADDRINUSE &&
            Clock::now() < bind_deadline) {
       if (wait_readable(g_drain_fd, bind_retry_ms)) return 0;
@@ -314,8 +315,7 @@ int main(int argc, char** argv) {
   if (mode == "reuseport" && replace_pid != 0) ::kill(static_cast<pid_t>(replace_pid), SIGTERM);
   // The earliest moment a supervisor could see this instance ready: just before its explicit
   // signal (ready file, READY=1), else when its first worker could accept (accept, http:).
-  const long long ready_us = !ready_dir.empty() || notify ? realtime_us()
-                                                          : first_accepting_us;
+  const long long ready_us = !ready_dir.empty() || notify ? realtime_us() : first_accepting_us;
   if (!ready_dir.empty()) {
     const std::string path = ready_dir + "/ready." + std::to_string(pid);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -326,8 +326,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "example: generation 0 pid %ld ready on %s (bind attempts %d) start_us=%lld "
                "ready_us=%lld\n",
-               pid, mode == "inherit" ? "inherited listeners" : listen.c_str(), attempts,
-               start_us, ready_us);
+               pid, mode == "inherit" ? "inherited listeners" : listen.c_str(), attempts, start_us,
+               ready_us);
 
   while (!wait_readable(g_drain_fd, 3600 * 1000)) {
   }
