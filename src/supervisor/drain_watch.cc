@@ -323,6 +323,13 @@ Result<DrainCheck> GenerationWatch::look(bool close_idle) {
   if (!held) return held.error();
   std::map<std::uint64_t, HeldSocket> by_inode;
   for (const auto& s : *held) by_inode.emplace(s.inode, s);
+  // Its copies of the listeners are not connections. Without them, an app that holds no other
+  // socket holds no connection: the sock_diag dumps, which walk the kernel's whole TCP table
+  // (milliseconds on a large machine, paid at every switch), are skipped.
+  for (int fd : listener_fds_) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0) by_inode.erase(static_cast<std::uint64_t>(st.st_ino));
+  }
   std::set<std::uint64_t> still_shut;
   if (!by_inode.empty()) {
     for (auto port : ports) {
