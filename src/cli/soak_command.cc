@@ -18,9 +18,9 @@
 
 #include "cli/commands.h"
 #include "soak/load.h"
-#include "soak/probe.h"
 #include "soak/reload.h"
 #include "soak/report.h"
+#include "soak/spot_check.h"
 #include "soak/url.h"
 
 namespace baton::cli {
@@ -194,9 +194,9 @@ int run_soak(const SoakFlags& f) {
   }
   // --- The server must at least accept connections, or the run means nothing. A server that
   // accepts but answers badly is loaded anyway: its failures are what the report is for.
-  std::string probe_request = build_request(*url, true, f.headers);
-  auto first = probe_get(*address, probe_request, "",
-                         std::min<std::chrono::nanoseconds>(*timeout, std::chrono::seconds(10)));
+  std::string spot_request = build_request(*url, true, f.headers);
+  auto first = spot_check(*address, spot_request, "",
+                          std::min<std::chrono::nanoseconds>(*timeout, std::chrono::seconds(10)));
   if (!first && first.error().context().starts_with("connect ")) {
     return bad(fmt::format("{} is not answering: {}", f.url, first.error().what()));
   }

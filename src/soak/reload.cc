@@ -21,9 +21,7 @@
 #include "common/path_search.h"
 #include "common/syscall.h"
 #include "soak/load.h"
-#include "soak/probe.h"
-
-extern char** environ;
+#include "soak/spot_check.h"
 
 namespace baton::soak {
 namespace {
@@ -76,6 +74,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv, std::chrono::na
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
@@ -209,7 +208,7 @@ Result<std::string> Reloader::observe(bool wait_for_answer) {
   if (options_.command.empty()) {
     std::vector<std::string> argv = {options_.baton_path, "status", "--json"};
     if (!options_.control.empty()) {
-      argv.push_back("--control");
+      argv.emplace_back("--control");
       argv.push_back(options_.control);
     }
     CommandOutcome c = run_command(argv, std::chrono::seconds(10), kKeepStatusOutput);
@@ -227,7 +226,7 @@ Result<std::string> Reloader::observe(bool wait_for_answer) {
   std::string request = build_request(options_.url, true, {});
   int64_t deadline = now_ns() + options_.verify_timeout.count();
   for (;;) {
-    auto r = probe_get(options_.address, request, options_.verify_header, std::chrono::seconds(5));
+    auto r = spot_check(options_.address, request, options_.verify_header, std::chrono::seconds(5));
     if (r) {
       if (r->header_value.empty()) {
         return Error("response has no " + options_.verify_header + " header");
@@ -303,7 +302,7 @@ void Reloader::run() {
   finished_.store(true);
 }
 
-void Reloader::reload_once(ReloadRecord& r) {
+void Reloader::reload_once(ReloadTrial& r) {
   r.ran = true;
   auto before = observe(false);
   int64_t t0 = now_ns();
@@ -314,7 +313,7 @@ void Reloader::reload_once(ReloadRecord& r) {
   if (options_.command.empty()) {
     argv = {options_.baton_path, "reload", "--wait"};
     if (!options_.control.empty()) {
-      argv.push_back("--control");
+      argv.emplace_back("--control");
       argv.push_back(options_.control);
     }
   } else {

@@ -34,7 +34,9 @@
 
 namespace baton::soak {
 
-struct ReloadRecord {
+// One reload soak asks for under load, as planned and as it went: a trial of the supervisor's
+// reload (whose own record of it is supervisor_core.h's ReloadRecord).
+struct ReloadTrial {
   int index = 0;
   double due_s = -1;      // planned start (seconds since the run began); -1: by request count
   double start_s = 0;     // actual start
@@ -54,7 +56,7 @@ struct ReloadOptions {
   std::string control;        // --control for the default command ("" = baton's default)
   std::string baton_path;     // the baton executable for the default command
   std::string verify_header;  // custom commands: header whose value must change
-  Address address;            // where --verify-header probes go
+  Address address;            // where the --verify-header spot checks go
   Url url;
   std::chrono::nanoseconds timeout = std::chrono::seconds(120);
   std::chrono::nanoseconds verify_timeout = std::chrono::seconds(10);
@@ -119,12 +121,12 @@ class Reloader {
   double planned_duration_s() const { return planned_duration_s_.load(); }
   int done_count() const { return done_.load(); }
   int failed_count() const { return failed_.load(); }
-  std::vector<ReloadRecord>& records() { return records_; }
+  std::vector<ReloadTrial>& records() { return records_; }
 
  private:
   void run();
   void plan_evenly(double duration_s);
-  void reload_once(ReloadRecord& r);
+  void reload_once(ReloadTrial& r);
   Result<std::string> observe(bool wait_for_answer);  // generation or header value
 
   ReloadOptions options_;
@@ -132,7 +134,7 @@ class Reloader {
   int64_t start_ns_ = 0;
   std::atomic<double> planned_duration_s_;
   std::atomic<int64_t>* window_until_ns_;
-  std::vector<ReloadRecord> records_;
+  std::vector<ReloadTrial> records_;
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

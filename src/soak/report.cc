@@ -183,7 +183,7 @@ Verdict judge(const RunResult& run) {
   ReloadSummary r = summarize_reloads(run);
   if (r.failed > 0)
     v.reasons.push_back(fmt::format("{} of {} reloads failed", r.failed, r.planned));
-  if (s.requests() == 0) v.reasons.push_back("no request completed");
+  if (s.requests() == 0) v.reasons.emplace_back("no request completed");
   v.exit_code = v.reasons.empty() ? 0 : 1;
   return v;
 }

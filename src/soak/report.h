@@ -46,7 +46,7 @@ struct RunResult {
   RunConfig config;
   double elapsed_s = 0;
   Stats* stats = nullptr;
-  const std::vector<ReloadRecord>* reloads = nullptr;
+  const std::vector<ReloadTrial>* reloads = nullptr;
   bool interrupted = false;
 };
 

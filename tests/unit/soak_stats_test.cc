@@ -106,7 +106,7 @@ Stats sample_stats() {
 
 TEST(SoakReport, NothingFailedIsAPassWithExitZero) {
   Stats s = sample_stats();
-  std::vector<ReloadRecord> reloads(2);
+  std::vector<ReloadTrial> reloads(2);
   for (int i = 0; i < 2; ++i) {
     reloads[i].index = i;
     reloads[i].ran = reloads[i].ok = reloads[i].verified = true;
@@ -145,7 +145,7 @@ TEST(SoakReport, FailuresAreListedByKindStatusAndFirstTry) {
   s.first_kinds[static_cast<size_t>(Kind::kOk)] -= 2;
   s.first_kinds[static_cast<size_t>(Kind::kKeepaliveClosed)] = 2;
   s.timeline.record(500'000'000, false, false, false, 0);
-  std::vector<ReloadRecord> reloads(1);
+  std::vector<ReloadTrial> reloads(1);
   reloads[0].ran = true;
   reloads[0].error = "exit status 1: boom";
   RunResult run;

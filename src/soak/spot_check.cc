@@ -1,4 +1,4 @@
-#include "soak/probe.h"
+#include "soak/spot_check.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -29,9 +29,9 @@ bool wait_for(int fd, short events, int64_t deadline) {
 
 }  // namespace
 
-Result<ProbeResponse> probe_get(const Address& address, const std::string& request,
-                                const std::string& capture_header,
-                                std::chrono::nanoseconds timeout) {
+Result<SpotCheckResponse> spot_check(const Address& address, const std::string& request,
+                                     const std::string& capture_header,
+                                     std::chrono::nanoseconds timeout) {
   int64_t deadline = now_ns() + timeout.count();
   std::string where = address.to_string();
   Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -79,7 +79,7 @@ Result<ProbeResponse> probe_get(const Address& address, const std::string& reque
       st = parser.feed(buf, static_cast<size_t>(n), &used);
     }
     if (st == ResponseParser::State::kComplete) {
-      return ProbeResponse{parser.status(), parser.captured()};
+      return SpotCheckResponse{parser.status(), parser.captured()};
     }
     if (st == ResponseParser::State::kError) {
       return Error("response from " + where + ": " + parser.error());
