@@ -54,9 +54,9 @@ Match find_match(const HeldSocket* held, int held_count, int app_family, int soc
 
 // Writes a printable address ("127.0.0.1:8080", "[::]:8080", "unix:/run/x", "unix:@name") into
 // `out` (always NUL-terminated, truncated to `size`). Returns `out`.
-char* format_address(const sockaddr* addr, socklen_t addr_len, char* out, size_t size);
+char* format_address(const sockaddr* sa, socklen_t len, char* out, size_t size);
 
 // The port of an IP address, 0 otherwise.
-int address_port(const sockaddr* addr, socklen_t addr_len);
+int address_port(const sockaddr* sa, socklen_t len);
 
 }  // namespace baton::adopt

@@ -11,8 +11,6 @@
 
 #define BATON_EXPORT extern "C" __attribute__((visibility("default")))
 
-extern char** environ;
-
 namespace baton::adopt {
 namespace {
 

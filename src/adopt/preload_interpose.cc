@@ -39,9 +39,11 @@ BATON_EXPORT int bind(int fd, const sockaddr* addr, socklen_t len) {
   return REAL(bind)(fd, addr, len);
 }
 
-BATON_EXPORT int listen(int fd, int backlog) {
+// The interposed functions take their parameters' names from glibc's declarations (less the
+// reserved "__"), so that the two agree: `n` of listen() is the backlog.
+BATON_EXPORT int listen(int fd, int n) {
   if (is_adopted_stream(fd)) return 0;  // listens already, with baton's backlog
-  return REAL(listen)(fd, backlog);
+  return REAL(listen)(fd, n);
 }
 
 BATON_EXPORT int shutdown(int fd, int how) {
@@ -76,11 +78,11 @@ BATON_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout) {
   return REAL(poll)(fds, nfds, timeout);
 }
 
-BATON_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* mask) {
+BATON_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* ss) {
   int r =
-      routed_poll(fds, nfds, [&](pollfd* f, nfds_t n) { return REAL(ppoll)(f, n, timeout, mask); });
+      routed_poll(fds, nfds, [&](pollfd* f, nfds_t n) { return REAL(ppoll)(f, n, timeout, ss); });
   if (r != -2) return r;
-  return REAL(ppoll)(fds, nfds, timeout, mask);
+  return REAL(ppoll)(fds, nfds, timeout, ss);
 }
 
 BATON_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
@@ -99,12 +101,12 @@ BATON_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
   }
   return rc;
 }
-BATON_EXPORT int unlink(const char* path) {
-  if (is_held_unix_path(path)) return 0;  // baton's socket file: the next generation needs it
-  return REAL(unlink)(path);
+BATON_EXPORT int unlink(const char* name) {
+  if (is_held_unix_path(name)) return 0;  // baton's socket file: the next generation needs it
+  return REAL(unlink)(name);
 }
 
-BATON_EXPORT int unlinkat(int dirfd, const char* path, int flags) {
-  if (dirfd == AT_FDCWD && (flags & AT_REMOVEDIR) == 0 && is_held_unix_path(path)) return 0;
-  return REAL(unlinkat)(dirfd, path, flags);
+BATON_EXPORT int unlinkat(int fd, const char* name, int flag) {
+  if (fd == AT_FDCWD && (flag & AT_REMOVEDIR) == 0 && is_held_unix_path(name)) return 0;
+  return REAL(unlinkat)(fd, name, flag);
 }

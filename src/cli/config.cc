@@ -325,7 +325,7 @@ void read_config_file(const std::string& path, RunSettings& s, std::vector<std::
 
 void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys) {
   auto take = [&](const char* key, auto member) {
-    if (keys.count(key) != 0) base.*member = top.*member;
+    if (keys.contains(key)) base.*member = top.*member;
   };
   take("listen", &RunSettings::listen);
   take("ready", &RunSettings::ready);

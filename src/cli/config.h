@@ -75,10 +75,10 @@ void read_config_file(const std::string& path, RunSettings& settings,
 // `top`'s values for `keys` replace `base`'s.
 void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys);
 
-// Checks the settings as `run` would use them and fills `out`; returns the problems, one line
+// Checks the settings `s` as `run` would use them and fills `c`; returns the problems, one line
 // each (empty: all is well). Reads the env file; resolves the command (in `chdir` when it is a
 // relative path), the user and group, and the adoption library; binds nothing.
-std::vector<std::string> check_run_settings(const RunSettings& settings, SupervisorConfig& out);
+std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConfig& c);
 
 // The defaults, the file, the flags, then the check: the whole of what `run` and `check` do
 // before starting anything. On problems, `out` is not to be used.

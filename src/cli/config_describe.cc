@@ -47,7 +47,7 @@ std::vector<std::string> describe_config(const SupervisorConfig& c) {
   lines.push_back("control        " + c.control_path);
   if (c.metrics) lines.push_back("metrics        http://" + c.metrics->to_string() + "/metrics");
   if (!c.adopt_library.empty()) lines.push_back("adopt          " + c.adopt_library);
-  if (c.prefix_output) lines.push_back("output         each app line after \"[gen N] \"");
+  if (c.prefix_output) lines.emplace_back("output         each app line after \"[gen N] \"");
   return lines;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "cli/commands.h"
@@ -15,7 +16,9 @@ std::vector<std::string>& words_after_dashes() {
 }
 }  // namespace baton::cli
 
-int main(int argc, char** argv) {
+namespace {
+
+int dispatch(int argc, char** argv) {
   // Started with any of fds 0-2 closed, the next file baton opens (its lock file, a socket)
   // would take that number, and log lines would go into it: /dev/null holds the place first.
   for (int fd = 0; fd <= 2; ++fd) {
@@ -71,4 +74,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   return action ? action() : 2;
+}
+
+}  // namespace
+
+// What throws past a command (an allocation that failed, a library's exception baton did not
+// expect) ends baton with one line and status 70 (EX_SOFTWARE), not an abort.
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "baton: internal error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "baton: internal error: unknown exception\n");
+  }
+  return 70;
 }

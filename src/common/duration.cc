@@ -58,7 +58,10 @@ Result<std::chrono::milliseconds> parse_duration_ms(std::string_view text, bool 
 std::string format_duration(std::chrono::milliseconds d) {
   const int64_t ms = std::max<int64_t>(0, d.count());
   const int64_t s = ms / 1000;
-  if (s < 10) return fmt::format("{:.1f}s", static_cast<double>(ms / 100) / 10.0);
+  if (s < 10) {
+    const int64_t tenths = ms / 100;  // cut, not rounded: 1.99 s is not yet "2.0s"
+    return fmt::format("{}.{}s", tenths / 10, tenths % 10);
+  }
   if (s < 60) return fmt::format("{}s", s);
   if (s < 3600) return fmt::format("{}m {:02}s", s / 60, s % 60);
   if (s < 86400) return fmt::format("{}h {:02}m", s / 3600, s % 3600 / 60);

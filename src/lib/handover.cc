@@ -413,6 +413,7 @@ void HandoverParent::run() {
       im.hooks.with_listeners([&](const std::vector<Listener>& ls, bool draining) {
         if (!session->offered() && !session->done()) {
           std::vector<OfferedListener> offered;
+          offered.reserve(ls.size());
           for (const auto& l : ls) offered.push_back({l.name, l.type, l.address});
           session = std::make_unique<ParentSession>(self, std::move(offered), draining);
         }

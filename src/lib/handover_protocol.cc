@@ -223,7 +223,7 @@ Result<pid_t> parse_draining(const Message& m) {
 ParentSession::ParentSession(pid_t self, std::vector<OfferedListener> listeners, bool draining)
     : self_(self), listeners_(std::move(listeners)), draining_(draining) {}
 
-ParentAction ParentSession::reject(std::string why) {
+ParentAction ParentSession::reject(const std::string& why) {
   state_ = State::kDone;
   ParentAction a;
   a.close = true;

@@ -120,7 +120,7 @@ class ParentSession {
 
  private:
   enum class State { kAwaitHello, kAwaitReady, kDone };
-  ParentAction reject(std::string why);
+  ParentAction reject(const std::string& why);
   pid_t self_;
   std::vector<OfferedListener> listeners_;
   bool draining_;

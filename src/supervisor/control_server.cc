@@ -160,7 +160,7 @@ void ControlServer::handle_request(Client& client, const std::string& line) {
       waiters_[w] = fd;
       handler_.reload(
           w, *request);  // may answer at once (refused), closing the client: `client` is gone
-      const bool answered = waiters_.count(w) == 0;
+      const bool answered = !waiters_.contains(w);
       if (auto ack = reload_ack(request->wait, answered, handler_.starting_generation())) {
         waiters_.erase(w);
         send_and_close(fd, *ack);

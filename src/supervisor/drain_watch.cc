@@ -339,7 +339,7 @@ Result<DrainCheck> GenerationWatch::look(bool close_idle) {
         auto it = by_inode.find(c.inode);
         if (c.inode == 0 || it == by_inode.end()) continue;  // another generation's, or orphaned
         ++result.connections;
-        if (shut_.count(c.inode) != 0) {
+        if (shut_.contains(c.inode)) {
           still_shut.insert(c.inode);  // already told; the app has yet to close it
           continue;
         }

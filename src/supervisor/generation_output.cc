@@ -29,7 +29,7 @@ GenerationOutput::~GenerationOutput() {
   if (err_) loop_.remove(err_.get());
 }
 
-Status GenerationOutput::watch(std::function<void()> after_read) {
+Status GenerationOutput::watch(const std::function<void()>& after_read) {
   for (bool is_err : {false, true}) {
     Fd& fd = is_err ? err_ : out_;
     if (!fd) continue;

@@ -38,7 +38,7 @@ class GenerationOutput {
 
   // Starts passing output through as it arrives. `after_read` runs after every read (data, EOF
   // or error) so the owner can check closed(); it may destroy this object.
-  Status watch(std::function<void()> after_read);
+  Status watch(const std::function<void()>& after_read);
 
   // Takes in what is already written, without waiting: call before tail() for an up-to-date one.
   void take_in();

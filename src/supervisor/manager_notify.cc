@@ -45,16 +45,16 @@ std::vector<std::string> ManagerNotifier::update(const ManagerView& now,
     const bool started = now.reload_id != last_.reload_id;
     const bool ended = now.reloads_ended != last_.reloads_ended;
     // The reload under way ended (and perhaps a queued one started in the same batch).
-    if (ended && last_.reload_in_progress) out.push_back("READY=1");
+    if (ended && last_.reload_in_progress) out.emplace_back("READY=1");
     // Ended without ever starting: refused at once. The manager still sees a whole reload, which
     // Type=notify-reload waits for after its SIGHUP.
     if (ended && !last_.reload_in_progress && !started) {
       out.push_back(reloading);
-      out.push_back("READY=1");
+      out.emplace_back("READY=1");
     }
     if (started) {
       out.push_back(reloading);
-      if (!now.reload_in_progress) out.push_back("READY=1");
+      if (!now.reload_in_progress) out.emplace_back("READY=1");
     }
     if (!out.empty()) out.back() = with_status(out.back());
   }

@@ -18,9 +18,8 @@ namespace baton {
 // Bytes of an http probe's answer read before judging it: the status line is all it needs.
 constexpr size_t kMaxProbeResponse = 1024;
 
-ReadinessProbe::ReadinessProbe(EventLoop& loop, const ReadinessSpec& spec, int generation,
-                               Hooks hooks)
-    : loop_(loop), spec_(spec), generation_(generation), hooks_(std::move(hooks)) {}
+ReadinessProbe::ReadinessProbe(EventLoop& loop, ReadinessSpec spec, int generation, Hooks hooks)
+    : loop_(loop), spec_(std::move(spec)), generation_(generation), hooks_(std::move(hooks)) {}
 
 Result<int> ReadinessProbe::open_listener() {
   if (spec_.kind != ReadinessSpec::Kind::kHttp) return -1;

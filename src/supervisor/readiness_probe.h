@@ -36,7 +36,7 @@ class ReadinessProbe {
     std::function<bool()> still_starting;  // false: the generation is past starting; no retry
   };
 
-  ReadinessProbe(EventLoop& loop, const ReadinessSpec& spec, int generation, Hooks hooks);
+  ReadinessProbe(EventLoop& loop, ReadinessSpec spec, int generation, Hooks hooks);
   ~ReadinessProbe() { stop(); }
   ReadinessProbe(const ReadinessProbe&) = delete;
   ReadinessProbe& operator=(const ReadinessProbe&) = delete;

@@ -29,7 +29,7 @@ Relay::Relay(EventLoop& loop) : loop_(loop) {}
 
 Relay::~Relay() {
   for (auto& [fd, to] : listeners_) {
-    if (paused_.count(fd) == 0) loop_.remove(fd);
+    if (!paused_.contains(fd)) loop_.remove(fd);
   }
   for (auto& [raw, pair] : pairs_) {
     loop_.remove(pair->client.get());
@@ -38,7 +38,7 @@ Relay::~Relay() {
 }
 
 void Relay::take_over(int listener, const Address& to) {
-  if (listeners_.count(listener) != 0) return;
+  if (listeners_.contains(listener)) return;
   listeners_[listener] = to;
   // Level-triggered: a connection left queued because of kMaxRelayed is looked at again.
   if (!loop_.add(listener, EPOLLIN, [this, listener](uint32_t) { on_listener(listener); })) {
@@ -125,7 +125,7 @@ bool pump(int from, int to, Direction& d) {
 }  // namespace
 
 void Relay::on_event(Pair* pair) {
-  if (pairs_.count(pair) == 0) return;
+  if (!pairs_.contains(pair)) return;
   if (!pair->connected) {
     int err = 0;
     socklen_t len = sizeof(err);
@@ -152,7 +152,7 @@ void Relay::close_pair(Pair* pair) {
   auto paused = std::move(paused_);
   paused_.clear();
   for (int listener : paused) {
-    if (listeners_.count(listener) == 0) continue;
+    if (!listeners_.contains(listener)) continue;
     if (!loop_.add(listener, EPOLLIN, [this, listener](uint32_t) { on_listener(listener); })) {
       listeners_.erase(listener);
     }

@@ -16,8 +16,6 @@
 #include "common/path_search.h"
 #include "common/syscall.h"
 
-extern char** environ;
-
 namespace baton {
 namespace {
 
@@ -58,15 +56,16 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   for (char** e = environ; *e != nullptr; ++e) {
     std::string_view kv = *e;
     std::string key(kv.substr(0, kv.find('=')));
-    bool drop = request.env.count(key) != 0;
+    bool drop = request.env.contains(key);
     for (const auto& u : request.unset_env) drop = drop || u == key;
     if (!drop) env_strings.emplace_back(kv);
   }
-  for (const auto& [k, v] : request.env) env_strings.push_back(k + "=" + v);
+  for (const auto& [k, v] : request.env) env_strings.push_back(fmt::format("{}={}", k, v));
   if (request.listen_pid) {
     env_strings.push_back("LISTEN_PID=" + std::string(24, '\0'));  // filled in by the child
   }
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   char* listen_pid =
@@ -74,6 +73,7 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   const bool pipes = request.output == SpawnRequest::Output::kPipes;
   std::vector<std::string> args = request.argv;
   std::vector<char*> argvp;
+  argvp.reserve(args.size() + 1);
   for (auto& a : args) argvp.push_back(a.data());
   argvp.push_back(nullptr);
   const int nfds = static_cast<int>(request.listener_fds.size());

@@ -17,8 +17,8 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
                            std::chrono::system_clock::time_point wall_now) {
   auto wall = [&](TimePoint t) {
     auto sys = wall_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(now - t);
-    return std::chrono::duration_cast<std::chrono::milliseconds>(sys.time_since_epoch()).count() /
-           1000.0;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(sys.time_since_epoch());
+    return static_cast<double>(ms.count()) / 1000.0;
   };
   nlohmann::json j;
   j["version"] = kControlProtocolVersion;

@@ -209,7 +209,7 @@ void SupervisorCore::on_ready(int id) {
     }
     completing_.push_back(std::move(attempt));
   } else {
-    finish_attempt(std::move(attempt), fmt::format("generation {} serving", g->id));
+    finish_attempt(attempt, fmt::format("generation {} serving", g->id));
   }
   if (reload_pending_ && !stopping_) {
     reload_pending_ = false;
@@ -234,7 +234,7 @@ void SupervisorCore::on_reload_pending() {
 
 // Completes attempt `a`, which succeeded: its generation serves, and the one it replaced (if any)
 // has exited. The caller has taken it out of `completing_`.
-void SupervisorCore::finish_attempt(Attempt a, const std::string& message) {
+void SupervisorCore::finish_attempt(const Attempt& a, const std::string& message) {
   const Generation* g = find(a.generation);
   ReloadOutcome outcome{true, message, "", g != nullptr ? g->id : 0};
   if (a.purpose == Purpose::kReload) {
@@ -379,7 +379,7 @@ void SupervisorCore::ended(Generation& generation, int wait_status, bool kill_re
         const std::string message = fmt::format("generation {} serving, generation {} drained{}",
                                                 now_serving != nullptr ? now_serving->id : 0, id,
                                                 g->killed ? " (killed at the drain deadline)" : "");
-        finish_attempt(std::move(done), message);
+        finish_attempt(done, message);
       }
       break;
     }

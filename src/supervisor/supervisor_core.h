@@ -223,7 +223,7 @@ class SupervisorCore {
   Generation* find_mutable(int id);
   void start_generation(Purpose purpose, std::vector<WaiterId> waiters);
   void fail_attempt(const std::string& reason);
-  void finish_attempt(Attempt attempt, const std::string& message);
+  void finish_attempt(const Attempt& attempt, const std::string& message);
   void end_reload(int reload_id, bool ok, const std::string& message);
   // Puts `g` into drain. After a switch, in watch mode, it quiesces first; otherwise (a failed
   // start, a stop) it is signalled at once, since nothing else would take its traffic.
