@@ -4,8 +4,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
-
 #include <fmt/format.h>
 
 #include "supervisor/drain_watch.h"
@@ -138,11 +136,7 @@ std::optional<int> Supervisor::generation_of_pid(pid_t pid) {
   if (const Generation* g = core_.find_pid(pid)) return g->id;
   // Not a main process: a process of the generation's group (a worker or a child) may speak for
   // it, as under systemd's NotifyAccess=all, confined here to the generation's process group.
-  // The stat line is short; a bound keeps a hostile command name from costing more than a page.
-  std::ifstream file(fmt::format("/proc/{}/stat", pid));
-  std::string stat(4096, '\0');
-  file.read(stat.data(), static_cast<std::streamsize>(stat.size()));
-  stat.resize(static_cast<size_t>(file.gcount()));
+  const std::string stat = read_small(fmt::format("/proc/{}/stat", pid));  // bounded
   if (const Generation* g = core_.find_pid(pgid_of_stat(stat))) return g->id;
   return std::nullopt;
 }

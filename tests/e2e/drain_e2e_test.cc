@@ -12,6 +12,7 @@
 #include "adopt_support.h"
 #include "baton_run.h"
 #include "harness.h"
+#include "load_client.h"
 
 namespace baton::test {
 namespace {
@@ -19,44 +20,6 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string plainapp_binary() { return BATON_TEST_PLAINAPP_BIN; }
-
-// New-connection-per-request load from a few threads; every failure kept with its reason.
-class Load {
- public:
-  Load(std::string address, int threads) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, address] {
-        while (!stop_) {
-          auto r = http_get(address, "/", 10s);
-          ++requests_;
-          if (!r.ok() || r->status != 200) {
-            std::lock_guard lock(mu_);
-            failures_.push_back(r.ok() ? "status " + std::to_string(r->status) : r.error().what());
-          }
-        }
-      });
-    }
-  }
-  ~Load() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  int requests() const { return requests_; }
-  std::vector<std::string> failures() {
-    std::lock_guard lock(mu_);
-    return failures_;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> requests_{0};
-  std::mutex mu_;
-  std::vector<std::string> failures_;
-  std::vector<std::thread> threads_;
-};
 
 // The line of `text` holding `needle` ("" when none).
 std::string line_with(const std::string& text, const std::string& needle) {
@@ -81,7 +44,7 @@ TEST(Drain, AppDyingOnSigtermReloadedTwentyTimesUnderLoadFailsNothing) {
   std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to watch";
-  Load load(address, 3);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 3});
   // wrk alongside, a new connection per request too, for a bounded time.
   Process wrk = Process::spawn({"/usr/bin/wrk", "-t1", "-c4", "-d8s", "--timeout", "5s", "-H",
                                 "Connection: close", "http://" + address + "/"});
@@ -96,11 +59,11 @@ TEST(Drain, AppDyingOnSigtermReloadedTwentyTimesUnderLoadFailsNothing) {
   EXPECT_THAT(wrk_out, HasSubstr("requests in")) << wrk_out;
   EXPECT_THAT(wrk_out, ::testing::Not(HasSubstr("Socket errors"))) << wrk_out;
   EXPECT_THAT(wrk_out, ::testing::Not(HasSubstr("Non-2xx"))) << wrk_out;
-  std::printf("[ figures  ] plainapp: 20 reloads: %d requests, %zu failed; wrk: %s\n",
-              load.requests(), load.failures().size(), line_with(wrk_out, "requests in").c_str());
+  std::printf("[ figures  ] plainapp: 20 reloads: %ld requests, %ld failed; wrk: %s\n",
+              load.requests(), load.failed(), line_with(wrk_out, "requests in").c_str());
   EXPECT_GT(load.requests(), 200);
   EXPECT_THAT(load.failures(), ::testing::IsEmpty())
-      << load.failures().size() << " of " << load.requests() << " failed";
+      << load.failed() << " of " << load.requests() << " failed";
   // Each old generation was watched: signalled once seen quiet (at the switch already, or after
   // quiescing), never "cannot be watched".
   const std::string log = baton.process().output();
@@ -222,7 +185,7 @@ TEST_P(DrainAdopted, TwentyReloadsUnderLoadFailNothing) {
   reserved.release();
   if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to watch";
 
-  Load load(address, 2);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
   Process wrk = Process::spawn({"/usr/bin/wrk", "-t1", "-c2", "-d8s", "--timeout", "5s", "-H",
                                 "Connection: close", "http://" + address + "/"});
   for (int i = 0; i < 20; ++i) {
@@ -232,14 +195,14 @@ TEST_P(DrainAdopted, TwentyReloadsUnderLoadFailNothing) {
   ASSERT_TRUE(wrk.wait(60s).has_value()) << "wrk did not end";
   load.stop();
   const std::string wrk_out = wrk.output();
-  std::printf("[ figures  ] %s: 20 reloads: %d requests, %zu failed; wrk: %s\n", rt.name.c_str(),
-              load.requests(), load.failures().size(), line_with(wrk_out, "requests in").c_str());
+  std::printf("[ figures  ] %s: 20 reloads: %ld requests, %ld failed; wrk: %s\n", rt.name.c_str(),
+              load.requests(), load.failed(), line_with(wrk_out, "requests in").c_str());
   EXPECT_THAT(wrk_out, HasSubstr("requests in")) << wrk_out;
   EXPECT_THAT(wrk_out, ::testing::Not(HasSubstr("Socket errors"))) << wrk_out;
   EXPECT_THAT(wrk_out, ::testing::Not(HasSubstr("Non-2xx"))) << wrk_out;
   EXPECT_GT(load.requests(), 100);
   EXPECT_THAT(load.failures(), ::testing::IsEmpty())
-      << load.failures().size() << " of " << load.requests() << " failed";
+      << load.failed() << " of " << load.requests() << " failed";
   EXPECT_EQ(baton.status()["counters"]["drain_kills"], 0) << baton.process().output();
 }
 

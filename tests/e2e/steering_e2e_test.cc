@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "load_client.h"
 
 namespace baton::test {
 namespace {
@@ -88,46 +89,6 @@ class Supervised {
   std::optional<Process> process_;
 };
 
-// New connection per request from a few threads, bounded in count; every failure kept. The bound
-// must stay far above what a test's wait for progress needs: at ~13k requests a second, a bound
-// of 20,000 was reached during a 1.5 s rollback, and the "stall" that followed was the load done.
-class Load {
- public:
-  Load(std::string address, int threads, int max_requests) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, address, max_requests] {
-        while (!stop_ && requests_ < max_requests) {
-          auto r = http_get(address, "/", 10s);
-          ++requests_;
-          if (!r.ok() || r->status != 200) {
-            std::lock_guard lock(mu_);
-            failures_.push_back(r.ok() ? "status " + std::to_string(r->status) : r.error().what());
-          }
-        }
-      });
-    }
-  }
-  ~Load() { stop(); }
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  int requests() const { return requests_; }
-  std::vector<std::string> failures() {
-    std::lock_guard lock(mu_);
-    return failures_;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> requests_{0};
-  std::mutex mu_;
-  std::vector<std::string> failures_;
-  std::vector<std::thread> threads_;
-};
-
 std::string testapp(const std::string& args) { return testapp_binary() + " " + args; }
 std::string badapp(const std::string& args) { return badapp_binary() + " " + args; }
 
@@ -166,16 +127,16 @@ TEST_P(SteeringAs, NewVersionThatAcceptsThenCrashesIsHandedNothingAndNothingFail
   const int pid = baton.status()["supervisor"].value("pid", 0);
   ASSERT_EQ(::stat(("/proc/" + std::to_string(pid)).c_str(), &supervisor), 0) << pid;
   EXPECT_EQ(supervisor.st_uid, GetParam() ? 65534u : ::geteuid());
-  Load load(address, 4, 1000000);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 4});
   ASSERT_TRUE(wait_until([&] { return load.requests() > 50; }, 30s));
   baton.deploy(badapp("--accept-then-crash 1500"));
   auto r = baton.ctl({"reload", "--wait"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("generation 1 keeps serving"));
-  const int before = load.requests();
+  const long before = load.requests();
   // What baton and the apps said, and the status, tell where it hangs if it ever does.
   ASSERT_TRUE(wait_until([&] { return load.requests() > before + 50; }, 30s))
-      << load.requests() - before << " requests after the rollback, " << load.failures().size()
+      << load.requests() - before << " requests after the rollback, " << load.failed()
       << " failed\n"
       << baton.status().dump() << "\n"
       << baton.process().output();
@@ -184,7 +145,7 @@ TEST_P(SteeringAs, NewVersionThatAcceptsThenCrashesIsHandedNothingAndNothingFail
   EXPECT_THAT(baton.process().output(), HasSubstr(", steered)"));
   EXPECT_THAT(baton.process().output(), Not(HasSubstr("badapp: generation 2 accepted 1 public")));
   EXPECT_THAT(load.failures(), ::testing::IsEmpty())
-      << load.failures().size() << " of " << load.requests() << " failed";
+      << load.failed() << " of " << load.requests() << " failed";
 }
 
 TEST(Steering, StartingGenerationIsHandedNoNewConnection) {
@@ -215,7 +176,7 @@ TEST(Steering, AppThatSpeaksNoNotifyStartsAndReloadsWithNoReadyFlag) {
                    testapp("--no-notify --init-ms 300"));
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 2, 1000000);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
   for (int i = 0; i < 3; ++i) {
     auto r = baton.ctl({"reload", "--wait"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -257,20 +218,20 @@ TEST(Steering, HoldOldRollsBackAtOnceWhenTheNewVersionStopsAcceptingAndExits) {
   Supervised baton(dir, {"--listen", "127.0.0.1:0", "--hold-old", "20"}, testapp(""));
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 4, 1000000);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 4});
   ASSERT_TRUE(wait_until([&] { return load.requests() > 50; }, 30s));
   // Ready at once, stops accepting after 1 s, exits after 2 s: well within the hold.
   baton.deploy(badapp("--ready-after 0 --stop-accepting-after 1000 --exit-after 2000"));
   auto r = baton.ctl({"reload", "--wait"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("rolled back: generation 1 serves again"));
-  const int before = load.requests();
+  const long before = load.requests();
   ASSERT_TRUE(wait_until([&] { return load.requests() > before + 100; }, 30s));
   load.stop();
   auto s = baton.status();
   EXPECT_EQ(s["serving_generation"], 1);
   EXPECT_THAT(load.failures(), ::testing::IsEmpty())
-      << load.failures().size() << " of " << load.requests() << " failed";
+      << load.failed() << " of " << load.requests() << " failed";
 }
 
 TEST(Steering, HoldOldOutOfRangeOrWithOnlyUnixListenersIsBadInput) {
@@ -363,7 +324,7 @@ TEST(Steering, CanaryWindowEndsWithEveryNewConnectionOnTheNewGeneration) {
   Supervised baton(dir, {"--listen", "127.0.0.1:0"}, testapp(""));
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 2, 1000000);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
   auto r = baton.ctl({"reload", "--wait", "--canary", "50", "--canary-for", "1500ms"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   for (int i = 0; i < 200; ++i) {
@@ -373,7 +334,7 @@ TEST(Steering, CanaryWindowEndsWithEveryNewConnectionOnTheNewGeneration) {
   }
   load.stop();
   EXPECT_THAT(load.failures(), ::testing::IsEmpty())
-      << load.failures().size() << " of " << load.requests() << " failed";
+      << load.failed() << " of " << load.requests() << " failed";
   EXPECT_THAT(baton.process().output(), HasSubstr("the canary window is over"));
 }
 
@@ -382,18 +343,18 @@ TEST(Steering, CanaryThatFailsInItsWindowRollsBackWithNothingLost) {
   Supervised baton(dir, {"--listen", "127.0.0.1:0"}, testapp(""));
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  Load load(address, 4, 1000000);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 4});
   ASSERT_TRUE(wait_until([&] { return load.requests() > 50; }, 30s));
   baton.deploy(badapp("--ready-after 0 --stop-accepting-after 1000 --exit-after 2000"));
   auto r = baton.ctl({"reload", "--wait", "--canary", "30", "--canary-for", "30s"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("rolled back: generation 1 serves again"));
-  const int before = load.requests();
+  const long before = load.requests();
   ASSERT_TRUE(wait_until([&] { return load.requests() > before + 100; }, 30s));
   load.stop();
   EXPECT_EQ(baton.status()["serving_generation"], 1);
   EXPECT_THAT(load.failures(), ::testing::IsEmpty())
-      << load.failures().size() << " of " << load.requests() << " failed";
+      << load.failed() << " of " << load.requests() << " failed";
 }
 
 TEST(Steering, CanaryBadInputIsOneLineAndExitTwo) {
