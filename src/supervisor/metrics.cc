@@ -3,6 +3,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "common/listener.h"
@@ -35,6 +37,65 @@ void histogram(std::string& out, const char* name, const char* help, const Durat
   out += fmt::format("baton_{}_sum {}\nbaton_{}_count {}\n", name, h.sum_seconds, name, h.count);
 }
 
+// A label value as the exposition format wants it: backslash, double quote and newline escaped.
+std::string label_value(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// Listeners, and the share, accept queue and connections of each live generation.
+void traffic(std::string& out, const SupervisorCore& core, const SupervisorFacts& facts) {
+  gauge(out, "listener_info",
+        "One per listener: its address, and whether baton steers new connections between the "
+        "generations' own sockets (steered) or all share one socket (shared).");
+  for (const auto& l : facts.listeners) {
+    out +=
+        fmt::format("baton_listener_info{{listener=\"{}\",address=\"{}\",mode=\"{}\"}} 1\n",
+                    label_value(l.name), label_value(l.address), l.steered ? "steered" : "shared");
+  }
+  struct Live {
+    std::string labels;
+    const SupervisorFacts::Traffic* t;
+  };
+  std::vector<Live> live;
+  for (const auto& g : core.generations()) {
+    if (g.state == GenerationState::kExited) continue;
+    auto it = facts.traffic.find(g.id);
+    if (it == facts.traffic.end()) continue;
+    live.push_back(
+        {fmt::format("{{generation=\"{}\",state=\"{}\"}}", g.id, to_string(g.state)), &it->second});
+  }
+  gauge(out, "generation_share_ratio",
+        "A live generation's share of new connections as baton steers them now (0 to 1).");
+  for (const auto& g : live) {
+    out += fmt::format("baton_generation_share_ratio{} {}\n", g.labels,
+                       static_cast<double>(g.t->share_percent) / 100.0);
+  }
+  gauge(out, "generation_accept_queue",
+        "Connections waiting in a live generation's own sockets' accept queues.");
+  for (const auto& g : live) {
+    if (g.t->accept_queue) {
+      out += fmt::format("baton_generation_accept_queue{} {}\n", g.labels, *g.t->accept_queue);
+    }
+  }
+  gauge(out, "generation_connections",
+        "TCP connections a live generation's processes hold on the listeners' ports.");
+  for (const auto& g : live) {
+    if (g.t->connections) {
+      out += fmt::format("baton_generation_connections{} {}\n", g.labels, *g.t->connections);
+    }
+  }
+}
+
 std::string response(int code, const char* reason, const std::string& content_type,
                      const std::string& body) {
   return fmt::format(
@@ -44,7 +105,8 @@ std::string response(int code, const char* reason, const std::string& content_ty
 
 }  // namespace
 
-std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime) {
+std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime,
+                           const SupervisorFacts& facts) {
   const Counters& c = core.counters();
   std::string out;
   counter(out, "reloads_total",
@@ -63,8 +125,8 @@ std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds
   gauge(out, "serving_generation", "The generation that serves now (0: none).");
   out += fmt::format("baton_serving_generation {}\n", serving != nullptr ? serving->id : 0);
   gauge(out, "generations", "Generations by state.");
-  for (auto state :
-       {GenerationState::kStarting, GenerationState::kServing, GenerationState::kDraining}) {
+  for (auto state : {GenerationState::kStarting, GenerationState::kServing, GenerationState::kHeld,
+                     GenerationState::kDraining}) {
     int n = 0;
     for (const auto& g : core.generations()) n += g.state == state ? 1 : 0;
     out += fmt::format("baton_generations{{state=\"{}\"}} {}\n", to_string(state), n);
@@ -74,6 +136,7 @@ std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds
   histogram(out, "ready_seconds", "From a generation's start to its proof of readiness.",
             c.ready_time);
   histogram(out, "reload_seconds", "From a reload's request to its end.", c.reload_time);
+  traffic(out, core, facts);
   return out;
 }
 

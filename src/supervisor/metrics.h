@@ -5,13 +5,24 @@
 // else 400 or 405. Limits: 8 KiB of request head, 16 connections at once, 5 s for a client to send
 // its request; past those the connection is closed without an answer.
 //
-// The text (render_metrics) is built from the core's observers and nothing else, so a unit test
-// checks it without sockets. Metric names, all prefixed baton_:
+// The text (render_metrics) is built from the core's observers and the shell's facts (the same
+// the status shows, status_json.h) and nothing else, so a unit test checks it without sockets.
+// Metric names, all prefixed baton_:
 //   reloads_total{result="ok"|"failed"}   reloads_coalesced_total   crashes_total
 //   drain_kills_total   generations_started_total   serving_generation   up_seconds
-//   generations{state="starting"|"serving"|"draining"}
+//   generations{state="starting"|"serving"|"held"|"draining"}
 //   ready_seconds (histogram: a generation's start to proven ready)
 //   reload_seconds (histogram: a reload's request to its end)
+//   listener_info{listener, address, mode="steered"|"shared"} 1, one per listener
+//   per live generation, labels {generation="ID", state="starting"|"serving"|"held"|"draining"}:
+//     generation_share_ratio (0 to 1: its share of new connections, as steered now)
+//     generation_accept_queue (connections waiting in its own sockets' accept queues)
+//     generation_connections (connections its processes hold on the listeners' ports)
+//   The share needs a steered listener, the other two a steered TCP one (and a look into /proc
+//   that worked): a generation's series is absent otherwise, not 0.
+// Cardinality: listeners are fixed at start; only live generations are shown (one starting, one
+// serving, at most CoreOptions::max_draining held or draining), so an exited generation's series
+// end with it.
 #pragma once
 
 #include <chrono>
@@ -24,12 +35,15 @@
 #include "baton/result.h"
 #include "common/address.h"
 #include "supervisor/event_loop.h"
+#include "supervisor/status_json.h"
 #include "supervisor/supervisor_core.h"
 
 namespace baton {
 
-// The exposition text for the supervisor's state now.
-std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime);
+// The exposition text for the supervisor's state now. Of `facts`, only `listeners` and `traffic`
+// are read.
+std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime,
+                           const SupervisorFacts& facts);
 
 // The answer to one request head ("GET /metrics HTTP/1.1\r\n..."): a whole HTTP response.
 // `body` is called only for GET /metrics.

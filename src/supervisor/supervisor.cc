@@ -122,8 +122,8 @@ Status Supervisor::setup() {
   log("control socket " + config_.control_path);
   if (config_.metrics) {
     auto metrics = MetricsServer::open(*config_.metrics, loop_, [this] {
-      return render_metrics(core_,
-                            std::chrono::duration_cast<Duration>(Clock::now() - started_at_));
+      return render_metrics(core_, std::chrono::duration_cast<Duration>(Clock::now() - started_at_),
+                            facts());
     });
     if (!metrics) return metrics.error();
     metrics_ = std::move(metrics).value();
@@ -222,7 +222,7 @@ void Supervisor::on_signal() {
   }
 }
 
-nlohmann::json Supervisor::status() {
+SupervisorFacts Supervisor::facts() {
   SupervisorFacts facts;
   facts.pid = ::getpid();
   facts.started_at = started_at_;
@@ -249,7 +249,11 @@ nlohmann::json Supervisor::status() {
     auto n = out_sink_->dropped_lines(g.id) + err_sink_->dropped_lines(g.id);
     if (n != 0) facts.generation_dropped_lines[g.id] = n;
   }
-  return status_json(facts, core_, Clock::now(), std::chrono::system_clock::now());
+  return facts;
+}
+
+nlohmann::json Supervisor::status() {
+  return status_json(facts(), core_, Clock::now(), std::chrono::system_clock::now());
 }
 
 void Supervisor::reload(WaiterId waiter, const ControlRequest& request) {

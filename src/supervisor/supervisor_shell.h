@@ -28,6 +28,7 @@
 #include "supervisor/output_sink.h"
 #include "supervisor/process_group.h"
 #include "supervisor/readiness_probe.h"
+#include "supervisor/status_json.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_core.h"
 #include "supervisor/traffic.h"
@@ -113,6 +114,8 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void forget_if_done(int id);
   GenerationIo* io_for(int id);
   std::optional<int> generation_of_pid(pid_t pid);
+  // What the status and /metrics show beside the core's own state (reads /proc and sock_diag).
+  SupervisorFacts facts();
 
   SupervisorConfig config_;
   EventLoop loop_;

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -263,6 +265,71 @@ TEST(Metrics, CountsTheReloadInPrometheusText) {
   auto other = http_get(metrics, "/");
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->status, 404);
+}
+
+// The value of one sample in Prometheus text ("name{labels}" exactly), or nullopt when absent.
+std::optional<double> sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() > series.size() && line.starts_with(series) && line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(Metrics, ShowEachGenerationsShareQueueAndConnectionsInACanary) {
+  TempDir dir;
+  Supervisor baton(dir,
+                   {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--", testapp_binary()});
+  ASSERT_NE(baton.wait_serving_pid(1), 0) << baton.process().output();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: no steering figures";
+  const std::string metrics = baton.status()["supervisor"].value("metrics", "");
+  const std::string address = baton.address();
+  ASSERT_FALSE(metrics.empty());
+  // A connection generation 1 holds (its request unfinished) through the canary.
+  auto to = parse_address(address).value();
+  Fd held(::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(held.get(), to.sockaddr_ptr(), to.length), 0);
+  ASSERT_EQ(::send(held.get(), "GET / HTTP/1.1\r\n", 16, MSG_NOSIGNAL), 16);
+
+  auto reload = std::async(std::launch::async, [&] {
+    return baton.ctl({"reload", "--wait", "--canary", "20", "--canary-for", "60s"});
+  });
+  ASSERT_TRUE(baton.process().wait_for_output("canary: the new generation gets 20%", 30s))
+      << baton.process().output();
+  std::string text;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = http_get(metrics, "/metrics");
+        if (!r.ok() || r->status != 200) return false;
+        text = r->body;
+        return sample(text, "baton_generation_connections{generation=\"1\",state=\"held\"}")
+                   .value_or(0) >= 1;
+      },
+      30s))
+      << text;
+  EXPECT_THAT(text, HasSubstr("# HELP baton_generation_share_ratio "));
+  EXPECT_THAT(text, HasSubstr("# TYPE baton_generation_share_ratio gauge\n"));
+  EXPECT_EQ(sample(text, "baton_generation_share_ratio{generation=\"1\",state=\"held\"}"), 0.8)
+      << text;
+  EXPECT_EQ(sample(text, "baton_generation_share_ratio{generation=\"2\",state=\"serving\"}"), 0.2)
+      << text;
+  EXPECT_TRUE(sample(text, "baton_generation_accept_queue{generation=\"2\",state=\"serving\"}"))
+      << text;
+  EXPECT_EQ(sample(text, "baton_listener_info{listener=\"listen0\",address=\"" + address +
+                             "\",mode=\"steered\"}"),
+            1)
+      << text;
+  EXPECT_EQ(sample(text, "baton_generations{state=\"held\"}"), 1) << text;
+  // The same figures as the status.
+  auto s = baton.status();
+  EXPECT_EQ(s["generations"][0]["share_percent"], 80) << s.dump();
+  EXPECT_GE(s["generations"][0].value("connections", 0), 1) << s.dump();
+
+  held.reset();
+  baton.ctl({"stop"});  // rather than wait out the window
+  reload.get();
 }
 
 TEST(StatusCheck, ExitsZeroOnlyWhileAGenerationServes) {

@@ -8,6 +8,7 @@ namespace baton {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 using namespace std::chrono_literals;
 
@@ -34,7 +35,7 @@ TEST(Metrics, CountsReloadsGenerationsAndDurations) {
   core.on_reload(std::nullopt);
   os.clock += 2s;
   core.on_ready(2);
-  std::string text = render_metrics(core, 5s);
+  std::string text = render_metrics(core, 5s, {});
   EXPECT_THAT(text, HasSubstr("# TYPE baton_reloads_total counter\n"));
   EXPECT_THAT(text, HasSubstr("baton_reloads_total{result=\"ok\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("baton_serving_generation 2\n"));
@@ -48,9 +49,49 @@ TEST(Metrics, CountsReloadsGenerationsAndDurations) {
   EXPECT_THAT(text, HasSubstr("baton_ready_seconds_sum 2.3\n"));
 
   core.on_exit(1001, 0);  // the old one drained: the reload is over
-  text = render_metrics(core, 6s);
+  text = render_metrics(core, 6s, {});
   EXPECT_THAT(text, HasSubstr("baton_reloads_total{result=\"ok\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("baton_reload_seconds_count 1\n"));
+}
+
+TEST(Metrics, ShowsListenersAndEachLiveGenerationsTraffic) {
+  QuietOs os;
+  SupervisorCore core(os, CoreOptions{});
+  core.start();
+  core.on_ready(1);
+  core.on_reload(std::nullopt);  // generation 2 starts; generation 1 serves
+  SupervisorFacts facts;
+  facts.listeners = {{"web", "127.0.0.1:8080", 3, true},
+                     {"admin", "unix:/run/a \"b\"\\c", 4, false}};
+  facts.traffic[1] = {100, 3u, size_t{7}};
+  facts.traffic[2] = {0, std::nullopt, std::nullopt};  // not looked at: no series, not 0
+  std::string text = render_metrics(core, 1s, facts);
+  EXPECT_THAT(text, HasSubstr("# TYPE baton_listener_info gauge\n"));
+  EXPECT_THAT(text, HasSubstr("baton_listener_info{listener=\"web\",address=\"127.0.0.1:8080\","
+                              "mode=\"steered\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("baton_listener_info{listener=\"admin\",address=\"unix:/run/a "
+                              "\\\"b\\\"\\\\c\",mode=\"shared\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE baton_generation_share_ratio gauge\n"));
+  EXPECT_THAT(text,
+              HasSubstr("baton_generation_share_ratio{generation=\"1\",state=\"serving\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("baton_generation_share_ratio{generation=\"2\",state=\"starting\"} 0\n"));
+  EXPECT_THAT(text,
+              HasSubstr("baton_generation_accept_queue{generation=\"1\",state=\"serving\"} 3\n"));
+  EXPECT_THAT(text,
+              HasSubstr("baton_generation_connections{generation=\"1\",state=\"serving\"} 7\n"));
+  EXPECT_THAT(text, Not(HasSubstr("baton_generation_accept_queue{generation=\"2\"")));
+  EXPECT_THAT(text, Not(HasSubstr("baton_generation_connections{generation=\"2\"")));
+
+  // Generation 2 serves, 1 drains then exits: an exited generation's series are gone.
+  core.on_ready(2);
+  facts.traffic[2] = {100, 0u, size_t{0}};
+  core.on_exit(1001, 0);
+  text = render_metrics(core, 2s, facts);
+  EXPECT_THAT(text, Not(HasSubstr("generation=\"1\"")));
+  EXPECT_THAT(text,
+              HasSubstr("baton_generation_share_ratio{generation=\"2\",state=\"serving\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("baton_generations{state=\"held\"} 0\n"));
 }
 
 TEST(Metrics, AnswersOnlyGetMetrics) {
