@@ -171,6 +171,20 @@ def wait_log(path, pattern, timeout_s, proc=None):
     raise RuntimeError(f"no /{pattern}/ in {path} within {timeout_s}s; log tail:\n{tail}")
 
 
+def source_commit():
+    """The commit the binaries were built from, as far as this checkout tells: its HEAD, and
+    "+changes" when src/, include/, examples/ or bench/ differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src",
+                                "include", "examples", "bench/restart_methods"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (head or "?") + ("+changes" if dirty else "")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -461,7 +475,7 @@ def render(results, idle, wrk, meta, commands):
     L.append("# Restart methods side by side")
     L.append("")
     L.append(f"Written by `bench/run-restart-methods` on {meta['date']} ({meta['wall_s']:.0f} s "
-             f"wall). Machine: {meta['cpus']} CPUs ({meta['cpu_model']}), Linux "
+             f"wall{', commit ' + meta['commit'] if 'commit' in meta else ''}). Machine: {meta['cpus']} CPUs ({meta['cpu_model']}), Linux "
              f"{meta['kernel']}, {meta['mem']}; {meta['network']}.")
     L.append("")
     L.append(f"Every cell: the same app logic (`examples/http_worker.cc`, {a['threads']} threads, "
@@ -642,8 +656,11 @@ def main():
                     help="methods: the restart methods above; steering: misbehaving apps under "
                     "baton and Server::Starter, and baton's ratios (steering.py); all: both")
     ap.add_argument("--quick", action="store_true",
-                    help="steering suite: 1 run, 8 s, 3 restarts per cell, fewer samples "
-                    "(about 4 minutes instead of 12)")
+                    help="steering suite: 1 run, 6 s, 3 restarts per cell, fewer samples: a "
+                    "check that everything runs (about 4 minutes instead of 13)")
+    ap.add_argument("--readme-steering", action="store_true",
+                    help="print the README's block of the steering suite's figures from "
+                    "STEERING_RAW/summary.json, run nothing")
     ap.add_argument("--steering-raw", default=os.path.join(REPO, "bench", "results", "steering"))
     ap.add_argument("--steering-results",
                     default=os.path.join(REPO, "bench", "results", "steering.md"))
@@ -651,6 +668,11 @@ def main():
 
     if args.render_only:
         write_results(args)
+        return 0
+    if args.readme_steering:
+        import steering
+        with open(os.path.join(args.steering_raw, "summary.json")) as f:
+            print(steering.readme(json.load(f)), end="")
         return 0
     methods = [m for m in args.methods.split(",") if m]
     shapes = [s for s in args.shapes.split(",") if s]
@@ -800,7 +822,7 @@ def main():
         pass
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": time.monotonic() - t_start, "cpus": os.cpu_count(), "cpu_model": cpu_model,
-            "loadavg": [load_start, os.getloadavg()[0]],
+            "loadavg": [load_start, os.getloadavg()[0]], "commit": source_commit(),
             "kernel": platform.release(), "python": sys.executable, "build": build, "mem": mem, "network": network, "args": vars(args),
             "versions": {"start_server": subprocess.run(
                 [bins["start_server"], "--version"], capture_output=True, text=True).stdout.strip(),

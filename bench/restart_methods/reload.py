@@ -15,11 +15,15 @@ crashes). start_server retries a worker that died within --interval, and the ret
 so starter-crash returns once that retry serves and the old worker drains; baton run rolls back
 instead, so baton-crash returns 0 when `baton reload --wait` reported the failure (exit 1) and
 the broken instance did start: the restart was handled as designed.
+
+kill-start-port (steering.py's runtime cells: Python http.server, Node): as kill-start, for an
+unmodified app that prints no ready line: the new one is ready once its port accepts.
 """
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +70,14 @@ def start(state, argv):
     return p.pid
 
 
+def accepting(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def ready_pid(text, not_pid):
     for m in re.finditer(r"pid (\d+) ready on", text):
         if int(m.group(1)) != not_pid:
@@ -90,6 +102,11 @@ def main():
         wait_for(f"pid {old} to exit", lambda: gone(old))
         new = start(state, state["app"])
         wait_for(f"pid {new} ready", lambda: f"pid {new} ready on" in new_log())
+    elif method == "kill-start-port":
+        os.kill(old, signal.SIGTERM)
+        wait_for(f"pid {old} to exit", lambda: gone(old))
+        new = start(state, state["app"])
+        wait_for(f"port {state['port']} accepting", lambda: accepting(state["port"]))
     elif method in ("bind-retry", "reuseport"):
         new = start(state, state["app"] + ["--replace-pid", str(old)])
         wait_for(f"pid {new} ready", lambda: f"pid {new} ready on" in new_log())

@@ -5,7 +5,13 @@ Cells (both load shapes, every cell RUNS times, K restarts each, `baton soak` co
 - an app that dies on SIGTERM (no graceful shutdown), restarted K times;
 - a new version that accepts connections at once and crashes before it is ready, deployed K
   times (each deploy breaks exactly one start: start_server retries it and the retry starts fine;
-  baton run rolls back and keeps the old generation).
+  baton run rolls back and keeps the old generation). Under keep-alive load the clients' own
+  connections stay on the old instance, so a stream of new connections runs alongside (a second
+  soak, open loop): it is what a new version that accepts at once is handed;
+- unmodified runtimes that die on SIGTERM and bind their own port (Python `http.server`, a Node
+  `http` server with no signal handler): `baton run --adopt` against restart by kill + start
+  (Server::Starter cannot run them: it passes the socket in an environment variable that they
+  do not read, and they set no SO_REUSEPORT, so an overlap is impossible too).
 
 Ratios (one baton run per readiness mode, the app alone beside baton run for throughput):
 - reload overhead beyond the app's own start-up: `reload --wait` wall time minus the app's
@@ -13,7 +19,8 @@ Ratios (one baton run per readiness mode, the app alone beside baton run for thr
 - readiness noticed: baton's "ready after" log line (wall clock, milliseconds) minus the app's
   ready moment (wall clock, microseconds), every readiness mode;
 - `reload --wait` on an instantly ready app with nothing in flight;
-- throughput under baton run over the app alone (same app, same load, no reloads);
+- throughput under baton run over the app alone (same app, same load, no reloads), in
+  interleaved rounds (A B, B A, A B...), the median of the rounds' ratios and their spread;
 - p99 in reload windows over steady p99 (baton run with K reloads, over baton run without).
 
 Nothing here asserts a figure: the targets of the issue are printed beside the figures.
@@ -23,7 +30,10 @@ import datetime
 import json
 import os
 import re
+import resource
+import shlex
 import signal
+import socket
 import statistics
 import subprocess
 import time
@@ -38,10 +48,31 @@ NOTICE_TARGET_MS = 5.0
 INSTANT_TARGET_MS = 5.0
 THROUGHPUT_TARGET = 0.99
 
-QUICK = {"runs": 1, "duration": 8, "reloads": 3, "ready_reloads": 3, "instant_reloads": 20,
-         "pairs": 1, "steady_duration": 5}
-FULL = {"runs": 2, "duration": 20, "reloads": 10, "ready_reloads": 10, "instant_reloads": 100,
-        "pairs": 3, "steady_duration": 10}
+# runs/duration/reloads: the misbehaving-app cells; runtime_*: the Python and Node cells;
+# rounds x round_duration: the throughput rounds (each round loads the app alone and baton run);
+# reload_runs x reload_duration: baton run with `reloads` reloads, for the reload-window p99.
+QUICK = {"runs": 1, "duration": 6, "reloads": 3, "runtime_runs": 1, "runtime_duration": 6,
+         "ready_reloads": 3, "instant_reloads": 20, "rounds": 3, "round_duration": 2,
+         "reload_runs": 1, "reload_duration": 5}
+FULL = {"runs": 2, "duration": 12, "reloads": 10, "runtime_runs": 1, "runtime_duration": 12,
+        "ready_reloads": 10, "instant_reloads": 60, "rounds": 10, "round_duration": 2,
+        "reload_runs": 2, "reload_duration": 10}
+
+# Keep-alive crash cells: new connections alongside the keep-alive clients (a second soak).
+SIDE_RATE = 200  # requests per second, open loop, a new connection each
+SIDE_CONNECTIONS = 20
+
+# Unmodified runtimes that die on SIGTERM and bind their own port (issue 9's "apps that die on
+# SIGTERM"), each under `baton run --adopt` and restarted by kill + start.
+RUNTIME_CELLS = {
+    "kill-start-python": "restart by kill + start, Python http.server",
+    "baton-adopt-python": "baton run --adopt, Python http.server",
+    "kill-start-node": "restart by kill + start, Node http (no handler)",
+    "baton-adopt-node": "baton run --adopt, Node http (no handler)",
+}
+# Python's http.server answers HTTP/1.0 and closes every connection: keep-alive load would be the
+# same as new connection per request, so it runs in that shape only.
+RUNTIME_SHAPES = {"python": ("close",), "node": ("close", "keepalive")}
 
 BATON_READY = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z baton\[\d+\]: \w+: "
                          r"generation (\d+) \(pid (\d+)\) ready after", re.M)
@@ -276,44 +307,208 @@ def soak(bins, url, shape, duration, json_path, reloads=0, control=None):
         return d.summarise(json.load(f))
 
 
-def steady(bins, work, raw, shape, pairs, duration, reloads):
-    """The app alone, under baton run, and under baton run with reloads, alternated `pairs`
-    times so that the machine's drift hits all three alike."""
-    out = {"alone": [], "baton": [], "baton_reloads": []}
-    kinds = list(out)
-    for i in range(pairs):
-        for kind in kinds[i % 3:] + kinds[:i % 3]:  # each round starts with another kind
-            wd = os.path.join(work, f"steady-{shape}-{kind}-{i}")
-            os.makedirs(wd)
-            jpath = os.path.join(raw, f"steady-{kind}-{shape}-{i + 1}.json")
-            if kind == "alone":
-                port = d.free_port()
-                log = os.path.join(wd, "server.log")
-                open(log, "w").close()
-                proc = d.spawn([bins["app"], "--init-seconds", "0", "--threads", "2", "--listen",
-                                f"127.0.0.1:{port}", "--mode", "plain"], log)
-                try:
-                    d.wait_log(log, r"pid \d+ ready on", 30, proc)
-                    out[kind].append(soak(bins, f"http://127.0.0.1:{port}/", shape, duration,
-                                          jpath))
-                finally:
-                    d.stop_pids([proc.pid], grace_s=35)
-            else:
-                b = Baton(bins, wd, None, (), init_s=0.0 if kind == "baton" else 1.0)
-                try:
-                    c0 = d.task_counters(b.proc.pid)["cpu_ticks"]
-                    out[kind].append(soak(bins, b.url, shape, duration, jpath,
-                                          reloads if kind == "baton_reloads" else 0, b.control))
+def steady(bins, work, raw, shape, p):
+    """Throughput of the app alone (A) and under baton run (B) in interleaved rounds: A B, B A,
+    A B... (a drift over the rounds hits both alike, and each round's ratio compares two runs a
+    few seconds apart); both servers stay up, idle while the other is loaded. Then baton run of
+    the 1 s start-up app with reloads, for the p99 in reload windows."""
+    out = {"rounds": [], "baton_reloads": []}
+    wd = os.path.join(work, f"steady-{shape}")
+    os.makedirs(wd)
+    port = d.free_port()
+    log = os.path.join(wd, "alone.log")
+    open(log, "w").close()
+    alone = d.spawn([bins["app"], "--init-seconds", "0", "--threads", "2", "--listen",
+                     f"127.0.0.1:{port}", "--mode", "plain"], log)
+    b = None
+    try:
+        d.wait_log(log, r"pid \d+ ready on", 30, alone)
+        bwd = os.path.join(wd, "baton")
+        os.makedirs(bwd)
+        b = Baton(bins, bwd, None, (), init_s=0.0)
+        urls = {"alone": f"http://127.0.0.1:{port}/", "baton": b.url}
+        for i in range(p["rounds"]):
+            r = {}
+            for kind in (("alone", "baton") if i % 2 == 0 else ("baton", "alone")):
+                jpath = os.path.join(raw, f"steady-{kind}-{shape}-{i + 1}.json")
+                pids = [alone.pid] if kind == "alone" else [b.proc.pid] + d.descendants(b.proc.pid)
+                c0, b0, k0 = cpu_ns(pids), cpu_ns([b.proc.pid]), children_cpu_s()
+                r[kind] = soak(bins, urls[kind], shape, p["round_duration"], jpath)
+                # CPU time of the servers (app, and supervisor under baton) and of the load
+                # generator over the run: the requests per CPU second are the throughput the
+                # machine would give if nothing else ran on it.
+                x = r[kind]
+                x["cpu_s"] = (cpu_ns(pids) - c0) / 1e9 + (children_cpu_s() - k0)
+                x["per_cpu_s"] = x["requests"] / x["cpu_s"] if x["cpu_s"] > 0 else 0
+                if kind == "baton":
                     # The supervisor's own CPU time over the run: its share of the machine.
-                    out[kind][-1]["baton_cpu_ms"] = ((d.task_counters(b.proc.pid)["cpu_ticks"]
-                                                      - c0) * 1000 // os.sysconf("SC_CLK_TCK"))
-                finally:
-                    b.stop()
-            s = out[kind][-1]
-            d.log(f"steady {shape} {kind} {i + 1}/{pairs}: {s['rps']:.0f} req/s, p99 "
-                  f"{d.fmt_us(s['p99_us'])}, window p99 {d.fmt_us(s['win_p99_us'])}, "
-                  f"failed {s['failed']}")
+                    x["baton_cpu_ms"] = (cpu_ns([b.proc.pid]) - b0) / 1e6
+            out["rounds"].append(r)
+            a, z = r["alone"], r["baton"]
+            d.log(f"steady {shape} round {i + 1}/{p['rounds']}: alone {a['rps']:.0f} req/s "
+                  f"({a['per_cpu_s']:.0f} per CPU s), baton {z['rps']:.0f} req/s "
+                  f"({z['per_cpu_s']:.0f} per CPU s), ratio {z['rps'] / a['rps']:.3f}, per CPU "
+                  f"second {z['per_cpu_s'] / a['per_cpu_s'] if a['per_cpu_s'] else 0:.3f}")
+    finally:
+        if b is not None:
+            b.stop()
+        d.stop_pids([alone.pid], grace_s=35)
+    for i in range(p["reload_runs"]):
+        bwd = os.path.join(wd, f"reloads-{i + 1}")
+        os.makedirs(bwd)
+        b = Baton(bins, bwd, None, (), init_s=1.0)
+        try:
+            c0 = d.task_counters(b.proc.pid)["cpu_ticks"]
+            jpath = os.path.join(raw, f"steady-baton_reloads-{shape}-{i + 1}.json")
+            x = soak(bins, b.url, shape, p["reload_duration"], jpath, p["reloads"], b.control)
+            x["baton_cpu_ms"] = ((d.task_counters(b.proc.pid)["cpu_ticks"] - c0) * 1000
+                                 // os.sysconf("SC_CLK_TCK"))
+            out["baton_reloads"].append(x)
+            d.log(f"steady {shape} with {p['reloads']} reloads {i + 1}/{p['reload_runs']}: "
+                  f"{x['rps']:.0f} req/s, window p99 {d.fmt_us(x['win_p99_us'])}, "
+                  f"failed {x['failed']}")
+        finally:
+            b.stop()
     return out
+
+
+def cpu_ns(pids):
+    """CPU time of every thread of `pids` (schedstat: nanoseconds on a CPU); gone ones count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
+def children_cpu_s():
+    """User and system time of this process's reaped children (the soak runs), in seconds."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def steady_rounds(st):
+    """[(alone, baton)] of a throughput result; also reads the older layout (lists per kind)."""
+    if "rounds" in st:
+        return [(r["alone"], r["baton"]) for r in st["rounds"]]
+    return list(zip(st.get("alone", []), st.get("baton", [])))
+
+
+class RuntimeServer:
+    """An unmodified runtime that binds its own port and dies on SIGTERM (RUNTIME_CELLS), under
+    `baton run --adopt` or alone (restarted by reload.py: SIGTERM, wait for the exit, start it
+    again, wait until the port accepts). The same attributes as driver.Server, for run_soak."""
+
+    def __init__(self, method, bins, workdir):
+        self.method, self.dir = method, workdir
+        self.port = d.free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.addr}/"
+        self.log = os.path.join(workdir, "server.log")
+        self.control = os.path.join(workdir, "control.sock")
+        open(self.log, "w").close()
+        open(os.path.join(workdir, "pids"), "w").close()
+        runtime = method.rsplit("-", 1)[1]
+        if runtime == "python":
+            docroot = os.path.join(workdir, "www")
+            os.makedirs(docroot)
+            with open(os.path.join(docroot, "index.html"), "w") as f:
+                f.write("hello\n")
+            app = [bins["python"], "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
+                   "--directory", docroot]
+        else:
+            app = [bins["node"], "-e", 'require("http").createServer((q, s) => '
+                   's.end("node " + process.pid + "\\n"))'
+                   f'.listen({self.port}, "127.0.0.1")']
+        if method.startswith("baton-adopt"):
+            first = [bins["baton"], "run", "--adopt", "--listen", self.addr, "--control",
+                     self.control, "--"] + app
+            self.reload_argv = [bins["baton"], "reload", "--wait", "--control", self.control]
+        else:
+            first = app
+            self.reload_argv = [d.sys.executable, os.path.join(d.HERE, "reload.py"), workdir]
+        self.supervised = first[0] == bins["baton"]
+        self.proc = d.spawn(first, self.log)
+        with open(os.path.join(workdir, "pids"), "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        with open(os.path.join(workdir, "current"), "w") as f:
+            f.write(f"{self.proc.pid}\n")
+        with open(os.path.join(workdir, "state.json"), "w") as f:
+            json.dump({"method": "kill-start-port", "dir": workdir, "log": self.log, "app": app,
+                       "port": self.port}, f)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{method} exited at start: {self.tail()}")
+            if self.supervised:
+                r = subprocess.run([bins["baton"], "status", "--json", "--control",
+                                    self.control], capture_output=True, text=True, timeout=10)
+                if r.returncode == 0 and json.loads(r.stdout).get("serving_generation"):
+                    return
+            elif accepting(self.port):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"{method} not serving within 30 s: {self.tail()}")
+
+    def tail(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()[-500:]
+
+    def reload_command(self):
+        return " ".join(self.reload_argv)
+
+    def stop(self):
+        tracked = set()
+        with open(os.path.join(self.dir, "pids")) as f:
+            tracked.update(int(x) for x in f.read().split())
+        tracked.update(x for p in list(tracked) for x in d.descendants(p))
+        d.stop_pids([self.proc.pid], grace_s=35)
+        d.stop_pids(tracked, grace_s=10)
+
+
+def accepting(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def side_stream(bins, url, json_path, budget_s):
+    """A soak of new connections at SIDE_RATE alongside a cell's own load; ended by SIGINT."""
+    argv = [bins["baton"], "soak", "--url", url, "--close", "-c", str(SIDE_CONNECTIONS), "-t",
+            "1", "--rate", str(SIDE_RATE), "-d", f"{budget_s}s", "--json", json_path, "-q"]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def end_side_stream(proc, json_path):
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        d.stop_pids([proc.pid], grace_s=5)
+        raise RuntimeError("the side stream's soak did not end within 60 s of SIGINT")
+    if proc.returncode not in (0, 1) or not os.path.exists(json_path):
+        raise RuntimeError(f"side stream soak exited {proc.returncode}: {err.strip()[-500:]}")
+    with open(json_path) as f:
+        return d.summarise(json.load(f))
+
+
+def copy_log(src, dst):
+    """The servers' lines, without Python http.server's one line per request."""
+    with open(src, errors="replace") as f, open(dst, "w") as out:
+        for line in f:
+            if '"GET / HTTP/1.1" 200' not in line:
+                out.write(line)
 
 
 def run(bins, args, raw):
@@ -329,45 +524,66 @@ def run(bins, args, raw):
     cells, commands = [], {}
     soak_args = SimpleNamespace(connections=50, load_threads=2, duration=p["duration"],
                                 reloads=p["reloads"])
+    # Python and Node for the runtime cells: the system's own (a pyenv shim is a shell script,
+    # and its start-up would be in every restart).
+    bins = dict(bins, python="/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK)
+                else d.sys.executable, node=d.shutil.which("node") or "")
+    for f in os.listdir(raw):  # this suite's raw files only: none left from an earlier layout
+        if re.match(r"(steady|starter|baton|kill-start)-.*\.(json|log)$", f):
+            os.remove(os.path.join(raw, f))
+    plan = [(m, shape, run_i) for run_i in range(1, p["runs"] + 1) for shape in d.SHAPES
+            for m in d.STEERING_CELLS]
+    plan += [(m, shape, run_i) for run_i in range(1, p["runtime_runs"] + 1)
+             for m in RUNTIME_CELLS for shape in RUNTIME_SHAPES[m.rsplit("-", 1)[1]]]
     try:
-        total = p["runs"] * 2 * len(d.STEERING_CELLS)
-        n = 0
-        for run_i in range(1, p["runs"] + 1):
-            for shape in d.SHAPES:
-                for method in d.STEERING_CELLS:
-                    n += 1
-                    cell = os.path.join(work, f"{method}-{shape}-{run_i}")
-                    os.makedirs(cell)
-                    rec = {"method": method, "shape": shape, "run": run_i}
-                    srv = None
-                    try:
-                        srv = d.Server(method, bins, cell, 1.0, 2)
-                        jpath = os.path.join(raw, f"{method}-{shape}-run{run_i}.json")
-                        argv, rc = d.run_soak(bins, srv, shape, soak_args, jpath)
-                        if run_i == 1 and shape == "keepalive":
-                            commands[method] = [
-                                " ".join(srv.proc.args) + " &",
-                                " ".join((f"'{a}'" if " " in a else a) for a in argv)]
-                            commands[method] = [c.replace(cell, "DIR").replace(
-                                str(srv.port), "PORT").replace(jpath, "OUT.json").replace(
-                                    args.build_dir + "/", "build/").replace(
-                                        d.sys.executable, "python3")
-                                for c in commands[method]]
-                        with open(jpath) as f:
-                            rec["summary"] = d.summarise(json.load(f))
-                        s = rec["summary"]
-                        d.log(f"[{n}/{total}] {method} {shape} run {run_i}: {s['requests']} "
-                              f"requests, {s['failed']} failed ({d.fmt_kinds(s['failures'])}), "
-                              f"restarts {s['reloads_ok']}/{s['reloads_planned']}")
-                    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
-                        rec["error"] = str(e)
-                        d.log(f"[{n}/{total}] {method} {shape} run {run_i}: ERROR {e}")
-                    finally:
-                        if srv is not None:
-                            srv.stop()
-                            d.shutil.copyfile(srv.log, os.path.join(
-                                raw, f"{method}-{shape}-run{run_i}.log"))
-                    cells.append(rec)
+        for n, (method, shape, run_i) in enumerate(plan, 1):
+            runtime = method in RUNTIME_CELLS
+            cell = os.path.join(work, f"{method}-{shape}-{run_i}")
+            os.makedirs(cell)
+            rec = {"method": method, "shape": shape, "run": run_i}
+            srv = side = None
+            soak_args.duration = p["runtime_duration"] if runtime else p["duration"]
+            try:
+                if runtime and not bins[method.rsplit("-", 1)[1]]:
+                    raise RuntimeError(f"{method.rsplit('-', 1)[1]} is not installed")
+                srv = RuntimeServer(method, bins, cell) if runtime else d.Server(
+                    method, bins, cell, 1.0, 2)
+                jpath = os.path.join(raw, f"{method}-{shape}-run{run_i}.json")
+                side_json = os.path.join(raw, f"{method}-{shape}-run{run_i}-new-connections.json")
+                if shape == "keepalive" and method.endswith("-crash"):
+                    side = side_stream(bins, srv.url, side_json,
+                                       soak_args.duration + p["reloads"] * 30 + 60)
+                try:
+                    argv, rc = d.run_soak(bins, srv, shape, soak_args, jpath)
+                finally:
+                    if side is not None:
+                        rec["side"] = end_side_stream(side, side_json)
+                if method not in commands and (runtime or shape == "keepalive"):
+                    cmds = [shlex.join(srv.proc.args) + " &", shlex.join(argv)]
+                    if side is not None:
+                        cmds.append(shlex.join(side.args) + " &  # alongside, ended by SIGINT")
+                    commands[method] = [c.replace(cell, "DIR").replace(
+                        str(srv.port), "PORT").replace(jpath, "OUT.json").replace(
+                            side_json, "SIDE.json").replace(args.build_dir + "/", "build/")
+                        .replace(d.sys.executable, "python3") for c in cmds]
+                with open(jpath) as f:
+                    rec["summary"] = d.summarise(json.load(f))
+                s = rec["summary"]
+                extra = ""
+                if "side" in rec:
+                    extra = (f"; new connections alongside: {rec['side']['requests']} requests, "
+                             f"{rec['side']['failed']} failed")
+                d.log(f"[{n}/{len(plan)}] {method} {shape} run {run_i}: {s['requests']} "
+                      f"requests, {s['failed']} failed ({d.fmt_kinds(s['failures'])}), "
+                      f"restarts {s['reloads_ok']}/{s['reloads_planned']}{extra}")
+            except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+                rec["error"] = str(e)
+                d.log(f"[{n}/{len(plan)}] {method} {shape} run {run_i}: ERROR {e}")
+            finally:
+                if srv is not None:
+                    srv.stop()
+                    copy_log(srv.log, os.path.join(raw, f"{method}-{shape}-run{run_i}.log"))
+            cells.append(rec)
 
         ratios = {"readiness": [], "instant": [], "steady": {}}
         for mode in MODES:
@@ -391,8 +607,7 @@ def run(bins, args, raw):
                 ratios["instant"].append({"mode": label, "error": str(e), "ms": [], "failed": 0})
         for shape in d.SHAPES:
             try:
-                ratios["steady"][shape] = steady(bins, work, raw, shape, p["pairs"],
-                                                 p["steady_duration"], p["reloads"])
+                ratios["steady"][shape] = steady(bins, work, raw, shape, p)
             except (RuntimeError, subprocess.SubprocessError, OSError) as e:
                 ratios["steady"][shape] = {"error": str(e)}
     finally:
@@ -401,7 +616,7 @@ def run(bins, args, raw):
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": time.monotonic() - t_start, "mode": "quick" if args.quick else "full",
             "params": p, "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
-            "cpus": os.cpu_count(), "network": args.network_note}
+            "cpus": os.cpu_count(), "network": args.network_note, "commit": d.source_commit()}
     summary = {"meta": meta, "cells": cells, "ratios": ratios, "commands": commands}
     with open(os.path.join(raw, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -432,13 +647,22 @@ def ratios_summary(summary):
         if m["ms"]:
             out[f"instant_{m['mode']}_ms_p50"] = pct(m["ms"], 50)
     for shape, st in r["steady"].items():
-        if "error" in st or not st.get("alone"):
+        rounds = [] if "error" in st else steady_rounds(st)
+        if not rounds:
             continue
-        rps = lambda k: statistics.median(x["rps"] for x in st[k])
-        out[f"throughput_{shape}"] = rps("baton") / rps("alone")
-        steady_p99 = statistics.median(x["p99_us"] for x in st["baton"])
-        win_p99 = statistics.median(x["win_p99_us"] for x in st["baton_reloads"])
-        out[f"p99_window_over_steady_{shape}"] = win_p99 / steady_p99 if steady_p99 else None
+        ratios = [b["rps"] / a["rps"] for a, b in rounds]
+        out[f"throughput_{shape}"] = statistics.median(ratios)
+        out[f"throughput_{shape}_min"], out[f"throughput_{shape}_max"] = min(ratios), max(ratios)
+        out[f"throughput_{shape}_rounds"] = len(ratios)
+        per_cpu = [b["per_cpu_s"] / a["per_cpu_s"] for a, b in rounds
+                   if a.get("per_cpu_s") and b.get("per_cpu_s")]
+        if per_cpu:
+            out[f"per_cpu_{shape}"] = statistics.median(per_cpu)
+            out[f"per_cpu_{shape}_min"], out[f"per_cpu_{shape}_max"] = min(per_cpu), max(per_cpu)
+        steady_p99 = statistics.median(b["p99_us"] for _, b in rounds)
+        if st.get("baton_reloads") and steady_p99:
+            win_p99 = statistics.median(x["win_p99_us"] for x in st["baton_reloads"])
+            out[f"p99_window_over_steady_{shape}"] = win_p99 / steady_p99
     return out
 
 
@@ -450,12 +674,20 @@ def targets(summary):
     fails = {}
     for c in summary["cells"]:
         if "summary" in c:
-            side = "baton" if c["method"].startswith("baton") else "starter"
-            fails[side] = fails.get(side, 0) + c["summary"]["failed"]
-    if fails:
-        L.append(f"- failed requests in the misbehaving-app cells: baton run "
-                 f"{fails.get('baton', 0)} (target 0: {met(fails.get('baton', 0) == 0)}), "
-                 f"Server::Starter {fails.get('starter', 0)}.")
+            group = "runtime" if c["method"] in RUNTIME_CELLS else "app"
+            key = (group, c["method"].startswith("baton"))
+            fails[key] = (fails.get(key, 0) + c["summary"]["failed"]
+                          + c.get("side", {}).get("failed", 0))
+    if ("app", True) in fails:
+        L.append(f"- failed requests in the misbehaving-app cells (new connections alongside "
+                 f"included): baton run {fails[('app', True)]} (target 0: "
+                 f"{met(fails[('app', True)] == 0)}), Server::Starter "
+                 f"{fails.get(('app', False), '-')}.")
+    if ("runtime", True) in fails:
+        L.append(f"- failed requests with Python http.server and Node (die on SIGTERM, bind "
+                 f"their own port): baton run --adopt {fails[('runtime', True)]} (target 0: "
+                 f"{met(fails[('runtime', True)] == 0)}), restart by kill + start "
+                 f"{fails.get(('runtime', False), '-')}.")
     for m in r["instant"]:
         if m["ms"]:
             p50 = pct(m["ms"], 50)
@@ -476,17 +708,62 @@ def targets(summary):
                  f"{met(worst <= NOTICE_TARGET_MS)}.")
     for shape in d.SHAPES:
         if f"throughput_{shape}" in h:
-            t = h[f"throughput_{shape}"]
-            L.append(f"- throughput under baton over the app alone, {d.SHAPES[shape]}: "
-                     f"{t:.3f} (target ≥ {THROUGHPUT_TARGET}: {met(t >= THROUGHPUT_TARGET)}; "
-                     "see the rounds below: the machine's drift between runs is larger than "
-                     "the difference measured); p99 in reload windows over steady p99: "
-                     f"{h[f'p99_window_over_steady_{shape}']:.2f}.")
+            t, lo, hi = (h[f"throughput_{shape}"], h[f"throughput_{shape}_min"],
+                         h[f"throughput_{shape}_max"])
+            verdict = lambda x, a, b: met(x >= THROUGHPUT_TARGET) + (
+                ", the rounds straddling it" if a < THROUGHPUT_TARGET <= b else "")
+            cpu = ""
+            if f"per_cpu_{shape}" in h:
+                c, clo, chi = (h[f"per_cpu_{shape}"], h[f"per_cpu_{shape}_min"],
+                               h[f"per_cpu_{shape}_max"])
+                cpu = (f"requests per CPU second (app, supervisor and load generator) {c:.3f} "
+                       f"(rounds {clo:.3f}-{chi:.3f}: {verdict(c, clo, chi)}); ")
+            w = h.get(f"p99_window_over_steady_{shape}")
+            L.append(f"- throughput under baton over the app alone, {d.SHAPES[shape]}, median "
+                     f"of {h[f'throughput_{shape}_rounds']} interleaved rounds (target ≥ "
+                     f"{THROUGHPUT_TARGET}): {cpu}req/s {t:.3f} (rounds {lo:.3f}-{hi:.3f}: "
+                     f"{verdict(t, lo, hi)}); p99 in reload windows over steady p99: "
+                     f"{f'{w:.2f}' if w else '-'}.")
     over = [f"`{mode}` {h['overhead_' + mode + '_ms_p50']:.0f} ms"
             for mode in (m["mode"] for m in r["readiness"]) if f"overhead_{mode}_ms_p50" in h]
     if over:
         L.append(f"- reload overhead beyond the app's own start-up (p50): {', '.join(over)} "
                  "(no target; Server::Starter's is its `--interval`).")
+    return L
+
+
+def cell_table(summary, names, shape, with_side):
+    """The rows of one table of cells (every run of each method in `names`, one load shape)."""
+    L = ["| cell | failed (each run) | failures by kind | 1st try failed | requests | req/s | "
+         "reload-window p99 | restart p50 / max | restarts as designed |"
+         + (" new connections alongside: failed / requests |" if with_side else ""),
+         "|---|---|---|---:|---:|---:|---:|---|---|" + ("---:|" if with_side else "")]
+    for method, name in names.items():
+        rs = [c for c in summary["cells"] if c["method"] == method and c["shape"] == shape]
+        if not rs:
+            continue
+        s = [c["summary"] for c in rs if "summary" in c]
+        if not s:
+            err = next((c.get("error", "") for c in rs), "not run")
+            L.append(f"| {name} | error: {err[:80]} |" + " |" * (8 if with_side else 7))
+            continue
+        kinds = {}
+        for x in s:
+            for k, v in x["failures"].items():
+                kinds[k] = kinds.get(k, 0) + v
+        sides = [c["side"] for c in rs if "side" in c]
+        side = (f" {' / '.join(str(x['failed']) for x in sides)} of "
+                f"{sum(x['requests'] for x in sides):,} |" if sides else " - |")
+        L.append(f"| {name} | {' / '.join(str(x['failed']) for x in s)} | "
+                 f"{d.fmt_kinds(kinds)} | "
+                 f"{' / '.join(str(x['first_try_failed']) for x in s)} | "
+                 f"{sum(x['requests'] for x in s):,} | "
+                 f"{statistics.mean(x['rps'] for x in s):,.0f} | "
+                 f"{d.fmt_us(statistics.mean(x['win_p99_us'] for x in s))} | "
+                 f"{statistics.mean(x['reload_p50_s'] for x in s):.2f}s / "
+                 f"{max(x['reload_max_s'] for x in s):.2f}s | "
+                 f"{sum(x['reloads_ok'] for x in s)}/{sum(x['reloads_planned'] for x in s)} |"
+                 + (side if with_side else ""))
     return L
 
 
@@ -498,7 +775,9 @@ def render(summary):
     L.append("")
     L.append(f"Written by `bench/run-restart-methods --suite steering"
              f"{' --quick' if meta['mode'] == 'quick' else ''}` on {meta['date']} "
-             f"({meta['wall_s']:.0f} s wall, {meta['mode']} mode); {meta['cpus']} CPUs shared "
+             f"({meta['wall_s']:.0f} s wall, {meta['mode']} mode"
+             f"{', commit ' + meta['commit'] if 'commit' in meta else ''}); {meta['cpus']} CPUs "
+             "shared "
              f"with other builds and tests (load average {la0:.1f} at the start, {la1:.1f} at "
              f"the end); {meta['network']}. **The machine was loaded: latencies and req/s are "
              "noisy, and millisecond figures can be several times what an idle machine gives; "
@@ -521,30 +800,37 @@ def render(summary):
     for shape, title in d.SHAPES.items():
         L.append(f"**Load: {title}**")
         L.append("")
-        L.append("| cell | failed (each run) | failures by kind | 1st try failed | requests | "
-                 "req/s | reload-window p99 | restart p50 / max | restarts as designed |")
-        L.append("|---|---|---|---:|---:|---:|---:|---|---|")
-        for method, name in d.STEERING_CELLS.items():
-            rs = [c for c in summary["cells"] if c["method"] == method and c["shape"] == shape]
-            s = [c["summary"] for c in rs if "summary" in c]
-            if not s:
-                err = next((c.get("error", "") for c in rs), "not run")
-                L.append(f"| {name} | error: {err[:80]} |" + " |" * 7)
-                continue
-            kinds = {}
-            for x in s:
-                for k, v in x["failures"].items():
-                    kinds[k] = kinds.get(k, 0) + v
-            L.append(f"| {name} | {' / '.join(str(x['failed']) for x in s)} | "
-                     f"{d.fmt_kinds(kinds)} | "
-                     f"{' / '.join(str(x['first_try_failed']) for x in s)} | "
-                     f"{sum(x['requests'] for x in s):,} | "
-                     f"{statistics.mean(x['rps'] for x in s):,.0f} | "
-                     f"{d.fmt_us(statistics.mean(x['win_p99_us'] for x in s))} | "
-                     f"{statistics.mean(x['reload_p50_s'] for x in s):.2f}s / "
-                     f"{max(x['reload_max_s'] for x in s):.2f}s | "
-                     f"{sum(x['reloads_ok'] for x in s)}/{sum(x['reloads_planned'] for x in s)} |")
+        if shape == "keepalive":
+            L.append(f"The keep-alive clients' connections stay on the instance that accepted "
+                     f"them, so on its own this load hands a new version no connection. In the "
+                     f"*accepts then crashes* cells a stream of new connections runs alongside "
+                     f"(a second `baton soak --close --rate {SIDE_RATE}`, open loop, "
+                     f"{SIDE_CONNECTIONS} connections, over the whole run): those are what the "
+                     f"broken version is handed, and their failures are in the last column.")
+            L.append("")
+        L.extend(cell_table(summary, d.STEERING_CELLS, shape, with_side=shape == "keepalive"))
         L.append("")
+    if any(c["method"] in RUNTIME_CELLS for c in summary["cells"]):
+        rp = f"{p.get('runtime_duration', p['duration'])} s, {p['reloads']} restarts, " \
+             f"{p.get('runtime_runs', 1)} run(s) per cell"
+        L.append(f"**Unmodified runtimes that die on SIGTERM** (issue 9): `python3 -m "
+                 f"http.server` and a Node `http` server with no signal handler, both binding "
+                 f"their own port; `baton soak`, 50 connections, {rp}. Under `baton run "
+                 f"--adopt` (defaults: `--ready auto`, `--drain watch`) against restart by kill "
+                 f"+ start (SIGTERM, wait for the exit, start again, wait until the port "
+                 f"accepts; `reload.py`). Server::Starter cannot run them: it passes the socket "
+                 f"in `SERVER_STARTER_PORT`, which they do not read, and they set no "
+                 f"`SO_REUSEPORT`, so an overlap of old and new is impossible too. Python's "
+                 f"`http.server` answers HTTP/1.0 and closes every connection, so it runs only "
+                 f"with a new connection per request.")
+        L.append("")
+        for shape, title in d.SHAPES.items():
+            if any(c["method"] in RUNTIME_CELLS and c["shape"] == shape
+                   for c in summary["cells"]):
+                L.append(f"*Load: {title}*")
+                L.append("")
+                L.extend(cell_table(summary, RUNTIME_CELLS, shape, with_side=False))
+                L.append("")
     L.append("### Ratios")
     L.append("")
     L.append(f"**Readiness and reload overhead** ({p['ready_reloads']} reloads per mode, 1 s "
@@ -606,47 +892,188 @@ def render(summary):
         L.append(f"| `{m['mode']}` | {pct(xs, 50):.1f} ms | {pct(xs, 90):.1f} ms | "
                  f"{pct(xs, 99):.1f} ms | {max(xs):.1f} ms | {m['failed']} |")
     L.append("")
-    L.append(f"**Throughput and tail latency** (`baton soak`, 50 connections, "
-             f"{p['steady_duration']} s per run; the app alone, under `baton run`, and under "
-             f"`baton run` with {p['reloads']} reloads, alternated {p['pairs']} time(s); "
-             "medians over the runs):")
+    rounds_n = p.get("rounds", p.get("pairs"))
+    round_s = p.get("round_duration", p.get("steady_duration"))
+    L.append(f"**Throughput and tail latency** (`baton soak`, 50 connections; the same app "
+             f"alone (`--mode plain`, its own socket) and under `baton run`, both up, loaded in "
+             f"turn for {round_s} s each in {rounds_n} interleaved rounds: alone then baton, "
+             f"baton then alone, and so on, so that the machine's drift hits both alike and each "
+             f"round's ratio compares two runs seconds apart. The ratio is the median of the "
+             f"rounds' ratios, with their spread. Then `baton run` of the 1 s start-up app with "
+             f"{p['reloads']} reloads, {p.get('reload_runs', rounds_n)} run(s) of "
+             f"{p.get('reload_duration', round_s)} s, for the p99 in reload windows, over the "
+             f"steady p99 of the baton rounds):")
     L.append("")
-    L.append(f"| load | app alone req/s | under baton req/s | baton / alone (target ≥ "
-             f"{THROUGHPUT_TARGET}; each round) | steady p99 (alone) | steady p99 (baton) | "
-             "reload-window p99 | window p99 / steady p99 | failed (reload runs) | "
-             "baton's CPU time per run |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append(f"| load | app alone req/s | under baton req/s | baton / alone, req/s (target ≥ "
+             f"{THROUGHPUT_TARGET}): median (spread) | app alone requests per CPU s | under "
+             "baton per CPU s | baton / alone, per CPU second: median (spread) | steady p99 "
+             "(alone) | steady p99 (baton) | reload-window p99 | window p99 / steady p99 | "
+             "failed (reload runs) | baton's CPU time per run |")
+    L.append("|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    each = []
     for shape, st in r["steady"].items():
-        if "error" in st:
-            L.append(f"| {d.SHAPES[shape]} | error: {st['error'][:80]} | | | | | | | | |")
+        rounds = [] if "error" in st else steady_rounds(st)
+        if not rounds:
+            L.append(f"| {d.SHAPES[shape]} | error: {st.get('error', 'no round')[:80]} |"
+                     + " |" * 11)
             continue
-        med = lambda k, f: statistics.median(x[f] for x in st[k])
-        a, b = med("alone", "rps"), med("baton", "rps")
-        sp, wp = med("baton", "p99_us"), med("baton_reloads", "win_p99_us")
-        each = ", ".join(f"{y['rps'] / x['rps']:.2f}" for x, y in zip(st["alone"], st["baton"]))
-        L.append(f"| {d.SHAPES[shape]} | {a:,.0f} | {b:,.0f} | {b / a:.3f} ({each}) | "
-                 f"{d.fmt_us(med('alone', 'p99_us'))} | {d.fmt_us(sp)} | {d.fmt_us(wp)} | "
-                 f"{wp / sp:.2f} | "
-                 f"{' / '.join(str(x['failed']) for x in st['baton_reloads'])} | "
-                 f"{statistics.median(x.get('baton_cpu_ms', 0) for x in st['baton'])} ms "
-                 f"steady, {statistics.median(x.get('baton_cpu_ms', 0) for x in st['baton_reloads'])}"
-                 " ms with reloads |")
+        med = lambda xs: statistics.median(xs)
+        ratios = [y["rps"] / x["rps"] for x, y in rounds]
+        cpu = [(x, y) for x, y in rounds if x.get("per_cpu_s") and y.get("per_cpu_s")]
+        cpu_ratios = [y["per_cpu_s"] / x["per_cpu_s"] for x, y in cpu]
+        sp = med([y["p99_us"] for _, y in rounds])
+        rel = st.get("baton_reloads", [])
+        wp = med([x["win_p99_us"] for x in rel]) if rel else None
+        cpu_cells = (f"{med([x['per_cpu_s'] for x, _ in cpu]):,.0f} | "
+                     f"{med([y['per_cpu_s'] for _, y in cpu]):,.0f} | {med(cpu_ratios):.3f} "
+                     f"({min(cpu_ratios):.3f}-{max(cpu_ratios):.3f})" if cpu else "- | - | -")
+        L.append(f"| {d.SHAPES[shape]} | {med([x['rps'] for x, _ in rounds]):,.0f} | "
+                 f"{med([y['rps'] for _, y in rounds]):,.0f} | {med(ratios):.3f} "
+                 f"({min(ratios):.3f}-{max(ratios):.3f}) | {cpu_cells} | "
+                 f"{d.fmt_us(med([x['p99_us'] for x, _ in rounds]))} | {d.fmt_us(sp)} | "
+                 f"{d.fmt_us(wp) if wp else '-'} | {f'{wp / sp:.2f}' if wp and sp else '-'} | "
+                 f"{' / '.join(str(x['failed']) for x in rel) or '-'} | "
+                 f"{med([y.get('baton_cpu_ms', 0) for _, y in rounds]):.0f} ms steady, "
+                 f"{med([x.get('baton_cpu_ms', 0) for x in rel]) if rel else 0:.0f} ms with "
+                 "reloads |")
+        each.append(f"- {d.SHAPES[shape]}: req/s {', '.join(f'{x:.2f}' for x in ratios)}"
+                    + (f"; per CPU second {', '.join(f'{x:.2f}' for x in cpu_ratios)}"
+                       if cpu_ratios else ""))
     L.append("")
+    if each:
+        L.append("Each round's ratio, in order (odd rounds loaded the app alone first, even "
+                 "rounds baton first). *Per CPU second*: requests over the CPU time that the "
+                 "servers (the app, and under baton the supervisor too) and the load generator "
+                 "used in the run, from `/proc/PID/task/*/schedstat` and the load generator's "
+                 "rusage: on a machine shared with other work, wall-clock req/s follows whoever "
+                 "else is running, while the CPU a request costs does not.")
+        L.append("")
+        L.extend(each)
+        L.append("")
     L.append("Reproduce: `bench/run-restart-methods --build build --suite steering` (full: "
-             f"{FULL['runs']} runs, {FULL['duration']} s, {FULL['reloads']} restarts per cell, "
-             f"{FULL['ready_reloads']} reloads per readiness mode, {FULL['instant_reloads']} "
-             f"instant reloads, {FULL['pairs']} throughput rounds; about 12 minutes here) or "
-             "`--suite steering --quick` (1 run, 8 s, 3 restarts, 3 / 20 reloads, 1 round; about "
-             "4 minutes). Raw: `bench/results/steering/` (soak JSON and server log per run, "
-             "`summary.json`).")
+             f"{FULL['runs']} runs of {FULL['duration']} s with {FULL['reloads']} restarts per "
+             f"misbehaving-app cell, {FULL['runtime_runs']} of {FULL['runtime_duration']} s per "
+             f"runtime cell, {FULL['ready_reloads']} reloads per readiness mode, "
+             f"{FULL['instant_reloads']} instant reloads, {FULL['rounds']} throughput rounds of "
+             f"{FULL['round_duration']} s) or `--suite steering --quick` (1 run of "
+             f"{QUICK['duration']} s with {QUICK['reloads']} restarts per cell, "
+             f"{QUICK['ready_reloads']} / {QUICK['instant_reloads']} reloads, "
+             f"{QUICK['rounds']} rounds of {QUICK['round_duration']} s: a check that everything "
+             "runs, not figures to quote). Raw: `bench/results/steering/` (soak JSON and server "
+             "log per run, `summary.json`).")
     L.append("")
     if summary.get("commands"):
-        L.append("The cells' commands (keep-alive, run 1; `--close` added for the other shape):")
+        L.append("The cells' commands (keep-alive, run 1, or the first run of a runtime cell; "
+                 "`--close` added for the other shape):")
         L.append("")
         L.append("```")
         for method, cmds in summary["commands"].items():
-            L.append(f"# {d.STEERING_CELLS[method]}")
+            L.append(f"# {d.STEERING_CELLS.get(method) or RUNTIME_CELLS.get(method, method)}")
             L.extend(c.replace(d.REPO + "/", "") for c in cmds)
         L.append("```")
         L.append("")
+    return "\n".join(L) + "\n"
+
+
+def readme(summary):
+    """The README's block of this suite's figures (`run-restart-methods --readme-steering`), so
+    that the README says what the results file says."""
+    meta, p, h = summary["meta"], summary["meta"]["params"], ratios_summary(summary)
+    cells = summary["cells"]
+
+    def failed(method, shape):
+        rs = [c for c in cells if c["method"] == method and c["shape"] == shape]
+        if not rs:
+            return "-"
+        if any("summary" not in c for c in rs):
+            return "error"
+        out = " / ".join(str(c["summary"]["failed"]) for c in rs)
+        first = [c["summary"]["first_try_failed"] for c in rs]
+        if first != [c["summary"]["failed"] for c in rs]:
+            out += f" ({' / '.join(str(x) for x in first)})"
+        if any("side" in c for c in rs):
+            out += (f"; new connections alongside: "
+                    f"{' / '.join(str(c['side']['failed']) for c in rs if 'side' in c)}")
+        return out
+
+    la0, la1 = meta["loadavg_start"][0], meta["loadavg_end"][0]
+    L = [f"**Apps that behave badly, and baton's own costs** (`bench/run-restart-methods --suite "
+         f"steering`, {meta['wall_s'] / 60:.0f} minutes here; `--quick` for a check; run on "
+         f"{meta['date']} with the machine's load average at {la0:.1f} at the start and "
+         f"{la1:.1f} at the end on {meta['cpus']} CPUs shared with other work, so every "
+         "millisecond and req/s figure here is noisy; failure counts are not). The same app "
+         "(`baton-bench-app --mode inherit`, 1 s start-up) under `baton run` with no flags and "
+         f"under `start_server --interval=2`, 50 connections, {p['duration']} s, "
+         f"{p['reloads']} restarts, {p['runs']} run(s) per cell; failed requests in each run "
+         "(first tries in brackets, before soak's one retry of a reused keep-alive connection). "
+         f"Under keep-alive, the crash cells add {SIDE_RATE} new connections per second "
+         "alongside, since keep-alive clients stay on the old instance:", "",
+         "| cell | baton run: new connection per request | keep-alive | Server::Starter: new "
+         "connection per request | keep-alive |", "|---|---|---|---|---|",
+         f"| app dies on SIGTERM | {failed('baton-dies', 'close')} | "
+         f"{failed('baton-dies', 'keepalive')} | {failed('starter-dies', 'close')} | "
+         f"{failed('starter-dies', 'keepalive')} |",
+         f"| new version accepts at once, crashes before ready | {failed('baton-crash', 'close')}"
+         f" | {failed('baton-crash', 'keepalive')} | {failed('starter-crash', 'close')} | "
+         f"{failed('starter-crash', 'keepalive')} |", ""]
+    if any(c["method"] in RUNTIME_CELLS for c in cells):
+        L += [f"Unmodified runtimes that die on SIGTERM and bind their own port, "
+              f"{p.get('runtime_duration', p['duration'])} s, {p['reloads']} restarts "
+              "(Server::Starter cannot pass them a socket they would read, so the peer is "
+              "restart by kill + start):", "",
+              "| app | baton run --adopt: new connection per request | keep-alive | kill + "
+              "start: new connection per request | keep-alive |", "|---|---|---|---|---|",
+              f"| `python3 -m http.server` (HTTP/1.0: no keep-alive) | "
+              f"{failed('baton-adopt-python', 'close')} | - | "
+              f"{failed('kill-start-python', 'close')} | - |",
+              f"| Node `http`, no signal handler | {failed('baton-adopt-node', 'close')} | "
+              f"{failed('baton-adopt-node', 'keepalive')} | "
+              f"{failed('kill-start-node', 'close')} | "
+              f"{failed('kill-start-node', 'keepalive')} |", ""]
+    r = summary["ratios"]
+    verdict = lambda ok: "met" if ok else "**not met**"
+    rows = ["| ratio (same run) | figure | target |", "|---|---|---|"]
+    late = {m["mode"]: [x["notice_ms"] for x in m["rows"] if "error" not in x]
+            for m in r["readiness"]}
+    late = {k: v for k, v in late.items() if v}
+    if late:
+        worst = max(max(v) for v in late.values())
+        over = [k for k, v in late.items() if max(v) > NOTICE_TARGET_MS]
+        rows.append("| readiness noticed after the app was ready, p50 / max: "
+                    + ", ".join(f"`{k}`" for k in late) + " | "
+                    + ", ".join(f"{pct(v, 50):.1f} / {max(v):.1f}" for v in late.values())
+                    + f" ms | ≤ {NOTICE_TARGET_MS:g} ms: {verdict(worst <= NOTICE_TARGET_MS)}"
+                    + (f" (over: {', '.join(over)})" if over else "") + " |")
+    over = [h[f"overhead_{k}_ms_p50"] for k in late if f"overhead_{k}_ms_p50" in h]
+    if over:
+        rows.append(f"| `reload --wait` overhead beyond the app's 1 s start-up, p50 (by mode) | "
+                    f"{min(over):.0f}-{max(over):.0f} ms (Server::Starter: its interval) | |")
+    inst = [(m["mode"], pct(m["ms"], 50)) for m in r["instant"] if m["ms"]]
+    if inst:
+        rows.append("| `reload --wait`, instantly ready app, nothing in flight, p50 | "
+                    + ", ".join(f"`{k}` {v:.1f} ms" for k, v in inst)
+                    + f" | ≤ {INSTANT_TARGET_MS:g} ms: "
+                    + ", ".join(f"{verdict(v <= INSTANT_TARGET_MS)} (`{k}`)" for k, v in inst)
+                    + " |")
+    for key, what in (("per_cpu", "requests per CPU second (app, supervisor, load generator)"),
+                      ("throughput", "req/s")):
+        tp = [(title, h[f"{key}_{shape}"], h[f"{key}_{shape}_min"], h[f"{key}_{shape}_max"])
+              for shape, title in d.SHAPES.items() if f"{key}_{shape}" in h]
+        if tp:
+            n = max(h.get(f"throughput_{shape}_rounds", 0) for shape in d.SHAPES)
+            rows.append(f"| throughput under baton / the app alone, {what}: median of {n} "
+                        "interleaved rounds (spread) | "
+                        + ", ".join(f"{t:.3f} {title} ({lo:.3f}-{hi:.3f})"
+                                    for title, t, lo, hi in tp)
+                        + f" | ≥ {THROUGHPUT_TARGET}: "
+                        + ", ".join(f"{verdict(t >= THROUGHPUT_TARGET)} ({title})"
+                                    for title, t, _, _ in tp) + " |")
+    win = [(title, h[f"p99_window_over_steady_{shape}"]) for shape, title in d.SHAPES.items()
+           if h.get(f"p99_window_over_steady_{shape}")]
+    if win:
+        rows.append("| p99 in reload windows / steady p99 | "
+                    + ", ".join(f"{v:.2f} {title}" for title, v in win) + " | |")
+    L += rows + ["", "Details and the conditions of the run: [bench/RESULTS.md](bench/RESULTS.md) "
+                 "(section \"Steering\") and [bench/results/steering.md]"
+                 "(bench/results/steering.md)."]
     return "\n".join(L) + "\n"
