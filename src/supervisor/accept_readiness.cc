@@ -15,6 +15,7 @@ void AcceptReadiness::start() {
     }
   }
   if (tcp == nullptr) return;  // nothing to probe on
+  if (!probing_) started_ = EventLoop::Clock::now();
   probing_ = true;
   auto probe = AcceptProbe::open(tcp->address);
   Status steered = probe ? listeners_.add_probe(probe->source_port(), generation_) : probe.error();
@@ -27,7 +28,11 @@ void AcceptReadiness::start() {
     return retry_later();
   }
   probe_ = std::move(probe).value();
-  timer_ = loop_.add_timer(EventLoop::Clock::now() + kAcceptPoll, [this] {
+  look_in(kProbeRetryMin);
+}
+
+void AcceptReadiness::look_in(std::chrono::nanoseconds delay) {
+  timer_ = loop_.add_timer(EventLoop::Clock::now() + delay, [this] {
     timer_ = 0;
     check();
   });
@@ -43,17 +48,15 @@ void AcceptReadiness::retry_later() {
 void AcceptReadiness::check() {
   if (!probe_) return;
   if (!hooks_.still_starting()) return stop();
+  const auto began = EventLoop::Clock::now();
   auto accepted = probe_->accepted();
   if (!accepted) {  // refused or reset: a new connection, a little later
     stop();
     return retry_later();
   }
   if (!*accepted) {
-    timer_ = loop_.add_timer(EventLoop::Clock::now() + kAcceptPoll, [this] {
-      timer_ = 0;
-      check();
-    });
-    return;
+    const auto now = EventLoop::Clock::now();
+    return look_in(probe_retry_delay(now - started_, now - began));
   }
   accepted_ = true;
   stop();

@@ -1,8 +1,9 @@
 // accept_readiness.h: drives one starting generation's AcceptProbe (accept_probe.h) from the
-// event loop: steer the probe's source port to the generation's slot, connect, look every
-// kAcceptPoll (the kernel has no event for "accepted") until accepted, retry kProbeRetry later
-// after a refused or reset connection. The probe of the first steered TCP listener; without
-// one there is nothing to probe (probing() is false).
+// event loop: steer the probe's source port to the generation's slot, connect, look again and
+// again until accepted (the kernel has no event for "accepted"), probe_retry_delay() apart
+// (readiness.h: every millisecond at first, less often as the start-up goes on), retry
+// kProbeRetry later after a refused or reset connection. The probe of the first steered TCP
+// listener; without one there is nothing to probe (probing() is false).
 //
 // Used from the supervisor's one thread; the loop and the listener set must outlive it.
 #pragma once
@@ -17,8 +18,6 @@
 #include "supervisor/listener_set.h"
 
 namespace baton {
-
-constexpr std::chrono::milliseconds kAcceptPoll{2};
 
 class AcceptReadiness {
  public:
@@ -42,6 +41,7 @@ class AcceptReadiness {
 
  private:
   void check();
+  void look_in(std::chrono::nanoseconds delay);  // the next check()
   void retry_later();
   EventLoop& loop_;
   ListenerSet& listeners_;
@@ -49,6 +49,7 @@ class AcceptReadiness {
   Hooks hooks_;
   std::optional<AcceptProbe> probe_;
   EventLoop::TimerId timer_ = 0;
+  EventLoop::Clock::time_point started_{};  // the first start()
   bool probing_ = false;
   bool accepted_ = false;
 };

@@ -2,6 +2,8 @@
 
 #include <sys/epoll.h>
 
+#include <cerrno>
+#include <ctime>
 #include <memory>
 #include <optional>
 
@@ -55,6 +57,28 @@ void EventLoop::cancel_timer(TimerId id) {
   }
 }
 
+// epoll_pwait2 takes the timeout in nanoseconds: a timer fires when it is due, not up to a
+// millisecond later, which a poll every millisecond or two (an accept probe) would feel. Where the
+// kernel or a seccomp filter lacks it, epoll_wait with the timeout rounded up to a millisecond.
+int EventLoop::wait(epoll_event* events, int max, std::optional<Clock::duration> timeout) {
+  if (!no_pwait2_) {
+    timespec ts{};
+    if (timeout) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count();
+      ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+      ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    }
+    int n = ::epoll_pwait2(epoll_.get(), events, max, timeout ? &ts : nullptr, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    no_pwait2_ = true;
+  }
+  int ms = -1;
+  if (timeout) {
+    ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(*timeout).count());
+  }
+  return ::epoll_wait(epoll_.get(), events, max, ms);
+}
+
 void EventLoop::run(const std::function<std::optional<Clock::time_point>()>& next_deadline,
                     const std::function<void()>& on_wake) {
   constexpr int kMaxEvents = 64;
@@ -64,12 +88,9 @@ void EventLoop::run(const std::function<std::optional<Clock::time_point>()>& nex
     if (!timers_.empty() && (!wake || timers_.begin()->first < *wake)) {
       wake = timers_.begin()->first;
     }
-    int timeout_ms = -1;
-    if (wake) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(*wake - Clock::now()).count();
-      timeout_ms = static_cast<int>(std::max<int64_t>(0, left));
-    }
-    int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, timeout_ms);
+    std::optional<Clock::duration> timeout;
+    if (wake) timeout = std::max(Clock::duration::zero(), *wake - Clock::now());
+    int n = wait(events, kMaxEvents, timeout);
     for (int i = 0; i < n && running_; ++i) {
       auto it = callbacks_.find(events[i].data.fd);
       if (it == callbacks_.end()) continue;  // removed by an earlier callback of this batch

@@ -14,6 +14,8 @@
 #include "baton/fd.h"
 #include "baton/result.h"
 
+struct epoll_event;
+
 namespace baton {
 
 class EventLoop {
@@ -41,7 +43,10 @@ class EventLoop {
 
  private:
   explicit EventLoop(Fd epoll) : epoll_(std::move(epoll)) {}
+  // One epoll wait, up to `timeout` (none: until an event); returns epoll_wait's result.
+  int wait(epoll_event* events, int max, std::optional<Clock::duration> timeout);
   Fd epoll_;
+  bool no_pwait2_ = false;  // the kernel (or a seccomp filter) refused epoll_pwait2
   std::unordered_map<int, std::shared_ptr<Callback>> callbacks_;
   std::multimap<Clock::time_point, std::pair<TimerId, std::function<void()>>> timers_;
   TimerId next_timer_ = 1;

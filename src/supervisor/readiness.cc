@@ -1,5 +1,6 @@
 #include "supervisor/readiness.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -24,6 +25,14 @@ std::string ReadinessSpec::to_string() const {
       return fmt::format("delay:{:g}", static_cast<double>(delay.count()) / 1000.0);
   }
   return "?";
+}
+
+std::chrono::nanoseconds probe_retry_delay(std::chrono::nanoseconds since_start,
+                                           std::chrono::nanoseconds attempt_cost) {
+  std::chrono::nanoseconds wait = kProbeRetryMin;
+  wait = std::max(wait, attempt_cost * kProbeCostFactor);
+  wait = std::max(wait, since_start / kProbeAgeDivisor);
+  return std::min<std::chrono::nanoseconds>(wait, kProbeRetry);
 }
 
 Result<ReadinessSpec> parse_readiness(std::string_view text) {

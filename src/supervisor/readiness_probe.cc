@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <cerrno>
+#include <ctime>
 #include <string>
 #include <utility>
 
@@ -15,8 +16,18 @@
 
 namespace baton {
 
+namespace {
+
 // Bytes of an http probe's answer read before judging it: the status line is all it needs.
 constexpr size_t kMaxProbeResponse = 1024;
+
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);  // cannot fail for the calling thread
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+}  // namespace
 
 ReadinessProbe::ReadinessProbe(EventLoop& loop, ReadinessSpec spec, int generation, Hooks hooks)
     : loop_(loop), spec_(std::move(spec)), generation_(generation), hooks_(std::move(hooks)) {}
@@ -36,6 +47,7 @@ Result<int> ReadinessProbe::open_listener() {
 
 void ReadinessProbe::start(pid_t pid) {
   main_pid_ = pid;
+  started_ = EventLoop::Clock::now();
   switch (spec_.kind) {
     case ReadinessSpec::Kind::kAuto:
     case ReadinessSpec::Kind::kNotify:
@@ -68,20 +80,24 @@ void ReadinessProbe::stop() {
   exec_pid_ = -1;
 }
 
-bool ReadinessProbe::on_reaped(pid_t pid, int wait_status) {
+bool ReadinessProbe::on_reaped(pid_t pid, int wait_status, std::chrono::nanoseconds cpu_time) {
   if (exec_pid_ <= 0 || pid != exec_pid_) return false;
   exec_pid_ = -1;
   if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) {
     hooks_.ready();
   } else {
-    retry(&ReadinessProbe::exec_attempt);
+    retry(&ReadinessProbe::exec_attempt, not_yet_delay(exec_spawn_took_ + cpu_time));
   }
   return true;
 }
 
-void ReadinessProbe::retry(void (ReadinessProbe::*attempt)()) {
+std::chrono::nanoseconds ReadinessProbe::not_yet_delay(std::chrono::nanoseconds cost) const {
+  return probe_retry_delay(EventLoop::Clock::now() - started_, cost);
+}
+
+void ReadinessProbe::retry(void (ReadinessProbe::*attempt)(), std::chrono::nanoseconds delay) {
   if (!hooks_.still_starting()) return;
-  timer_ = loop_.add_timer(EventLoop::Clock::now() + kProbeRetry, [this, attempt] {
+  timer_ = loop_.add_timer(EventLoop::Clock::now() + delay, [this, attempt] {
     timer_ = 0;
     (this->*attempt)();
   });
@@ -92,6 +108,7 @@ void ReadinessProbe::retry(void (ReadinessProbe::*attempt)()) {
 // while the app starts: one request waits for it.
 void ReadinessProbe::http_attempt() {
   response_.clear();
+  attempt_started_ = EventLoop::Clock::now();
   Fd conn(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!conn || (::connect(conn.get(), address_.sockaddr_ptr(), address_.length) != 0 &&
                 errno != EINPROGRESS)) {
@@ -123,7 +140,8 @@ void ReadinessProbe::on_http_event() {
   conn_.reset();
   const int code = http_status_of(response_);
   if (code >= 200 && code < 300) return hooks_.ready();  // last: it may destroy this probe
-  retry(&ReadinessProbe::http_attempt);
+  // Its cost is the app's, unknown here: the attempt's wall time stands for it.
+  retry(&ReadinessProbe::http_attempt, not_yet_delay(EventLoop::Clock::now() - attempt_started_));
 }
 
 void ReadinessProbe::exec_attempt() {
@@ -133,8 +151,12 @@ void ReadinessProbe::exec_attempt() {
   req.env["BATON_PID"] = std::to_string(main_pid_);
   req.output = SpawnRequest::Output::kSupervisorStderr;
   req.listen_pid = false;
+  // What starting it costs the supervisor: its own CPU time, not the wall time, which a loaded
+  // machine stretches (the command's own CPU time comes from wait4 when it is reaped).
+  const auto began = thread_cpu_time();
   auto spawned = spawn_process(req);
   if (!spawned) return retry(&ReadinessProbe::exec_attempt);
+  exec_spawn_took_ = thread_cpu_time() - began;
   exec_pid_ = spawned->pid;
 }
 

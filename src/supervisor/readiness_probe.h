@@ -7,14 +7,17 @@
 //   exec    `/bin/sh -c CMD`, started through the spawner in a process group of its own, with
 //           BATON_GENERATION and BATON_PID; its output goes to the supervisor's stderr
 //   delay   a timer
-// An attempt that answers "not yet" (non-2xx, closed, exec exit != 0) is retried kProbeRetry later
-// while the generation is still starting; the ready timeout is the core's, not the probe's.
+// An attempt that answers "not yet" (non-2xx, closed, exec exit != 0) is retried while the
+// generation is still starting, probe_retry_delay() later (readiness.h: soon, bounded by the
+// attempt's own cost); one that could not be made (spawn or connect failed), kProbeRetry later.
+// The ready timeout is the core's, not the probe's.
 //
 // Used from the supervisor's one thread; the event loop must outlive the probe.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -53,21 +56,28 @@ class ReadinessProbe {
   // reaps it, and hands it to on_reaped). Safe to call more than once.
   void stop();
 
-  // A child the supervisor reaped: true if it was this probe's command, whose exit status is then
-  // taken as the answer (0: ready).
-  bool on_reaped(pid_t pid, int wait_status);
+  // A child the supervisor reaped, with the CPU time it used (wait4's rusage, its own children
+  // included): true if it was this probe's command, whose exit status is then taken as the answer
+  // (0: ready) and whose CPU time paces the next attempt.
+  bool on_reaped(pid_t pid, int wait_status, std::chrono::nanoseconds cpu_time);
 
  private:
   void http_attempt();
   void on_http_event();
   void exec_attempt();
-  void retry(void (ReadinessProbe::*attempt)());
+  // Starts `attempt` after `delay` (default: after a failure to make one), if still starting.
+  void retry(void (ReadinessProbe::*attempt)(), std::chrono::nanoseconds delay = kProbeRetry);
+  // The wait after an attempt that answered "not yet" and cost `cost`, which ends now.
+  std::chrono::nanoseconds not_yet_delay(std::chrono::nanoseconds cost) const;
 
   EventLoop& loop_;
   const ReadinessSpec spec_;
   const int generation_;
   Hooks hooks_;
   pid_t main_pid_ = -1;
+  EventLoop::Clock::time_point started_{};  // start()
+  // http
+  EventLoop::Clock::time_point attempt_started_{};  // the current (or last) request
   EventLoop::TimerId timer_ = 0;
   // http
   Fd listener_;
@@ -76,6 +86,7 @@ class ReadinessProbe {
   std::string response_;
   // exec
   pid_t exec_pid_ = -1;
+  std::chrono::nanoseconds exec_spawn_took_{0};  // starting the current command
 };
 
 }  // namespace baton

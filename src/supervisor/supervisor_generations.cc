@@ -1,6 +1,7 @@
 // A generation's life as the supervisor's shell sees it (supervisor_shell.h): spawned with its
 // sockets and environment, heard from on the notify socket, proven ready, switched to, reaped.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -217,12 +218,15 @@ void Supervisor::on_probe_accepted(int id) {
 void Supervisor::reap_children() {
   for (;;) {
     int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    rusage usage{};
+    pid_t pid = ::wait4(-1, &status, WNOHANG, &usage);
     if (pid <= 0) return;  // none left to reap now (as PID 1, orphans are reaped here too)
+    const auto cpu = std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                     std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
     bool was_readiness_command = false;
     for (auto& [id, io] : io_) {
       // It may answer "ready", which may change io_: stop looking at once.
-      if (io->readiness->on_reaped(pid, status)) {
+      if (io->readiness->on_reaped(pid, status, cpu)) {
         was_readiness_command = true;
         break;
       }

@@ -152,6 +152,35 @@ TEST(Readiness, ParsesEveryKind) {
   EXPECT_EQ(delay->to_string(), "delay:2.5");
 }
 
+TEST(Readiness, ProbeRetryIsSoonForACheapCheckEarlyInTheStart) {
+  using std::chrono::microseconds;
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  // Nothing costs less than the floor, even at once and for a free check.
+  EXPECT_EQ(probe_retry_delay(seconds(0), microseconds(0)), kProbeRetryMin);
+  EXPECT_EQ(probe_retry_delay(milliseconds(100), microseconds(50)), kProbeRetryMin);
+  // A check that costs 1 ms, 1 s into the start: three times its cost.
+  EXPECT_EQ(probe_retry_delay(seconds(1), milliseconds(1)), milliseconds(3));
+  // A cheap check 1 s into the start: the age rule (1/512 of it).
+  EXPECT_EQ(probe_retry_delay(seconds(1), microseconds(10)),
+            std::chrono::nanoseconds(seconds(1)) / kProbeAgeDivisor);
+}
+
+TEST(Readiness, ProbeRetryBacksOffForACostlyCheckAndALongStart) {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  // A check that costs 30 ms waits 90 ms: checks take at most a quarter of a CPU.
+  EXPECT_EQ(probe_retry_delay(milliseconds(10), milliseconds(30)), milliseconds(90));
+  // 10 s into the start a cheap check is looked at every ~20 ms, not every millisecond.
+  EXPECT_EQ(probe_retry_delay(seconds(10), milliseconds(0)),
+            std::chrono::nanoseconds(seconds(10)) / kProbeAgeDivisor);
+  // Never more than kProbeRetry, however slow the check or long the start.
+  EXPECT_EQ(probe_retry_delay(seconds(0), seconds(5)), kProbeRetry);
+  EXPECT_EQ(probe_retry_delay(seconds(3600), milliseconds(1)), kProbeRetry);
+  // A clock that went nowhere (or a negative reading) is the floor, not a busy loop.
+  EXPECT_EQ(probe_retry_delay(seconds(-1), milliseconds(-1)), kProbeRetryMin);
+}
+
 TEST(Readiness, AutoIsTheDefaultAndAcceptIsAKind) {
   EXPECT_EQ(ReadinessSpec{}.kind, ReadinessSpec::Kind::kAuto);
   EXPECT_EQ(parse_readiness("auto")->kind, ReadinessSpec::Kind::kAuto);
