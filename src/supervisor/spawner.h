@@ -53,7 +53,9 @@ struct SpawnedProcess {
   Fd stderr_pipe;
 };
 
-// Forks and execs. Fails (with the exec errno) if the exec itself fails.
+// Starts the child (vfork-style: it shares the caller's memory until it execs, the caller waiting)
+// and execs. Fails (with the exec errno) if the exec itself fails. Blocks every signal of the
+// calling thread for the moment of the clone.
 Result<SpawnedProcess> spawn_process(const SpawnRequest& request);
 
 // Finds `command` the way execvp would (PATH search when it has no '/'); checks it can run.
