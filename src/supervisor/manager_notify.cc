@@ -88,6 +88,12 @@ Result<std::optional<ManagerSocket>> ManagerSocket::from_environment() {
   return std::optional<ManagerSocket>(ManagerSocket(std::move(fd), *address, name));
 }
 
+Result<ManagerSocket> ManagerSocket::adopt(Fd fd, const std::string& name) {
+  auto address = parse_address("unix:" + name);
+  if (!address) return Error(fmt::format("NOTIFY_SOCKET={}: {}", name, address.error().what()));
+  return ManagerSocket(std::move(fd), *address, name);
+}
+
 bool ManagerSocket::send(const std::string& datagram) {
   return retry_eintr(::sendto, fd_.get(), datagram.data(), datagram.size(), MSG_NOSIGNAL,
                      address_.sockaddr_ptr(),

@@ -48,6 +48,20 @@ class ManagerNotifier {
 
   static std::string status_line(const ManagerView& view);
 
+  // What was told so far, carried across an in-place upgrade (upgrade_state.h) so the successor
+  // neither says READY=1 again nor takes a reload under way for a new one. STATUS= is said again.
+  struct Carried {
+    ManagerView last;
+    bool ready_sent = false;
+    bool stopping_sent = false;
+  };
+  Carried carried() const { return {last_, ready_sent_, stopping_sent_}; }
+  void resume(const Carried& c) {
+    last_ = c.last;
+    ready_sent_ = c.ready_sent;
+    stopping_sent_ = c.stopping_sent;
+  }
+
  private:
   pid_t main_pid_;
   ManagerView last_;
@@ -62,6 +76,9 @@ class ManagerSocket {
   // environment, so that nothing baton starts mistakes it for its own manager. nullopt when it
   // is unset or empty; an error when it cannot be used.
   static Result<std::optional<ManagerSocket>> from_environment();
+  // The socket of a supervisor this one was upgraded from, and the name it was read from.
+  static Result<ManagerSocket> adopt(Fd fd, const std::string& name);
+  int fd() const { return fd_.get(); }
   // Sends one datagram; false when it could not be sent now.
   bool send(const std::string& datagram);
   const std::string& name() const { return name_; }

@@ -177,6 +177,30 @@ struct ReloadRecord {
   std::optional<TimePoint> finished_at;
 };
 
+// What the core carries across an in-place upgrade of baton (upgrade_state.h): everything but the
+// OS it acts through and the timers that restore() derives again. Taken only when
+// upgrade_refusal() is empty: then no generation is starting or held, no reload is queued and no
+// restart is scheduled, so what is left to carry is the generations (draining ones with their
+// deadlines), the reloads waiting for an old generation's exit, the counters and the records.
+struct CoreSnapshot {
+  std::deque<Generation> generations;
+  int next_id = 1;
+  int next_reload_id = 1;
+  struct Completing {  // a reload whose generation serves, completed by the exit of `replaced`
+    int generation = 0;
+    int purpose = 1;  // 0 initial, 1 reload, 2 restart
+    int replaced = 0;
+    int reload_id = 0;
+    std::vector<WaiterId> waiters;
+  };
+  std::vector<Completing> completing;
+  Counters counters;
+  std::optional<ReloadRecord> last_reload;
+  std::optional<ReloadRecord> last_failed_reload;
+  Duration backoff{0};
+  bool warned_wrapper = false;
+};
+
 class SupervisorCore {
  public:
   SupervisorCore(SupervisorOs& os, CoreOptions options);
@@ -207,6 +231,14 @@ class SupervisorCore {
   const std::optional<ReloadRecord>& last_failed_reload() const { return last_failed_reload_; }
   bool stopping() const { return stopping_; }
   const CoreOptions& options() const { return options_; }
+
+  // Upgrade (supervisor_core_upgrade.cc). Why the state cannot be carried across an upgrade now,
+  // in one line for the operator; nullopt when it can.
+  std::optional<std::string> upgrade_refusal() const;
+  CoreSnapshot snapshot() const;
+  // Takes over `s` instead of start(): the upgraded supervisor's core, before any event. The
+  // drain deadlines are kept as they were; a quiescing generation is looked at after drain_poll.
+  void restore(CoreSnapshot s);
 
  private:
   enum class Purpose { kInitial, kReload, kRestart };

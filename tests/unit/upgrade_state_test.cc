@@ -1,0 +1,233 @@
+// Unit tests of what crosses an in-place upgrade: the core's refusal, snapshot and restore, and
+// the state's encoding (upgrade_state.h). No processes, no descriptors.
+#include "supervisor/upgrade_state.h"
+
+#include <signal.h>
+
+#include <map>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace baton {
+namespace {
+
+using namespace std::chrono_literals;
+
+class QuietOs : public SupervisorOs {
+ public:
+  TimePoint now() override { return clock; }
+  Result<int> spawn(int id) override { return 1000 + id; }
+  void signal(const Generation& g, int sig) override { signals.push_back({g.id, sig}); }
+  void signal_group(const Generation& g, int sig) override { signals.push_back({g.id, sig}); }
+  void kill_group(const Generation& g) override { kills.push_back(g.id); }
+  std::string output_tail(int) override { return {}; }
+  void reply(WaiterId w, const ReloadOutcome& o) override { replies.emplace(w, o); }
+  void log(LogLevel, const std::string&) override {}
+  void finished(int) override {}
+  QuietCheck check_quiet(const Generation&) override { return busy; }
+
+  TimePoint clock{std::chrono::seconds(1000)};
+  QuietCheck busy = QuietCheck::kBusy;
+  std::vector<std::pair<int, int>> signals;
+  std::vector<int> kills;
+  std::map<WaiterId, ReloadOutcome> replies;
+};
+
+CoreOptions options() {
+  CoreOptions o;
+  o.ready_timeout = 10s;
+  o.drain_timeout = 30s;
+  o.readiness = "notify";
+  return o;
+}
+
+TEST(UpgradeCoreTest, RefusedWhileAGenerationStartsOrIsHeldOrNoneServes) {
+  QuietOs os;
+  SupervisorCore core(os, options());
+  core.start();
+  ASSERT_TRUE(core.upgrade_refusal().has_value());
+  EXPECT_NE(core.upgrade_refusal()->find("starting"), std::string::npos);
+  core.on_ready(1);
+  EXPECT_FALSE(core.upgrade_refusal().has_value());
+  core.on_reload(std::nullopt);
+  ASSERT_TRUE(core.upgrade_refusal().has_value());
+  core.on_exit(1002, 1 << 8);  // the new one failed: generation 1 serves on
+  EXPECT_FALSE(core.upgrade_refusal().has_value());
+
+  CoreOptions held = options();
+  held.hold_old = 60s;
+  QuietOs os2;
+  SupervisorCore core2(os2, held);
+  core2.start();
+  core2.on_ready(1);
+  core2.on_reload(std::nullopt);
+  core2.on_ready(2);
+  ASSERT_EQ(core2.find(1)->state, GenerationState::kHeld);
+  ASSERT_TRUE(core2.upgrade_refusal().has_value());
+  EXPECT_NE(core2.upgrade_refusal()->find("--hold-old"), std::string::npos);
+  core2.on_stop();
+  ASSERT_TRUE(core2.upgrade_refusal().has_value());
+}
+
+TEST(UpgradeCoreTest, RestoredCoreFinishesTheReloadAndKeepsTheDrainDeadline) {
+  QuietOs os;
+  SupervisorCore before(os, options());
+  before.start();
+  before.on_ready(1);
+  before.on_reload(7);  // a reload --wait: its client is carried too
+  before.on_ready(2);
+  ASSERT_EQ(before.find(1)->state, GenerationState::kDraining);
+  ASSERT_TRUE(before.find(1)->quiescing);
+  ASSERT_FALSE(before.upgrade_refusal().has_value());
+  const TimePoint deadline = before.find(1)->deadline;
+
+  QuietOs after_os;
+  after_os.clock = os.clock + 1s;
+  SupervisorCore after(after_os, options());
+  after.restore(before.snapshot());
+  EXPECT_EQ(after.serving()->id, 2);
+  EXPECT_EQ(after.find(1)->deadline, deadline);
+  EXPECT_EQ(after.counters().reloads_ok, 0u);
+  EXPECT_TRUE(after.last_reload()->in_progress);
+  // The quiescing generation is looked at again, then killed at the very same deadline.
+  ASSERT_TRUE(after.next_deadline().has_value());
+  EXPECT_LT(*after.next_deadline(), deadline);
+  after_os.clock = deadline;
+  after.on_tick();
+  EXPECT_EQ(after_os.kills, std::vector<int>{1});
+  after.on_exit(1001, SIGKILL);
+  ASSERT_EQ(after_os.replies.count(7), 1u);
+  EXPECT_TRUE(after_os.replies.at(7).ok);
+  EXPECT_EQ(after.counters().reloads_ok, 1u);
+  EXPECT_EQ(after.counters().drain_kills, 1u);
+  // And the next reload is number 2, its generation number 3.
+  after.on_reload(std::nullopt);
+  ASSERT_NE(after.starting(), nullptr);
+  EXPECT_EQ(after.starting()->id, 3);
+  EXPECT_EQ(after.last_reload()->id, 2);
+}
+
+UpgradeState sample() {
+  QuietOs os;
+  SupervisorCore core(os, options());
+  core.start();
+  core.on_ready(1);
+  core.on_status_text(1, "serving \xff bytes");  // not UTF-8: replaced, not an error
+  core.on_reload(9);
+  core.on_ready(2);
+  UpgradeState s;
+  s.from_version = "0.1.0";
+  s.binary = "/usr/bin/baton";
+  s.started_at_ns = 123456789;
+  s.core = core.snapshot();
+  s.listeners.push_back({"http", "127.0.0.1:8080", false, "", {5, 6}, -1});
+  s.listeners.push_back({"admin", "unix:/run/app.sock", false, "/run/app.sock", {}, 7});
+  s.slots_in_use = {true, true};
+  s.slot_by_generation = {{1, 0}, {2, 1}};
+  s.target_slot = 1;
+  s.generations = {{1, 8, 9, false, false}, {2, 10, -1, true, true}};
+  s.lock_fd = 11;
+  s.control_fd = 12;
+  s.control_path = "/run/baton/control.sock";
+  s.waiters = {{9, 13}};
+  s.next_waiter = 10;
+  s.upgrade_waiter = CarriedWaiter{10, 14};
+  s.notify_fd = 15;
+  s.notify_path = "/run/baton/control.sock.notify.42";
+  s.manager_fd = 16;
+  s.manager_name = "@manager";
+  s.manager.ready_sent = true;
+  s.manager.last.reload_id = 1;
+  s.manager.last.reload_in_progress = true;
+  s.metrics_fd = 17;
+  s.guard_fd = 18;
+  s.guard_pid = 41;
+  s.spoke_notify = true;
+  s.signal_mask = 1u << (SIGPIPE - 1);
+  s.dropped_lines = {{2, 12}};
+  s.dropped_lines_total = 12;
+  return s;
+}
+
+TEST(UpgradeStateTest, RoundTripKeepsEveryField) {
+  const UpgradeState s = sample();
+  const std::string bytes = encode_upgrade_state(s);
+  auto back = decode_upgrade_state(bytes);
+  ASSERT_TRUE(back) << back.error().what();
+  EXPECT_EQ(encode_upgrade_state(*back), bytes);
+  EXPECT_EQ(back->core.generations.size(), 2u);
+  EXPECT_EQ(back->core.generations[0].deadline, s.core.generations[0].deadline);
+  EXPECT_EQ(back->core.generations[0].state, GenerationState::kDraining);
+  EXPECT_EQ(back->core.completing.size(), 1u);
+  EXPECT_EQ(back->core.completing[0].waiters, std::vector<WaiterId>{9});
+  EXPECT_EQ(back->listeners[0].members, (std::vector<int>{5, 6}));
+  EXPECT_EQ(back->listeners[1].shared, 7);
+  EXPECT_EQ(back->slot_by_generation, s.slot_by_generation);
+  EXPECT_EQ(back->target_slot, 1);
+  ASSERT_TRUE(back->upgrade_waiter.has_value());
+  EXPECT_EQ(back->upgrade_waiter->fd, 14);
+  EXPECT_TRUE(back->manager.last.reload_in_progress);
+  EXPECT_EQ(back->dropped_lines.at(2), 12u);
+  EXPECT_EQ(back->core.counters.ready_time.count, 2u);
+  EXPECT_EQ(passed_fds(*back).size(), 14u);  // 5..18, once each
+}
+
+TEST(UpgradeStateTest, PassedFdsSayWhatEachMustBe) {
+  const auto fds = passed_fds(sample());
+  std::map<int, PassedFd> by_fd;
+  for (const auto& p : fds) ASSERT_TRUE(by_fd.emplace(p.fd, p).second) << p.fd;
+  EXPECT_EQ(by_fd.at(5).family, AF_INET);
+  EXPECT_TRUE(by_fd.at(5).listening);
+  EXPECT_EQ(by_fd.at(7).family, AF_UNIX);
+  EXPECT_EQ(by_fd.at(8).kind, PassedFd::Kind::kPipe);
+  EXPECT_EQ(by_fd.at(11).kind, PassedFd::Kind::kLockFile);
+  EXPECT_EQ(by_fd.at(15).type, SOCK_DGRAM);
+  EXPECT_FALSE(by_fd.at(14).listening);
+  EXPECT_EQ(by_fd.count(9), 1u);
+}
+
+TEST(UpgradeStateTest, RejectsWhatDoesNotFit) {
+  const std::string good = encode_upgrade_state(sample());
+  auto mutated = [&](const std::function<void(nlohmann::json&)>& change) {
+    auto j = nlohmann::json::parse(good);
+    change(j);
+    return decode_upgrade_state(j.dump());
+  };
+  EXPECT_FALSE(decode_upgrade_state(""));
+  EXPECT_FALSE(decode_upgrade_state("[]"));
+  EXPECT_FALSE(decode_upgrade_state(good.substr(0, good.size() / 2)));
+  EXPECT_FALSE(decode_upgrade_state(std::string(kMaxUpgradeState + 1, ' ')));
+  auto other_version = mutated([](auto& j) { j["baton_upgrade_state"] = 2; });
+  ASSERT_FALSE(other_version);
+  EXPECT_NE(other_version.error().what().find("version 2"), std::string::npos);
+  EXPECT_FALSE(mutated([](auto& j) { j.erase("lock_fd"); }));
+  EXPECT_FALSE(mutated([](auto& j) { j["lock_fd"] = "11"; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["lock_fd"] = 2; }));          // stdio is not passed
+  EXPECT_FALSE(mutated([](auto& j) { j["metrics_fd"] = 5; }));       // named twice
+  EXPECT_FALSE(mutated([](auto& j) { j["lock_fd"] = 1LL << 40; }));  // out of range
+  EXPECT_FALSE(mutated([](auto& j) { j["slot_by_generation"][0]["slot"] = 7; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["slots_in_use"][0] = false; }));  // held slot not in use
+  EXPECT_FALSE(mutated([](auto& j) {
+    j["listeners"][0]["members"] = nlohmann::json::array({5});
+  }));  // fewer than slots
+  EXPECT_FALSE(mutated([](auto& j) { j["listeners"][0]["address"] = "nowhere:x"; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["core"]["generations"][1]["id"] = 1; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["core"]["generations"][1]["state"] = 9; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["core"]["generations"][1]["pid"] = -1; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["core"]["next_id"] = 2; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["core"]["counters"]["crashes"] = -1; }));
+  EXPECT_FALSE(mutated([](auto& j) {
+    j["core"]["counters"]["ready_time"]["buckets"] = nlohmann::json::array({1});
+  }));
+  EXPECT_FALSE(mutated([](auto& j) { j["generations"][0]["id"] = 99; }));
+  EXPECT_FALSE(mutated([](auto& j) { j["manager_fd"] = -1; }));  // its name without the socket
+  EXPECT_FALSE(mutated([](auto& j) {
+    j["listeners"] = nlohmann::json::array();
+    for (int i = 0; i < 1000; ++i) j["listeners"].push_back(j["listeners"].size());
+  }));
+  EXPECT_TRUE(mutated([](auto&) {}));
+}
+
+}  // namespace
+}  // namespace baton
