@@ -12,7 +12,7 @@ _baton() {
     if declare -F _filedir >/dev/null; then _filedir "$@"; return; fi
     COMPREPLY=($(compgen "${1:--f}" -- "$cur"))
   }
-  local commands="run check reload status stop soak"
+  local commands="run check reload status stop upgrade soak"
   local run_opts="--config --listen --ready --ready-timeout --drain-timeout --drain-signal
     --drain-signal-group --drain --max-draining --hold-old --backlog --ipv6-only --unix-mode
     --control --adopt --chdir --env-file --env
@@ -56,6 +56,7 @@ _baton() {
     reload) COMPREPLY=($(compgen -W "$ctl_opts --wait --canary --canary-for" -- "$cur")) ;;
     status) COMPREPLY=($(compgen -W "$ctl_opts --json --check" -- "$cur")) ;;
     stop) COMPREPLY=($(compgen -W "$ctl_opts" -- "$cur")) ;;
+    upgrade) COMPREPLY=($(compgen -W "$ctl_opts --wait" -- "$cur")) ;;
     soak) COMPREPLY=($(compgen -W "$soak_opts" -- "$cur")) ;;
   esac
 }

@@ -20,6 +20,12 @@ using Action = std::function<int()>;
 // the command of `run` and `check`, given exactly as typed.
 std::vector<std::string>& words_after_dashes();
 
+// baton's own command line as it was started (`baton upgrade` executes it again), and whether
+// this is the hidden `baton upgrade-check` of a supervisor about to execute this binary: the
+// rest of the line is the supervisor's own, its state at fd 3 (run_command.cc).
+std::vector<std::string>& original_argv();
+bool& upgrade_check_mode();
+
 void add_run_command(CLI::App& app, Action& action);    // run_command.cc
 void add_check_command(CLI::App& app, Action& action);  // check_command.cc
 void add_control_commands(CLI::App& app,

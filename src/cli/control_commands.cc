@@ -1,4 +1,5 @@
-// `baton reload`, `baton status`, `baton stop`: clients of a running supervisor's control socket.
+// `baton reload`, `baton status`, `baton stop`, `baton upgrade`: clients of a running supervisor's
+// control socket.
 #include <signal.h>
 
 #include <cstdio>
@@ -18,6 +19,9 @@ namespace {
 // readiness and the old one's drain, each bounded by the supervisor's own timeouts.
 constexpr const char* kDefaultTimeout = "5s";
 constexpr const char* kDefaultWaitTimeout = "10m";
+// An upgrade answers within the new binary's pre-flight check (10 s at most) and, with --wait,
+// the exec and the resume.
+constexpr const char* kDefaultUpgradeTimeout = "1m";
 
 struct ControlFlags {
   std::string control;
@@ -40,9 +44,10 @@ std::string path_of(const ControlFlags& f) {
 // when the supervisor could not be asked at all).
 std::optional<nlohmann::json> call(const char* verb, const ControlFlags& f,
                                    const ControlRequest& request) {
-  const char* fallback = request.command == ControlRequest::Command::kReload && request.wait
-                             ? kDefaultWaitTimeout
-                             : kDefaultTimeout;
+  const char* fallback =
+      request.command == ControlRequest::Command::kReload && request.wait ? kDefaultWaitTimeout
+      : request.command == ControlRequest::Command::kUpgrade              ? kDefaultUpgradeTimeout
+                                                                          : kDefaultTimeout;
   auto timeout = parse_duration_ms(f.timeout.empty() ? fallback : f.timeout);
   if (!timeout) {
     std::fprintf(stderr, "baton %s: --timeout: %s\n", verb, timeout.error().what().c_str());
@@ -217,6 +222,17 @@ int stop(const ControlFlags& f) {
   return 0;
 }
 
+int upgrade(const ControlFlags& f) {
+  auto reply = call("upgrade", f, {ControlRequest::Command::kUpgrade, f.wait});
+  if (!reply) return 2;
+  if ((*reply)["ok"] != true) {
+    std::fprintf(stderr, "baton upgrade: failed: %s\n", text(*reply, "error").c_str());
+    return 1;
+  }
+  std::printf("%s\n", text(*reply, "message").c_str());
+  return 0;
+}
+
 void add_control_option(CLI::App* cmd, ControlFlags& f) {
   cmd->add_option("--control", f.control,
                   "the supervisor's control socket (default: $BATON_CONTROL, else "
@@ -224,8 +240,8 @@ void add_control_option(CLI::App* cmd, ControlFlags& f) {
                   "$XDG_RUNTIME_DIR/baton/control.sock, else /tmp/baton-UID/control.sock)");
   cmd->add_option("--timeout", f.timeout,
                   fmt::format("how long to wait for the supervisor's answer (default {}; {} for "
-                              "reload --wait)",
-                              kDefaultTimeout, kDefaultWaitTimeout))
+                              "reload --wait, {} for upgrade)",
+                              kDefaultTimeout, kDefaultWaitTimeout, kDefaultUpgradeTimeout))
       ->type_name("DURATION");
 }
 
@@ -266,6 +282,27 @@ void add_control_commands(CLI::App& app, Action& action) {
               "print one line and exit 0 if a generation serves, else 1 (2: no supervisor); for "
               "readiness probes and load balancer checks");
   s->callback([&action, flags] { action = [flags] { return status(*flags); }; });
+
+  CLI::App* u = app.add_subcommand(
+      "upgrade",
+      "Execute the baton binary at the supervisor's path again, in place: same pid, same "
+      "generations, same sockets");
+  u->footer(
+      "For a new version of baton itself (the app is reloaded with 'baton reload'). Replace the\n"
+      "binary at the path the supervisor was started from, then run this. The new binary is\n"
+      "first run as a pre-flight check (it must read the supervisor's state and its command\n"
+      "line); only then does the supervisor execute it, carrying its listeners, generations,\n"
+      "their output, the control socket, counters and drains under way. No request fails and\n"
+      "no generation restarts. If the binary is missing, not executable, not baton or cannot\n"
+      "resume: one line, exit 1, and the supervisor carries on unchanged.\n"
+      "Refused (exit 1) while a generation starts, a reload is queued, an old generation is held\n"
+      "(--hold-old, a canary window), or no generation serves. No signal triggers an upgrade:\n"
+      "SIGUSR1 and SIGUSR2 are passed to the serving generation. See docs/upgrade.md.");
+  add_control_option(u, *flags);
+  u->add_flag("--wait", flags->wait,
+              "wait until the upgraded supervisor answers from its loop (its connection crosses "
+              "the exec); without it, return once the pre-flight check passed");
+  u->callback([&action, flags] { action = [flags] { return upgrade(*flags); }; });
 
   CLI::App* st = app.add_subcommand(
       "stop", "Drain every generation, then end the supervisor (like SIGTERM to it).");

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "cli/commands.h"
 
@@ -13,6 +15,14 @@ namespace baton::cli {
 std::vector<std::string>& words_after_dashes() {
   static std::vector<std::string> words;
   return words;
+}
+std::vector<std::string>& original_argv() {
+  static std::vector<std::string> words;
+  return words;
+}
+bool& upgrade_check_mode() {
+  static bool on = false;
+  return on;
 }
 }  // namespace baton::cli
 
@@ -27,6 +37,16 @@ int dispatch(int argc, char** argv) {
       if (held > 2) ::close(held);
     }
   }
+  // `baton upgrade-check run ...`: a supervisor asks this binary whether it can resume its state
+  // (supervisor_upgrade.cc). Not a command of its own: the rest is the supervisor's command line.
+  std::vector<char*> args(argv, argv + argc);
+  if (argc > 2 && std::string_view(argv[1]) == "upgrade-check") {
+    baton::cli::upgrade_check_mode() = true;
+    args.erase(args.begin() + 1);
+    --argc;
+    argv = args.data();
+  }
+  baton::cli::original_argv().assign(argv, argv + argc);
   CLI::App app{
       "baton: restart or upgrade a network server with zero failed requests.\n"
       "\n"
@@ -34,6 +54,7 @@ int dispatch(int argc, char** argv) {
       "  baton check --config app.toml           check a config file, start nothing\n"
       "  baton reload --wait                     start a new generation, drain the old one\n"
       "  baton status                            what runs, what is draining, last reload\n"
+      "  baton upgrade --wait                    execute a new baton binary in place\n"
       "  baton soak --url http://127.0.0.1:8080/ --reloads 100   prove it under load\n",
       "baton"};
   app.require_subcommand(1);

@@ -13,6 +13,9 @@ int run(const RunSource& source) {
   auto problems = load_run_config(source, config);
   for (const auto& p : problems) std::fprintf(stderr, "baton run: %s\n", p.c_str());
   if (!problems.empty()) return 2;
+  config.self_argv = original_argv();
+  config.self_version = BATON_VERSION;
+  if (upgrade_check_mode()) return upgrade_check(config, 3);
   return run_supervisor(config);
 }
 
@@ -36,6 +39,8 @@ void add_run_command(CLI::App& app, Action& action) {
       "With --config or --env-file, each reload reads them again first (command, environment,\n"
       "directory, readiness, timeouts); if they no longer check, the reload fails.\n"
       "SIGTERM or SIGINT (or 'baton stop') drains every generation, then exits.\n"
+      "SIGUSR1 and SIGUSR2 are passed to the serving generation; no signal upgrades baton\n"
+      "itself: 'baton upgrade' does (see docs/upgrade.md).\n"
       "\n"
       "Examples:\n"
       "  baton run --listen 8080 -- ./server --config prod.toml\n"

@@ -39,6 +39,8 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     r.command = ControlRequest::Command::kStatus;
   } else if (c == "stop") {
     r.command = ControlRequest::Command::kStop;
+  } else if (c == "upgrade") {
+    r.command = ControlRequest::Command::kUpgrade;
   } else {
     // At most 64 bytes of it, cut before a UTF-8 continuation byte so the reply stays valid JSON.
     size_t cut = std::min<size_t>(c.size(), 64);
@@ -68,10 +70,13 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
 }
 
 std::string format_control_request(const ControlRequest& request) {
-  static constexpr const char* kNames[] = {"reload", "status", "stop"};
+  static constexpr const char* kNames[] = {"reload", "status", "stop", "upgrade"};
   nlohmann::json j = {{"baton", kControlProtocolVersion},
                       {"command", kNames[static_cast<int>(request.command)]}};
-  if (request.command == ControlRequest::Command::kReload) j["wait"] = request.wait;
+  if (request.command == ControlRequest::Command::kReload ||
+      request.command == ControlRequest::Command::kUpgrade) {
+    j["wait"] = request.wait;
+  }
   if (request.canary_percent) {
     j["canary"] = {{"percent", *request.canary_percent},
                    {"window_ms", request.canary_window.count()}};

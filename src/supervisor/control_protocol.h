@@ -17,6 +17,12 @@
 //                                                 (refused while another reload runs)
 //   {"baton":1,"command":"status"}               answered at once with {"status": {...}}
 //   {"baton":1,"command":"stop"}                 answered at once; the supervisor then drains
+//   {"baton":1,"command":"upgrade","wait":false} answered once the binary at the supervisor's path
+//                                                 passed its pre-flight check (or failed it); the
+//                                                 supervisor then executes it in place
+//   {"baton":1,"command":"upgrade","wait":true}  the connection crosses the exec and the upgraded
+//                                                 supervisor answers it from its loop
+//                                                 (docs/upgrade.md)
 // Replies: {"baton":1,"ok":true|false, "message"|"error": "one line", ...}; a failed reload also
 // carries "output_tail" (the new generation's last output) and "generation" (the one serving).
 // Versioning: "baton" is the protocol version. A supervisor answers a request of another version
@@ -44,7 +50,7 @@ inline constexpr const char* kTooManyControlClients = "too many control clients"
 constexpr std::chrono::milliseconds kMaxCanaryWindow{24 * 3600 * 1000};
 
 struct ControlRequest {
-  enum class Command { kReload, kStatus, kStop };
+  enum class Command { kReload, kStatus, kStop, kUpgrade };
   Command command = Command::kStatus;
   bool wait = false;
   std::optional<int> canary_percent;           // reload --canary

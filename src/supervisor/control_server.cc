@@ -154,6 +154,13 @@ void ControlServer::handle_request(Client& client, const std::string& line) {
       send_and_close(fd, control_ok("stopping: draining every generation"));
       handler_.stop();
       return;
+    case ControlRequest::Command::kUpgrade: {
+      const WaiterId w = next_waiter_++;
+      client.waiter = w;
+      waiters_[w] = fd;
+      handler_.upgrade(w, *request);  // may answer at once, closing the client
+      return;
+    }
     case ControlRequest::Command::kReload: {
       const WaiterId w = next_waiter_++;
       client.waiter = w;
@@ -179,6 +186,37 @@ void ControlServer::reply(WaiterId waiter, const ReloadOutcome& outcome) {
   j["generation"] = outcome.generation;
   if (!outcome.ok) j["output_tail"] = outcome.output_tail;
   send_and_close(fd, j);
+}
+
+void ControlServer::answer(WaiterId waiter, const nlohmann::json& reply) {
+  auto it = waiters_.find(waiter);
+  if (it == waiters_.end()) return;
+  const int fd = it->second;
+  waiters_.erase(it);
+  send_and_close(fd, reply);
+}
+
+std::vector<std::pair<WaiterId, int>> ControlServer::waiting() const {
+  return {waiters_.begin(), waiters_.end()};
+}
+
+Status ControlServer::resume(Fd listener, const std::string& path, WaiterId next_waiter) {
+  fd_ = std::move(listener);
+  path_ = path;
+  next_waiter_ = next_waiter;
+  if (auto s = set_nonblocking(fd_.get(), true); !s) return s;
+  return loop_.add(fd_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
+}
+
+Status ControlServer::adopt_waiter(Fd client, WaiterId waiter) {
+  const int raw = client.get();
+  if (auto s = set_nonblocking(raw, true); !s) return s;
+  auto added =
+      loop_.add(raw, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t ev) { on_client(raw, ev); });
+  if (!added) return added;
+  clients_[raw] = Client{std::move(client), {}, waiter, 0};
+  waiters_[waiter] = raw;
+  return {};
 }
 
 void ControlServer::send_and_close(int fd, const nlohmann::json& reply) {

@@ -17,6 +17,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +53,8 @@ class ControlServer {
     virtual void reload(WaiterId waiter, const ControlRequest& request) = 0;
     virtual std::optional<int> starting_generation() = 0;
     virtual void waiter_gone(WaiterId waiter) = 0;  // its client hung up; the reload goes on
+    // `baton upgrade`: answered through answer(`waiter`, ...), at once or later.
+    virtual void upgrade(WaiterId waiter, const ControlRequest& request) = 0;
     virtual void log(LogLevel level, const std::string& line) = 0;
     void log(const std::string& line) { log(LogLevel::kInfo, line); }
   };
@@ -66,6 +70,18 @@ class ControlServer {
 
   // Answers the client waiting on `waiter`, if it still does.
   void reply(WaiterId waiter, const ReloadOutcome& outcome);
+  // The same with any reply object (an upgrade's).
+  void answer(WaiterId waiter, const nlohmann::json& reply);
+
+  // Across an in-place upgrade (upgrade_state.h): the listening socket, the clients waiting for
+  // an answer (waiter id and descriptor; the server keeps them open), the next waiter id; and
+  // their adoption by the successor, in place of open().
+  int fd() const { return fd_.get(); }
+  const std::string& path() const { return path_; }
+  std::vector<std::pair<WaiterId, int>> waiting() const;
+  WaiterId next_waiter() const { return next_waiter_; }
+  Status resume(Fd listener, const std::string& path, WaiterId next_waiter);
+  Status adopt_waiter(Fd client, WaiterId waiter);
 
  private:
   struct Client {

@@ -46,6 +46,9 @@ class GenerationOutput {
   const std::string& tail() const { return tail_; }
   // Both pipes reached EOF (every process of the generation closed them) or failed.
   bool closed() const { return !out_ && !err_; }
+  // The pipes' read ends (-1 once at EOF), to carry across an in-place upgrade.
+  int out_fd() const { return out_.get(); }
+  int err_fd() const { return err_.get(); }
 
  private:
   void read(bool is_err);

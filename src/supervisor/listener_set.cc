@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "supervisor/upgrade_state.h"
+
 namespace baton {
 
 Result<ListenerSet> ListenerSet::bind(const std::vector<ListenSpec>& specs,
@@ -67,6 +69,50 @@ Result<ListenerSet> ListenerSet::bind(const std::vector<ListenSpec>& specs,
     set.listeners_.push_back(std::move(l));
     ++index;
   }
+  return set;
+}
+
+void ListenerSet::carry(UpgradeState& state) const {
+  for (const auto& l : listeners_) {
+    CarriedListener c;
+    c.name = l.name;
+    c.address = l.address.to_string();
+    c.activated = l.activated;
+    c.unix_path = l.unix_path;
+    if (l.group) {
+      for (int i = 0; i < l.group->size(); ++i) c.members.push_back(l.group->member(i));
+    }
+    c.shared = l.shared.get();
+    state.listeners.push_back(std::move(c));
+  }
+  for (const auto& slot : slots_) state.slots_in_use.push_back(slot.in_use);
+  state.slot_by_generation = slot_by_generation_;
+  state.target_slot = target_;
+}
+
+Result<ListenerSet> ListenerSet::resume(const UpgradeState& state, const BindOptions& options) {
+  ListenerSet set;
+  for (const auto& c : state.listeners) {
+    OwnedListener l;
+    l.name = c.name;
+    auto address = parse_address(c.address);
+    if (!address) return Error(EINVAL, "listener " + c.name + ": " + address.error().what());
+    l.address = *address;
+    l.activated = c.activated;
+    l.unix_path = c.unix_path;
+    if (!c.members.empty()) {
+      std::vector<Fd> members;
+      for (int fd : c.members) members.emplace_back(fd);
+      l.group = SteeringGroup::resume(l.address, options, std::move(members));
+    } else {
+      l.shared.reset(c.shared);
+    }
+    set.listeners_.push_back(std::move(l));
+  }
+  for (bool in_use : state.slots_in_use) set.slots_.push_back(SlotUse{in_use});
+  set.slot_by_generation_ = state.slot_by_generation;
+  set.target_ = state.target_slot;
+  if (auto s = set.apply(); !s) return s.error();
   return set;
 }
 

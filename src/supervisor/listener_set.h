@@ -31,6 +31,8 @@
 
 namespace baton {
 
+struct UpgradeState;
+
 struct OwnedListener {
   std::string name;
   Address address;                     // as bound (the real port when given port 0)
@@ -86,6 +88,12 @@ class ListenerSet {
   // sockets waits for nobody (relay.h takes it over).
   std::vector<int> orphan_slots() const;
   bool any_steered() const;
+
+  // Across an in-place upgrade (upgrade_state.h): what the set holds, by descriptor number (it
+  // keeps them open), into `state`; and the set rebuilt in the successor from the descriptors
+  // `state` names (checked already), with the program attached again.
+  void carry(UpgradeState& state) const;
+  static Result<ListenerSet> resume(const UpgradeState& state, const BindOptions& options);
 
  private:
   ListenerSet() = default;

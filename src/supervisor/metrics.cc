@@ -172,6 +172,20 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::open(const Address& addres
   return server;
 }
 
+Result<std::unique_ptr<MetricsServer>> MetricsServer::adopt(Fd listener, EventLoop& loop,
+                                                            std::function<std::string()> body) {
+  std::unique_ptr<MetricsServer> server(new MetricsServer(loop, std::move(body)));
+  auto bound = bound_address(listener.get(), Transport::kTcp);
+  if (!bound) return bound.error();
+  server->address_ = *bound;
+  server->listener_ = std::move(listener);
+  MetricsServer* raw = server.get();
+  if (auto s = loop.add(raw->listener_.get(), EPOLLIN, [raw](uint32_t) { raw->on_accept(); }); !s) {
+    return s.error();
+  }
+  return server;
+}
+
 MetricsServer::~MetricsServer() {
   while (!clients_.empty()) close_client(clients_.begin()->first);
   if (listener_) loop_.remove(listener_.get());

@@ -55,6 +55,10 @@ class MetricsServer {
   // Binds `address` and serves on `loop` until destroyed. `body` gives the text at each request.
   static Result<std::unique_ptr<MetricsServer>> open(const Address& address, EventLoop& loop,
                                                      std::function<std::string()> body);
+  // The listener of the supervisor this one was upgraded from (upgrade_state.h).
+  static Result<std::unique_ptr<MetricsServer>> adopt(Fd listener, EventLoop& loop,
+                                                      std::function<std::string()> body);
+  int fd() const { return listener_.get(); }
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

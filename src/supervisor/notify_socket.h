@@ -45,6 +45,10 @@ class NotifySocket {
  public:
   // Binds a datagram socket at `path` (replacing a stale file), nonblocking, with SO_PASSCRED.
   static Result<NotifySocket> bind(const std::string& path);
+  // The socket of the supervisor this one was upgraded from, already bound at `path`.
+  static NotifySocket adopt(Fd fd, std::string path) {
+    return NotifySocket(std::move(fd), std::move(path));
+  }
   NotifySocket(NotifySocket&&) = default;
   NotifySocket& operator=(NotifySocket&&) = default;
   ~NotifySocket();

@@ -36,6 +36,15 @@ class OrphanGuard {
   static Result<OrphanGuard> start();
 
   OrphanGuard() = default;
+  // The guard of the supervisor this one was upgraded from (same pid, so still our child): its
+  // pipe's write end, passed across the exec, and its pid.
+  static OrphanGuard resume(Fd pipe, pid_t pid) {
+    OrphanGuard g;
+    g.pipe_ = std::move(pipe);
+    g.pid_ = pid;
+    return g;
+  }
+  int fd() const { return pipe_.get(); }
   // Telling the guard never blocks the supervisor: if its pipe is full, the record is dropped
   // and false returned.
   bool watch(pid_t pgid) { return send(pgid); }

@@ -1,6 +1,7 @@
 #include "supervisor/output_sink.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -146,6 +147,31 @@ void OutputSink::flush() {
     watching_ = static_cast<bool>(loop_.add(fd, EPOLLOUT, [this](uint32_t) { flush(); }));
   } else if (!want && watching_) {
     loop_.remove(fd);
+    watching_ = false;
+  }
+}
+
+void OutputSink::drain_before_exec(std::chrono::milliseconds budget) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  flush();
+  while (!queue_.empty()) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{mode_ == Mode::kNonblockingFd ? own_.get() : fd_, POLLOUT, 0};
+    if (retry_eintr(::poll, &p, 1, static_cast<int>(left.count())) <= 0) break;
+    flush();
+  }
+  for (auto& c : queue_) {
+    auto lines = static_cast<std::uint64_t>(std::count(c.data.begin(), c.data.end(), '\n'));
+    sources_[c.source].dropped += lines;
+    sources_[c.source].queued = 0;
+    dropped_total_ += lines;
+  }
+  queue_.clear();
+  queued_total_ = 0;
+  if (watching_) {
+    loop_.remove(mode_ == Mode::kNonblockingFd ? own_.get() : fd_);
     watching_ = false;
   }
 }

@@ -17,6 +17,7 @@
 // Single-threaded: the supervisor's event loop thread only.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -55,6 +56,13 @@ class OutputSink {
   size_t queued_bytes() const { return queued_total_; }
   // The counters of a source that will write no more (what it queued is still written).
   void forget(int source);
+
+  // Before an in-place upgrade (upgrade_state.h): writes what is queued, waiting up to `budget`
+  // for the stream to take it; what is still queued then is dropped and counted.
+  void drain_before_exec(std::chrono::milliseconds budget);
+  // Dropped lines counted by the supervisor this one was upgraded from.
+  void carry_dropped(int source, std::uint64_t lines) { sources_[source].dropped += lines; }
+  void carry_dropped_total(std::uint64_t lines) { dropped_total_ += lines; }
 
  private:
   struct Source {

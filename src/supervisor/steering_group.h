@@ -48,6 +48,17 @@ class SteeringGroup {
                                      const BindOptions& options,
                                      const std::vector<sock_filter>& program);
 
+  // The group of a supervisor this one was upgraded from: its members, in slot order, passed
+  // across the exec (upgrade_state.h). The attached program stays attached.
+  static SteeringGroup resume(const Address& address, const BindOptions& options,
+                              std::vector<Fd> members) {
+    BindOptions member = options;
+    member.reuse_port = true;
+    SteeringGroup group(address, member);
+    group.members_ = std::move(members);
+    return group;
+  }
+
   int size() const { return static_cast<int>(members_.size()); }
   // Member socket of `slot` (borrowed; the group keeps it open), or -1 past the end.
   int member(int slot) const;

@@ -61,7 +61,7 @@ Status Supervisor::watch_signals() {
   return loop_.add(signal_fd_.get(), EPOLLIN, [this](uint32_t) { on_signal(); });
 }
 
-Status Supervisor::setup() {
+void Supervisor::open_sinks() {
   out_sink_ = std::make_unique<OutputSink>(loop_, STDOUT_FILENO);
   err_sink_ = std::make_unique<OutputSink>(loop_, STDERR_FILENO);
   for (auto* sink : {out_sink_.get(), err_sink_.get()}) {
@@ -75,6 +75,14 @@ Status Supervisor::setup() {
                       source, stream, OutputSink::kMaxQueuedPerSource / 1024));
     });
   }
+}
+
+Status Supervisor::setup() {
+  open_sinks();
+  // The binary `baton upgrade` executes again: this one's path, read before anyone replaces it.
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) self_path_.assign(exe, static_cast<size_t>(n));
   auto manager = ManagerSocket::from_environment();
   if (!manager) return manager.error();
   manager_ = std::move(manager).value();
@@ -133,7 +141,12 @@ Status Supervisor::setup() {
 }
 
 int Supervisor::run() {
-  core_.start();
+  if (resumed_) {
+    reap_children();  // what exited during the exec: its SIGCHLD may have come before signalfd
+    loop_.add_timer(Clock::now(), [this] { answer_upgrade_waiter(); });  // from the loop
+  } else {
+    core_.start();
+  }
   // Asked before every wait, so after every batch of events: the manager hears of each change.
   loop_.run(
       [this] {
@@ -268,13 +281,24 @@ void Supervisor::reload(WaiterId waiter, const ControlRequest& request) {
 }
 
 int run_supervisor(const SupervisorConfig& config) {
+  std::optional<UpgradeState> carried;
+  if (const char* fd = std::getenv("BATON_RESUME_FD")) {
+    auto state = take_upgrade_state(fd);
+    if (!state) {
+      // The predecessor's image is gone: nothing can be given back. Its generations end with
+      // this process (PR_SET_PDEATHSIG, the orphan guard), so the port is free for a restart.
+      log_line(LogLevel::kError, "upgrade: cannot resume: " + state.error().what());
+      return 1;
+    }
+    carried = std::move(state).value();
+  }
   auto loop = EventLoop::create();
   if (!loop) {
     log_line(LogLevel::kError, loop.error().what());
     return 1;
   }
   Supervisor supervisor(config, std::move(loop).value());
-  if (auto s = supervisor.setup(); !s) {
+  if (auto s = carried ? supervisor.resume(std::move(*carried)) : supervisor.setup(); !s) {
     std::string line = LogFormat::for_fd(STDERR_FILENO).fatal_line(s.error().what());
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
     return 1;

@@ -28,6 +28,8 @@ struct SupervisorConfig {
   std::optional<RunAs> run_as;             // `--user`: generations run as this user
   std::optional<Address> metrics;          // `--metrics`: Prometheus text at /metrics
   std::string config_file;                 // `--config`, for status ("" when none)
+  std::vector<std::string> self_argv;      // baton's own command line, executed again by `upgrade`
+  std::string self_version;                // baton's version, told to a successor and the log
   bool prefix_output = false;  // `--prefix-output`: each app line starts "[gen N] " (log.h)
   // When set, called before each reload's generation is spawned: the settings read and checked
   // again (config file, env file). The reload takes from the result what may change between
@@ -40,6 +42,14 @@ struct SupervisorConfig {
 // Runs the supervisor until it is stopped; returns the process exit status. Errors in setting up
 // (port in use, control socket taken...) are printed as one line and give a non-zero status with
 // nothing left bound.
+// When $BATON_RESUME_FD is set (the supervisor has just executed itself in place: `baton
+// upgrade`), it resumes from the state in that memfd instead (upgrade_state.h); when that fails,
+// one line and status 1 (nothing can be given back: the predecessor is gone).
 int run_supervisor(const SupervisorConfig& config);
+
+// `baton upgrade-check`, run by a supervisor in the binary it is about to execute: reads the
+// state at fd 3 and prints one JSON line, {"baton_upgrade_check":1,"ok":true,"version":...},
+// when this binary can resume it (status 0); else one line on stderr and status 1.
+int upgrade_check(const SupervisorConfig& config, int state_fd);
 
 }  // namespace baton

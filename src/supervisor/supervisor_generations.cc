@@ -221,6 +221,7 @@ void Supervisor::reap_children() {
     rusage usage{};
     pid_t pid = ::wait4(-1, &status, WNOHANG, &usage);
     if (pid <= 0) return;  // none left to reap now (as PID 1, orphans are reaped here too)
+    if (upgrade_reaped(pid, status)) continue;  // the new binary's pre-flight check
     const auto cpu = std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                      std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
     bool was_readiness_command = false;

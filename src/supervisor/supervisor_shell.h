@@ -1,7 +1,8 @@
 // supervisor_shell.h: the supervisor's I/O shell, the class behind run_supervisor (supervisor.h).
 // Private to src/supervisor: its definitions are split by concern between supervisor.cc (set-up,
 // signals, the loop, the service manager, status) and supervisor_generations.cc (a generation's
-// life as the shell sees it: spawn, notify messages, readiness, the switch, exit).
+// life as the shell sees it: spawn, notify messages, readiness, the switch, exit) and
+// supervisor_upgrade.cc (`baton upgrade`: the pre-flight check, the exec, the resume).
 #pragma once
 
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include "supervisor/supervisor.h"
 #include "supervisor/supervisor_core.h"
 #include "supervisor/traffic.h"
+#include "supervisor/upgrade_state.h"
 
 namespace baton {
 
@@ -47,6 +49,22 @@ struct GenerationIo {
   bool adopted = false;
 };
 
+// An upgrade under way: the new binary's pre-flight check (supervisor_upgrade.cc).
+struct UpgradeCheck {
+  WaiterId waiter = 0;
+  bool wait = false;         // `upgrade --wait`: the client crosses the exec
+  bool client_gone = false;  // it hung up: the upgrade goes on, unanswered
+  pid_t pid = -1;            // the check process (`baton upgrade-check`)
+  Fd out, err;               // its output, read until EOF
+  std::string said, complained;
+  std::optional<int> wait_status;
+  EventLoop::TimerId timer = 0;
+};
+
+// Reads the state named by $BATON_RESUME_FD (`fd_text`, its value) and removes the variable;
+// checks every descriptor the state names (passed_fds) and closes every other one above 2.
+Result<UpgradeState> take_upgrade_state(const char* fd_text);
+
 class Supervisor final : public SupervisorOs, public ControlServer::Handler {
  public:
   Supervisor(const SupervisorConfig& config, EventLoop loop)
@@ -57,6 +75,9 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   ~Supervisor() override;
 
   Status setup();
+  // In place of setup(), after an in-place upgrade: adopts what `state` carries (its descriptors
+  // checked and every other one closed already: adopt_upgrade_fds).
+  Status resume(UpgradeState state);
   int run();
   void tell_manager();
 
@@ -101,7 +122,8 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
     const Generation* g = core_.starting();
     return g != nullptr ? std::optional<int>(g->id) : std::nullopt;
   }
-  void waiter_gone(WaiterId waiter) override { core_.on_waiter_gone(waiter); }
+  void waiter_gone(WaiterId waiter) override;
+  void upgrade(WaiterId waiter, const ControlRequest& request) override;
 
  private:
   Status watch_signals();
@@ -116,6 +138,15 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   std::optional<int> generation_of_pid(pid_t pid);
   // What the status and /metrics show beside the core's own state (reads /proc and sock_diag).
   SupervisorFacts facts();
+  // supervisor_upgrade.cc
+  void upgrade_check_read(bool is_err);
+  void upgrade_check_settle();
+  void end_upgrade(const std::string& error);
+  void exec_upgrade(const std::string& new_version);
+  UpgradeState carry();
+  bool upgrade_reaped(pid_t pid, int status);
+  void answer_upgrade_waiter();
+  void open_sinks();  // baton's own stdout and stderr, nonblocking (output_sink.h)
 
   SupervisorConfig config_;
   EventLoop loop_;
@@ -140,6 +171,11 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   int ignored_notify_ = 0;
   TimePoint started_at_ = Clock::now();
   std::unique_ptr<MetricsServer> metrics_;  // --metrics; before loop_ in destruction
+  std::string self_path_;                   // the baton binary, as /proc/self/exe named it at start
+  std::unique_ptr<UpgradeCheck> upgrade_;   // an upgrade under way
+  bool resumed_ = false;                    // started by resume(), not setup()
+  std::optional<CarriedWaiter> upgrade_waiter_;  // `upgrade --wait` carried: answered from the loop
+  std::string upgraded_from_;                    // the predecessor's version, for that answer
 };
 
 }  // namespace baton

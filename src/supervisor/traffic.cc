@@ -18,6 +18,12 @@ Result<std::unique_ptr<Traffic>> Traffic::bind(const std::vector<ListenSpec>& sp
   return std::unique_ptr<Traffic>(new Traffic(std::move(set).value(), loop, std::move(log)));
 }
 
+std::unique_ptr<Traffic> Traffic::resume(ListenerSet listeners, EventLoop& loop, Logger log) {
+  std::unique_ptr<Traffic> traffic(new Traffic(std::move(listeners), loop, std::move(log)));
+  traffic->relay_orphans();
+  return traffic;
+}
+
 Result<std::vector<int>> Traffic::assign(int id) {
   auto sockets = listeners_.assign(id);
   if (!sockets) return sockets.error();

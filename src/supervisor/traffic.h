@@ -39,6 +39,9 @@ class Traffic {
   static Result<std::unique_ptr<Traffic>> bind(const std::vector<ListenSpec>& specs,
                                                const BindOptions& options, EventLoop& loop,
                                                Logger log);
+  // The listeners of a supervisor this one was upgraded from (ListenerSet::resume); what waits
+  // on a slot no generation holds is relayed again at once.
+  static std::unique_ptr<Traffic> resume(ListenerSet listeners, EventLoop& loop, Logger log);
   Traffic(const Traffic&) = delete;
   Traffic& operator=(const Traffic&) = delete;
 
@@ -63,6 +66,8 @@ class Traffic {
   std::optional<TrafficFigures> figures(int id, pid_t pid) const;
   // One line per listener, for the log at start-up.
   std::vector<std::string> describe() const;
+  // Connections baton relays itself now (relay.h): an upgrade waits for them to end.
+  size_t relayed_now() const { return relay_.active(); }
 
  private:
   Traffic(ListenerSet listeners, EventLoop& loop, Logger log)

@@ -22,9 +22,11 @@ namespace {
 
 TEST(ControlProtocol, RoundTripsEveryCommand) {
   for (auto cmd : {ControlRequest::Command::kReload, ControlRequest::Command::kStatus,
-                   ControlRequest::Command::kStop}) {
+                   ControlRequest::Command::kStop, ControlRequest::Command::kUpgrade}) {
     for (bool wait : {false, true}) {
-      ControlRequest in{cmd, cmd == ControlRequest::Command::kReload && wait};
+      const bool waits =
+          cmd == ControlRequest::Command::kReload || cmd == ControlRequest::Command::kUpgrade;
+      ControlRequest in{cmd, waits && wait};
       std::string line = format_control_request(in);
       ASSERT_EQ(line.back(), '\n');
       line.pop_back();
