@@ -9,3 +9,5 @@ baton_add_test(default_control_path_test SOURCES unit/default_control_path_test.
 baton_add_test(pid1_e2e_test SOURCES e2e/pid1_test.cc LIBS nlohmann_json::nlohmann_json LABELS e2e)
 add_dependencies(pid1_e2e_test baton baton-testapp baton-example-http)
 target_compile_definitions(pid1_e2e_test PRIVATE BATON_TEST_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+baton_add_test(upgrade_e2e_test SOURCES e2e/upgrade_e2e_test.cc LIBS nlohmann_json::nlohmann_json LABELS e2e)
+add_dependencies(upgrade_e2e_test baton baton-testapp)

@@ -8,9 +8,10 @@ namespace baton::test {
 
 Baton::Baton(const TempDir& dir, const std::vector<std::string>& run_args,
              const std::vector<std::string>& app, const SpawnOptions& options,
-             const std::string& control_name)
+             const std::string& control_name, const std::string& binary)
     : control_(dir.file(control_name)) {
-  std::vector<std::string> argv = {baton_binary(), "run", "--control", control_};
+  std::vector<std::string> argv = {binary.empty() ? baton_binary() : binary, "run", "--control",
+                                   control_};
   argv.insert(argv.end(), run_args.begin(), run_args.end());
   if (!app.empty()) {
     argv.push_back("--");

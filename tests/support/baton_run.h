@@ -18,10 +18,11 @@ namespace baton::test {
 class Baton {
  public:
   // Starts `baton run --control DIR/CONTROL_NAME RUN_ARGS... [-- APP...]` ("--" only when `app`
-  // is not empty: a config file may name the app instead).
+  // is not empty: a config file may name the app instead), with the baton binary at `binary`
+  // (default: the build's; the control commands always use the build's).
   Baton(const TempDir& dir, const std::vector<std::string>& run_args,
         const std::vector<std::string>& app, const SpawnOptions& options = {},
-        const std::string& control_name = "control.sock");
+        const std::string& control_name = "control.sock", const std::string& binary = "");
 
   Process& process() { return *process_; }
   const std::string& control() const { return control_; }

@@ -1,0 +1,302 @@
+// End-to-end tests of `baton upgrade` (docs/upgrade.md): a copy of the baton binary in a temporary
+// directory supervises the test app; the file at that path is replaced, and the supervisor
+// executes it in place, under load, while an old generation drains, or refuses a broken one.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "baton_run.h"
+#include "harness.h"
+#include "load_client.h"
+
+namespace baton::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+namespace fs = std::filesystem;
+
+// Puts a copy of `from` at `to` the way an installer does: written beside it, renamed over it.
+void install(const std::string& from, const std::string& to, fs::perms perms) {
+  const std::string staged = to + ".new";
+  fs::copy_file(from, staged, fs::copy_options::overwrite_existing);
+  fs::permissions(staged, perms);
+  fs::rename(staged, to);
+}
+
+constexpr auto kExecutable = fs::perms::owner_all;
+
+// The inode of the file a process runs (what /proc/PID/exe points at).
+ino_t running_inode(pid_t pid) {
+  struct stat st {};
+  return ::stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+ino_t file_inode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+int generation_pid(const nlohmann::json& status, int generation) {
+  if (!status.is_object()) return 0;
+  for (const auto& g : status["generations"]) {
+    if (g.value("generation", 0) == generation) return g.value("pid", 0);
+  }
+  return 0;
+}
+
+std::string generation_state(const nlohmann::json& status, int generation) {
+  if (!status.is_object()) return "";
+  for (const auto& g : status["generations"]) {
+    if (g.value("generation", 0) == generation) {
+      return g.value("quiescing", false) ? "quiescing" : g.value("state", "");
+    }
+  }
+  return "";
+}
+
+// A datagram socket standing in for baton's service manager ($NOTIFY_SOCKET).
+class Manager {
+ public:
+  explicit Manager(const std::string& path) : path_(path), fd_(bind_unix(path, SOCK_DGRAM)) {}
+  const std::string& path() const { return path_; }
+  bool bound() const { return fd_.valid(); }
+  // Every datagram until one containing `needle` arrives (within `timeout`); "" on timeout.
+  std::string until(const std::string& needle, std::chrono::milliseconds timeout = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string all;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) return "";
+      char buf[4096];
+      ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), 0);
+      if (n < 0) return "";
+      all += std::string(buf, static_cast<size_t>(n)) + "\n--\n";
+      if (all.find(needle) != std::string::npos) return all;
+    }
+  }
+
+ private:
+  std::string path_;
+  Fd fd_;
+};
+
+class Upgrade : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    binary_ = dir_.file("bin/baton");
+    fs::create_directories(dir_.file("bin"));
+    install(baton_binary(), binary_, kExecutable);
+  }
+  std::unique_ptr<Baton> start(std::vector<std::string> run_args,
+                               const std::vector<std::string>& app_args = {},
+                               const SpawnOptions& options = {}) {
+    std::vector<std::string> app = {testapp_binary()};
+    app.insert(app.end(), app_args.begin(), app_args.end());
+    return std::make_unique<Baton>(dir_, run_args, app, options, "control.sock", binary_);
+  }
+  TempDir dir_;
+  std::string binary_;
+};
+
+TEST_F(Upgrade, UnderLoadNothingFailsAndPidsGenerationsAndCountersStay) {
+  Manager manager(dir_.file("manager"));
+  ASSERT_TRUE(manager.bound());
+  SpawnOptions options;
+  options.env["NOTIFY_SOCKET"] = manager.path();
+  auto baton = start({"--listen", "127.0.0.1:0"}, {}, options);
+  ASSERT_FALSE(baton->wait_address().empty()) << baton->process().output();
+  ASSERT_FALSE(manager.until("READY=1").empty());
+  // One reload first, so that there are counters, a record and a second slot to carry.
+  ASSERT_EQ(baton->ctl({"reload", "--wait"}).exit_code, 0);
+  ASSERT_FALSE(manager.until("RELOADING=1").empty());
+  ASSERT_FALSE(manager.until("READY=1").empty());
+  auto before = baton->wait_serving(2);
+  ASSERT_TRUE(before.is_object()) << baton->process().output();
+  const std::string address = before["listeners"][0].value("address", "");
+  const int supervisor = before["supervisor"].value("pid", 0);
+  const int app = generation_pid(before, 2);
+  ASSERT_EQ(supervisor, baton->process().pid());
+  const size_t fds_before = open_fds(supervisor).size();
+
+  LoadClient fresh(parse_address(address).value(), LoadOptions{.threads = 2});
+  LoadClient kept(parse_address(address).value(), LoadOptions{.threads = 2, .keep_alive = true});
+  ASSERT_TRUE(fresh.wait_for_successes(100, 30s));
+  ASSERT_TRUE(kept.wait_for_successes(100, 30s));
+
+  install(baton_binary(), binary_, kExecutable);  // "the new version": a file of its own
+  ASSERT_NE(running_inode(supervisor), file_inode(binary_));
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_THAT(r.output, HasSubstr("upgraded: baton "));
+  EXPECT_EQ(running_inode(supervisor), file_inode(binary_)) << "the new file runs now";
+  ASSERT_TRUE(fresh.wait_for_successes(100, 30s));
+  ASSERT_TRUE(kept.wait_for_successes(100, 30s));
+
+  auto after = baton->status();
+  ASSERT_TRUE(after.is_object());
+  EXPECT_EQ(after["supervisor"]["pid"], supervisor);
+  EXPECT_EQ(after["serving_generation"], 2);
+  EXPECT_EQ(generation_pid(after, 2), app);
+  EXPECT_EQ(generation_state(after, 1), "exited");
+  EXPECT_EQ(after["counters"], before["counters"]);
+  EXPECT_EQ(after["last_reload"]["id"], before["last_reload"]["id"]);
+  EXPECT_EQ(after["last_reload"]["reason"], before["last_reload"]["reason"]);
+  EXPECT_EQ(after["listeners"], before["listeners"]);
+  // The uptime goes on from the supervisor's start, not from the exec.
+  EXPECT_GT(after["supervisor"].value("uptime_s", 0.0),
+            before["supervisor"].value("uptime_s", 0.0));
+  // Nothing leaked across the exec (the state's memfd, a check's pipes); fewer is fine: what the
+  // predecessor held for a generation that is ready now (its probe) is not carried.
+  EXPECT_LE(open_fds(supervisor).size(), fds_before);
+  // And a second upgrade on the same state holds exactly what the first one did.
+  const size_t fds_upgraded = open_fds(supervisor).size();
+  r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_EQ(open_fds(supervisor).size(), fds_upgraded);
+
+  // The carried state is real: a reload after the upgrade takes the free slot and drains.
+  r = baton->ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_THAT(r.output, HasSubstr("generation 3 serving, generation 2 drained"));
+  ASSERT_TRUE(fresh.wait_for_successes(50, 30s));
+  fresh.stop();
+  kept.stop();
+  EXPECT_THAT(fresh.failures(), IsEmpty()) << fresh.failed() << " of " << fresh.requests();
+  EXPECT_THAT(kept.failures(), IsEmpty()) << kept.failed() << " of " << kept.requests();
+  EXPECT_EQ(baton->status()["counters"]["reloads_ok"], 2);
+
+  // The manager heard of the upgrade, and of no second start: the reload after it is a reload.
+  const std::string told = manager.until("RELOADING=1");
+  EXPECT_THAT(told, HasSubstr("STATUS=upgrading baton "));
+  EXPECT_THAT(told, ::testing::Not(HasSubstr("MAINPID=")));
+  const std::string out = baton->process().output();
+  EXPECT_THAT(out, HasSubstr("upgrading: executing " + binary_ + " in place"));
+  EXPECT_THAT(out, HasSubstr("upgraded: baton "));
+  EXPECT_TRUE(baton->stop());
+}
+
+TEST_F(Upgrade, ADrainingGenerationAndTheReloadWaitingForItAreCarried) {
+  auto baton = start({"--listen", "127.0.0.1:0", "--drain-timeout", "60"});
+  const std::string address = baton->wait_address();
+  ASSERT_FALSE(address.empty()) << baton->process().output();
+  if (!baton->steered()) GTEST_SKIP() << "shared listeners: an old generation is not watched";
+  const int old_pid = baton->wait_serving_pid(1);
+
+  // A slow request holds generation 1 busy, so it quiesces after the switch.
+  std::optional<Result<HttpResponse>> slow;
+  std::thread client([&] { slow = http_get(address, "/slow?ms=4000", 30s); });
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = baton->status();
+        for (const auto& g : s.is_object() ? s["generations"] : nlohmann::json::array()) {
+          if (g.value("generation", 0) == 1 && g.value("connections", 0) > 0) return true;
+        }
+        return false;
+      },
+      10s));
+  Process reload = Process::spawn(
+      {baton_binary(), "reload", "--wait", "--control", baton->control(), "--timeout", "60s"});
+  ASSERT_TRUE(wait_until([&] { return generation_state(baton->status(), 1) == "quiescing"; }, 20s))
+      << baton->status().dump();
+
+  auto r = baton->ctl({"upgrade", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_EQ(generation_state(baton->status(), 1), "quiescing");
+  EXPECT_EQ(generation_pid(baton->status(), 1), old_pid);
+
+  client.join();
+  ASSERT_TRUE(slow.has_value() && slow->ok()) << (slow && !slow->ok() ? slow->error().what() : "");
+  EXPECT_EQ((*slow)->status, 200);
+  EXPECT_THAT((*slow)->body, HasSubstr("generation 1"));
+  // The reload's own client crossed the exec too, and hears the end of the drain.
+  EXPECT_EQ(reload.wait_exit_code(30s), 0) << reload.output();
+  EXPECT_THAT(reload.output(), HasSubstr("generation 2 serving, generation 1 drained"));
+  EXPECT_EQ(generation_state(baton->status(), 1), "exited");
+  EXPECT_EQ(baton->status()["counters"]["drain_kills"], 0);
+  EXPECT_TRUE(baton->stop());
+}
+
+TEST_F(Upgrade, ABrokenBinaryAtThePathChangesNothing) {
+  auto baton = start({"--listen", "127.0.0.1:0"});
+  const std::string address = baton->wait_address();
+  ASSERT_FALSE(address.empty()) << baton->process().output();
+  const int supervisor = baton->process().pid();
+  const int app = baton->wait_serving_pid(1);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+
+  const std::string script = dir_.file("fails.sh");
+  { std::ofstream(script) << "#!/bin/sh\necho 'cannot start: no such thing' >&2\nexit 1\n"; }
+  struct Case {
+    std::string name;
+    std::function<void()> put;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"missing", [&] { fs::remove(binary_); }, "No such file or directory"},
+      {"not executable",
+       [&] { install(baton_binary(), binary_, fs::perms::owner_read | fs::perms::owner_write); },
+       "Permission denied"},
+      {"a script that exits 1", [&] { install(script, binary_, kExecutable); },
+       "failed its pre-flight check: cannot start: no such thing"},
+      {"another program", [&] { install("/bin/true", binary_, kExecutable); },
+       "did not answer the pre-flight check as baton does"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    c.put();
+    auto r = baton->ctl({"upgrade", "--wait"});
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(c.says));
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    auto s = baton->status();
+    ASSERT_TRUE(s.is_object());
+    EXPECT_EQ(s["supervisor"]["pid"], supervisor);
+    EXPECT_EQ(generation_pid(s, 1), app);
+    EXPECT_EQ(s["serving_generation"], 1);
+    const long ok = load.ok();
+    EXPECT_TRUE(wait_until([&] { return load.ok() > ok + 20; }, 30s)) << "still serving";
+  }
+  load.stop();
+  EXPECT_THAT(load.failures(), IsEmpty()) << load.failed() << " of " << load.requests();
+  EXPECT_THAT(baton->process().output(), HasSubstr("the supervisor carries on"));
+  EXPECT_THAT(baton->process().output(), ::testing::Not(HasSubstr("upgrading: executing")));
+  // And once a baton is back at the path, the upgrade goes through.
+  install(baton_binary(), binary_, kExecutable);
+  auto r = baton->ctl({"upgrade"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("passed its pre-flight check"));
+  EXPECT_TRUE(baton->process().wait_for_output("upgraded: baton ", 30s));
+  EXPECT_EQ(baton->status()["supervisor"]["pid"], supervisor);
+  EXPECT_TRUE(baton->stop());
+}
+
+TEST_F(Upgrade, RefusedWhileAnOldGenerationIsHeld) {
+  auto baton = start({"--listen", "127.0.0.1:0", "--hold-old", "60"});
+  ASSERT_FALSE(baton->wait_address().empty()) << baton->process().output();
+  ASSERT_EQ(baton->ctl({"reload"}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return generation_state(baton->status(), 1) == "held"; }, 20s));
+  auto r = baton->ctl({"upgrade", "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("generation 1 is held (--hold-old)"));
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_EQ(generation_state(baton->status(), 1), "held");
+  EXPECT_TRUE(baton->stop());
+}
+
+}  // namespace
+}  // namespace baton::test
