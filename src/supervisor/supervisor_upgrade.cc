@@ -159,6 +159,7 @@ Result<UpgradeState> take_upgrade_state(const char* fd_text) {
   }
   // Nothing else of the predecessor's stays open; what stays is CLOEXEC again.
   std::vector<int> keep;
+  keep.reserve(passed.size());
   for (const auto& p : passed) keep.push_back(p.fd);
   std::sort(keep.begin(), keep.end());
   unsigned next = 3;
