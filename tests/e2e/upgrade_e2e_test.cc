@@ -159,14 +159,17 @@ TEST_F(Upgrade, UnderLoadNothingFailsAndPidsGenerationsAndCountersStay) {
   // The uptime goes on from the supervisor's start, not from the exec.
   EXPECT_GT(after["supervisor"].value("uptime_s", 0.0),
             before["supervisor"].value("uptime_s", 0.0));
-  // Nothing leaked across the exec (the state's memfd, a check's pipes); fewer is fine: what the
-  // predecessor held for a generation that is ready now (its probe) is not carried.
-  EXPECT_LE(open_fds(supervisor).size(), fds_before);
-  // And a second upgrade on the same state holds exactly what the first one did.
+  // Nothing leaked across the exec (the state's memfd, a check's pipes): four more upgrades on
+  // the same state hold what the first one did. Each count may include, at most, the control
+  // connection just answered (the reply is sent before it is closed): a leak of one descriptor
+  // per exec shows as four.
   const size_t fds_upgraded = open_fds(supervisor).size();
-  r = baton->ctl({"upgrade", "--wait"});
-  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
-  EXPECT_EQ(open_fds(supervisor).size(), fds_upgraded);
+  EXPECT_LE(fds_upgraded, fds_before + 1);
+  for (int i = 0; i < 4; ++i) {
+    r = baton->ctl({"upgrade", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  }
+  EXPECT_LE(open_fds(supervisor).size(), fds_upgraded + 1);
 
   // The carried state is real: a reload after the upgrade takes the free slot and drains.
   r = baton->ctl({"reload", "--wait"});
