@@ -2,6 +2,7 @@
 // directory supervises the test app; the file at that path is replaced, and the supervisor
 // executes it in place, under load, while an old generation drains, or refuses a broken one.
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -299,6 +300,31 @@ TEST_F(Upgrade, RefusedWhileAnOldGenerationIsHeld) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   EXPECT_EQ(generation_state(baton->status(), 1), "held");
   EXPECT_TRUE(baton->stop());
+}
+
+TEST_F(Upgrade, ListenersFromSocketActivationAreCarried) {
+  constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
+  if (::access(kActivate, X_OK) != 0) GTEST_SKIP() << kActivate << " is not installed";
+  const std::string socket = dir_.file("app.sock");
+  const std::string control = dir_.file("control.sock");
+  Process baton = Process::spawn({kActivate, "-l", socket, binary_, "run", "--control", control,
+                                  "--listen", "unix:" + socket, "--", testapp_binary()});
+  ASSERT_TRUE(wait_until([&] { return ::access(socket.c_str(), F_OK) == 0; }, 10s))
+      << baton.output();
+  auto first = http_get("unix:" + socket, "/", 30s);  // the first connection starts baton
+  ASSERT_TRUE(first.ok()) << first.error().what() << baton.output();
+  ASSERT_THAT(baton.output(), HasSubstr("from the service manager"));
+
+  install(baton_binary(), binary_, kExecutable);
+  auto r = run({baton_binary(), "upgrade", "--wait", "--control", control}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.output();
+  auto again = http_get("unix:" + socket, "/", 30s);
+  ASSERT_TRUE(again.ok()) << again.error().what() << baton.output();
+  EXPECT_EQ(again->body, first->body) << "the same generation serves";
+  baton.signal(SIGTERM);
+  EXPECT_EQ(baton.wait_exit_code(30s), 0) << baton.output();
+  // Still the manager's socket after the exec: baton does not unlink it at exit.
+  EXPECT_EQ(::access(socket.c_str(), F_OK), 0);
 }
 
 }  // namespace
