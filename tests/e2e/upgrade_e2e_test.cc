@@ -118,7 +118,7 @@ TEST_F(Upgrade, UnderLoadNothingFailsAndPidsGenerationsAndCountersStay) {
   ASSERT_TRUE(manager.bound());
   SpawnOptions options;
   options.env["NOTIFY_SOCKET"] = manager.path();
-  auto baton = start({"--listen", "127.0.0.1:0"}, {}, options);
+  auto baton = start({"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, {}, options);
   ASSERT_FALSE(baton->wait_address().empty()) << baton->process().output();
   ASSERT_FALSE(manager.until("READY=1").empty());
   // One reload first, so that there are counters, a record and a second slot to carry.
@@ -157,6 +157,13 @@ TEST_F(Upgrade, UnderLoadNothingFailsAndPidsGenerationsAndCountersStay) {
   EXPECT_EQ(after["last_reload"]["id"], before["last_reload"]["id"]);
   EXPECT_EQ(after["last_reload"]["reason"], before["last_reload"]["reason"]);
   EXPECT_EQ(after["listeners"], before["listeners"]);
+  // The metrics listener too: same address, and it answers with the carried counters.
+  const std::string metrics = before["supervisor"].value("metrics", "");
+  ASSERT_FALSE(metrics.empty());
+  EXPECT_EQ(after["supervisor"].value("metrics", ""), metrics);
+  auto scraped = http_get(metrics, "/metrics", 10s);
+  ASSERT_TRUE(scraped.ok()) << scraped.error().what();
+  EXPECT_THAT(scraped->body, HasSubstr("baton_reloads_total{result=\"ok\"} 1"));
   // The uptime goes on from the supervisor's start, not from the exec.
   EXPECT_GT(after["supervisor"].value("uptime_s", 0.0),
             before["supervisor"].value("uptime_s", 0.0));
