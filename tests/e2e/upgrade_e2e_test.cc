@@ -309,6 +309,37 @@ TEST_F(Upgrade, RefusedWhileAnOldGenerationIsHeld) {
   EXPECT_TRUE(baton->stop());
 }
 
+TEST_F(Upgrade, AGenerationThatDiesDuringTheExecIsReapedAfterIt) {
+  auto baton = start({"--listen", "127.0.0.1:0"});
+  ASSERT_FALSE(baton->wait_address().empty()) << baton->process().output();
+  const int supervisor = baton->process().pid();
+  const int victim = baton->wait_serving_pid(1);
+  ASSERT_GT(victim, 0);
+  // The "new binary" is a wrapper: run as the supervisor's exec (not as the pre-flight check),
+  // it kills the serving generation, then executes baton, still in the supervisor's pid. The
+  // generation's exit lands between the two images.
+  const std::string real = dir_.file("bin/baton.real");
+  install(baton_binary(), real, kExecutable);
+  const std::string wrapper = dir_.file("wrapper.sh");
+  {
+    std::ofstream(wrapper) << "#!/bin/sh\n"
+                           << "[ \"$1\" = upgrade-check ] || kill -9 " << victim << "\n"
+                           << "exec " << real << " \"$@\"\n";
+  }
+  install(wrapper, binary_, kExecutable);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  // Reaped by the upgraded supervisor (no zombie left), seen as a crash, and a new one serves.
+  EXPECT_TRUE(baton->process().wait_for_output(
+      "generation 1 (pid " + std::to_string(victim) + ") was killed by SIGKILL while serving", 30s))
+      << baton->process().output();
+  EXPECT_GT(baton->wait_serving_pid(2), 0) << baton->process().output();
+  EXPECT_EQ(baton->status()["supervisor"]["pid"], supervisor);
+  EXPECT_EQ(baton->status()["counters"]["crashes"], 1);
+  EXPECT_NE(::access(("/proc/" + std::to_string(victim)).c_str(), F_OK), 0) << "reaped";
+  EXPECT_TRUE(baton->stop());
+}
+
 TEST_F(Upgrade, ListenersFromSocketActivationAreCarried) {
   constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
   if (::access(kActivate, X_OK) != 0) GTEST_SKIP() << kActivate << " is not installed";
