@@ -7,15 +7,17 @@
 //
 // So the supervisor forks one small process at start, the guard, in a process group of its own
 // (a signal to the supervisor's group does not reach it). It holds the read end of a pipe; the
-// supervisor tells it each generation's process group as it starts and as its main process is
-// reaped. When the pipe reaches EOF (the supervisor exited, normally or not), the guard SIGKILLs
-// every process group still registered and exits. After a normal stop none is registered.
+// supervisor tells it each generation's process group as it starts and as it ends: when its main
+// process is reaped, or, for a group that lives on after it (--drain-signal-group), when the
+// last member is reaped or the group is killed at the drain deadline. When the pipe reaches EOF
+// (the supervisor exited, normally or not), the guard SIGKILLs every process group still
+// registered and exits. After a normal stop none is registered.
 //
 // The wire is the pipe: records of one int32, +pgid (watch) or -pgid (forget), native order.
-// A process group id cannot be reused while any member lives, and a registered group's leader is
-// not reaped by the supervisor before it is forgotten; a group that empties in the moment between
-// the supervisor's death and the guard's kill is the one window left (a pid would have to be
-// reused for a new group leader within it).
+// A process group id cannot be reused while any member lives, zombies included, and a registered
+// group's members are not all reaped by the supervisor before it is forgotten; a group that
+// empties in the moment between the supervisor's death and the guard's kill is the one window
+// left (a pid would have to be reused for a new group leader within it).
 //
 // Single-threaded use, like the rest of the supervisor.
 #pragma once

@@ -235,12 +235,33 @@ void Supervisor::reap_children() {
     if (was_readiness_command) continue;
     std::optional<int> gen;
     if (const Generation* g = core_.find_pid(pid)) gen = g->id;
-    core_.on_exit(pid, status);  // kills what is left of the group
+    core_.on_exit(pid, status);  // kills what is left of the group, unless it lingers
     if (gen) {
-      guard_.forget(pid);
+      // A group that lives on (--drain-signal-group) stays the guard's until it has ended:
+      // forgetting it here would leave its members running if baton died in the meantime.
+      const Generation* g = core_.find(*gen);
+      if (g != nullptr && g->group_lingers) {
+        lingering_groups_.push_back(pid);
+      } else {
+        guard_.forget(pid);
+      }
       generation_gone(*gen);
     }
+    forget_ended_groups();
   }
+}
+
+// The core ends a lingering generation once its group is empty (each member is ours to reap, so
+// the group id cannot be reused before this runs) or once it has killed the group at the drain
+// deadline (its members then die and are reaped here): either way the guard lets go of it.
+void Supervisor::forget_ended_groups() {
+  std::erase_if(lingering_groups_, [this](pid_t pgid) {
+    for (const Generation& g : core_.generations()) {
+      if (g.pid == pgid && g.group_lingers) return false;
+    }
+    guard_.forget(pgid);
+    return true;
+  });
 }
 
 }  // namespace baton

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -129,6 +130,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   Status watch_signals();
   void on_signal();
   void reap_children();
+  void forget_ended_groups();
   void on_notify();
   void on_probe_accepted(int id);
   void generation_gone(int id);
@@ -158,6 +160,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   Fd lock_fd_;
   std::optional<NotifySocket> notify_;
   OrphanGuard guard_;
+  std::vector<pid_t> lingering_groups_;   // reaped main pids whose group guard_ still watches
   std::optional<ManagerSocket> manager_;  // baton's own manager ($NOTIFY_SOCKET), if any
   ManagerNotifier notifier_{::getpid()};
   bool manager_send_failed_ = false;

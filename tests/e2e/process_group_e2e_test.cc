@@ -2,7 +2,16 @@
 // exec()ing it (`sh -c 'server & wait'`), end to end: baton warns once, with the hint; the drain
 // signal reaches the shell only, so the server dies with a request in hand; with
 // --drain-signal-group the server gets the signal too and finishes the request, and the rest of
-// the group is waited for after the shell has gone.
+// the group is waited for after the shell has gone, and dies with baton if baton is killed first.
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+extern "C" {
+#include <sys/pidfd.h>
+}
+
+#include <cstdlib>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -95,6 +104,47 @@ TEST(ProcessGroup, DrainSignalGroupLetsTheServerUnderAShellFinishItsRequest) {
   // The shell went first; the app ended generation 1's group once it had answered.
   EXPECT_THAT(out, HasSubstr("generation 1 (pid "));
   EXPECT_THAT(out, HasSubstr("its process group has ended"));
+}
+
+// A member of generation 1's group that ignores SIGTERM outlives the shell, so the group lingers
+// (draining) after the main process is reaped; baton is then SIGKILLed. The orphan guard must
+// still kill that member: baton is gone, nothing else ever will.
+TEST(ProcessGroup, LingeringGroupMemberDiesWithASigkilledBaton) {
+  TempDir dir;
+  const std::string stubborn_pid_file = dir.file("stubborn.pid");
+  const std::vector<std::string> app = {
+      "/bin/sh", "-c",
+      "(trap '' TERM; exec sleep 300) & echo $! > \"$1\"; "
+      "( read -r pid rest < /proc/self/stat; export LISTEN_PID=$pid; exec \"$0\" ) & wait",
+      testapp_binary(), stubborn_pid_file};
+  Baton baton(dir, run_args({"--drain-signal-group", "--drain-timeout", "300s"}), app);
+  const int first = baton.wait_serving_pid(1);
+  ASSERT_GT(first, 0) << baton.process().output();
+  struct GroupReaper {  // whatever the test leaves behind if it fails
+    pid_t pgid;
+    ~GroupReaper() { ::kill(-pgid, SIGKILL); }
+  } reaper{first};
+  const pid_t stubborn = std::atoi(read_file(stubborn_pid_file).c_str());
+  ASSERT_GT(stubborn, 1) << "the shell wrote no pid";
+  Fd stubborn_pidfd(::pidfd_open(stubborn, 0));
+  ASSERT_TRUE(stubborn_pidfd) << "the member ignoring SIGTERM runs";
+
+  // Not --wait: that waits for generation 1 to have drained, which its stubborn member delays
+  // to the drain deadline.
+  auto reload = baton.ctl({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.output << baton.process().output();
+  ASSERT_TRUE(baton.process().wait_for_output("the rest of its process group", 30s))
+      << "generation 1's group never lingered:\n"
+      << baton.process().output();
+  pollfd pfd{stubborn_pidfd.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 0), 0) << "the member ignoring SIGTERM is alive while its group drains";
+  const int second = baton.wait_serving_pid(2);
+  GroupReaper second_reaper{second > 0 ? second : first};
+
+  baton.process().signal(SIGKILL);
+  ASSERT_TRUE(baton.process().wait(10s).has_value());
+  EXPECT_EQ(::poll(&pfd, 1, 5000), 1)
+      << "pid " << stubborn << " of generation 1's lingering group outlived a SIGKILLed baton";
 }
 
 }  // namespace
