@@ -3,12 +3,15 @@
 // inherits every process orphaned in the namespace and must reap it, or zombies pile up; SIGTERM
 // (`docker stop`) must drain the app and end baton with exit 0, leaving nothing behind.
 // The example Dockerfile cannot be built here (no docker): its stages, files and entrypoint are
-// checked, and its entrypoint is run as PID 1 the same way.
+// checked, and its entrypoint is run as PID 1 the same way; the context .dockerignore leaves is
+// configured as its build stage does.
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -406,6 +409,131 @@ TEST_F(Dockerfile, ItsEntrypointServesAsPid1AndStopsOnSigterm) {
   ASSERT_GT(baton, 0);
   ASSERT_EQ(::kill(baton, SIGTERM), 0);
   EXPECT_EQ(pid1.unshare().wait_exit_code(30s), 0) << pid1.unshare().output();
+}
+
+// ---- its build context (.dockerignore) ----
+
+// The patterns of the repository's .dockerignore, in the subset of its syntax the file keeps to
+// (checked here): one a line, `#` comments, `*`, `?` and `[...]` within one path element, and a
+// leading `**/` for any depth. No `!` exceptions: this matcher would not honour them.
+std::vector<std::string> dockerignore_patterns(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    std::string p = line.substr(first, line.find_last_not_of(" \t") - first + 1);
+    while (p.starts_with("/")) p.erase(0, 1);
+    const bool any_depth = p.starts_with("**/");
+    EXPECT_FALSE(p.starts_with("!")) << "exceptions are not understood here: " << p;
+    EXPECT_EQ(p.find("**", any_depth ? 3 : 0), std::string::npos) << "`**` only leading: " << p;
+    out.push_back(p);
+  }
+  return out;
+}
+
+// Whether docker leaves `path` (relative to the context's root) out: it, or a directory above
+// it, matches a pattern.
+bool left_out(const std::vector<std::string>& patterns, std::string path) {
+  for (;;) {
+    for (const std::string& p : patterns) {
+      if (!p.starts_with("**/")) {
+        if (::fnmatch(p.c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
+        continue;
+      }
+      for (std::string tail = path;;) {
+        if (::fnmatch(p.c_str() + 3, tail.c_str(), FNM_PATHNAME) == 0) return true;
+        const auto slash = tail.find('/');
+        if (slash == std::string::npos) break;
+        tail.erase(0, slash + 1);
+      }
+    }
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos) return false;
+    path.resize(slash);
+  }
+}
+
+class Dockerignore : public Dockerfile {
+ protected:
+  void SetUp() override {
+    Dockerfile::SetUp();
+    const std::string text = read_file(source(".dockerignore"));
+    ASSERT_FALSE(text.empty()) << "no .dockerignore at the root of the build context";
+    patterns_ = dockerignore_patterns(text);
+  }
+  std::vector<std::string> patterns_;
+};
+
+TEST_F(Dockerignore, LeavesOutBuildTreesHistoryAndCaches) {
+  for (const char* path :
+       {"build/CMakeCache.txt", "build-asan/bin/baton", "build-fuzz/corpus/url/x", ".git/HEAD",
+        ".cache/clangd/index/x", "src/cli/main.cc.swp"}) {
+    EXPECT_TRUE(left_out(patterns_, path)) << path;
+  }
+  for (const char* path : {"CMakeLists.txt", "src/cli/CMakeLists.txt", "scripts/setup-deps",
+                           "examples/container/Dockerfile", "docs/man/baton.1", "README.md"}) {
+    EXPECT_FALSE(left_out(patterns_, path)) << path;
+  }
+}
+
+// The context docker would send, copied file by file, configures with the build stage's flags,
+// and every source file the install step takes from it is in it.
+TEST_F(Dockerignore, TheContextItKeepsConfiguresAndInstallsAsTheBuildStageDoes) {
+  bool found = false;
+  for (const auto* r : all("RUN")) {
+    if (r->args.find("cmake -S . -B /build") == std::string::npos) continue;
+    found = true;
+    EXPECT_THAT(r->args, HasSubstr("-DBATON_BUILD_TESTS=OFF -DBATON_BUILD_BENCH=OFF"));
+  }
+  ASSERT_TRUE(found) << "the build stage's cmake line has changed: change this test with it";
+  namespace fs = std::filesystem;
+  TempDir dir;
+  const fs::path root = BATON_TEST_SOURCE_DIR;
+  const fs::path context = dir.file("context");
+  size_t files = 0;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    const std::string rel = fs::relative(it->path(), root).string();
+    if (left_out(patterns_, rel)) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    const fs::path to = context / rel;
+    if (it->is_symlink()) {
+      fs::create_directories(to.parent_path());
+      fs::copy_symlink(it->path(), to);
+    } else if (it->is_directory()) {
+      fs::create_directories(to);
+    } else if (it->is_regular_file()) {
+      fs::create_directories(to.parent_path());
+      fs::copy_file(it->path(), to);
+      ++files;
+    }
+  }
+  ASSERT_GT(files, 0u);
+  const std::string build = dir.file("build");
+  auto r = run({BATON_CMAKE, "-S", context.string(), "-B", build, "-G", "Ninja",
+                "-DCMAKE_BUILD_TYPE=Release", "-DBATON_BUILD_TESTS=OFF", "-DBATON_BUILD_BENCH=OFF"},
+               120s);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The install scripts name each source file they copy by its absolute path in the context.
+  std::string escaped;
+  for (char c : context.string()) {
+    if (std::strchr(".^$|()[]{}*+?\\", c) != nullptr) escaped += '\\';
+    escaped += c;
+  }
+  const std::regex quoted("\"(" + escaped + "/[^\"]+)\"");
+  size_t named = 0;
+  for (const auto& e : fs::recursive_directory_iterator(build)) {
+    if (e.path().filename() != "cmake_install.cmake") continue;
+    const std::string text = read_file(e.path().string());
+    for (std::sregex_iterator m(text.begin(), text.end(), quoted), end; m != end; ++m) {
+      ++named;
+      EXPECT_TRUE(fs::exists((*m)[1].str())) << (*m)[1].str() << " is installed but left out";
+    }
+  }
+  EXPECT_GT(named, 0u) << "no install step read: the check above checked nothing";
 }
 
 }  // namespace
