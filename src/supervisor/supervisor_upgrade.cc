@@ -455,6 +455,10 @@ Status Supervisor::resume(UpgradeState s) {
   for (const auto& [source, lines] : s.dropped_lines) err_sink_->carry_dropped(source, lines);
   err_sink_->carry_dropped_total(s.dropped_lines_total);
   core_.restore(std::move(s.core));
+  // The groups the guard still watches after their main process was reaped: those that linger.
+  for (const Generation& g : core_.generations()) {
+    if (g.group_lingers) lingering_groups_.push_back(g.pid);
+  }
   for (const auto& c : s.generations) {
     auto io = std::make_unique<GenerationIo>();
     const int id = c.id;
