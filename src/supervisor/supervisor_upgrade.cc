@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <set>
 
@@ -323,15 +324,25 @@ void Supervisor::upgrade_check_settle() {
   }
   const std::string first = upgrade_->said.substr(0, upgrade_->said.find('\n'));
   auto answer = nlohmann::json::parse(first, nullptr, false);
-  if (answer.is_discarded() || !answer.is_object() ||
-      answer.value("baton_upgrade_check", 0) != kUpgradeStateVersion ||
-      !answer.value("ok", false) || !answer.contains("version") || !answer["version"].is_string()) {
+  // Whatever sits at the path wrote this: every field's type is checked before it is read
+  // (json::value() throws on a field of another type, which would end the supervisor).
+  auto field = [&](const char* key) -> const nlohmann::json* {
+    if (!answer.is_object()) return nullptr;
+    auto it = answer.find(key);
+    return it != answer.end() ? &*it : nullptr;
+  };
+  const auto* check = field("baton_upgrade_check");
+  const auto* ok = field("ok");
+  const auto* version = field("version");
+  if (check == nullptr || !check->is_number_integer() ||
+      check->get<std::int64_t>() != kUpgradeStateVersion || ok == nullptr || !ok->is_boolean() ||
+      !ok->get<bool>() || version == nullptr || !version->is_string()) {
     return end_upgrade(
         fmt::format("{} did not answer the pre-flight check as baton does (is it "
                     "baton, of a version that can upgrade?)",
                     self_path_));
   }
-  exec_upgrade(answer["version"].get<std::string>());
+  exec_upgrade(version->get<std::string>());
 }
 
 void Supervisor::end_upgrade(const std::string& error) {

@@ -252,6 +252,12 @@ TEST_F(Upgrade, ABrokenBinaryAtThePathChangesNothing) {
 
   const std::string script = dir_.file("fails.sh");
   { std::ofstream(script) << "#!/bin/sh\necho 'cannot start: no such thing' >&2\nexit 1\n"; }
+  // Exits 0 with a JSON answer whose fields have the wrong types: read carefully, not trusted.
+  const std::string liar = dir_.file("liar.sh");
+  {
+    std::ofstream(liar) << "#!/bin/sh\necho '{\"baton_upgrade_check\":\"1\",\"ok\":\"yes\","
+                           "\"version\":2}'\n";
+  }
   struct Case {
     std::string name;
     std::function<void()> put;
@@ -265,6 +271,8 @@ TEST_F(Upgrade, ABrokenBinaryAtThePathChangesNothing) {
       {"a script that exits 1", [&] { install(script, binary_, kExecutable); },
        "failed its pre-flight check: cannot start: no such thing"},
       {"another program", [&] { install("/bin/true", binary_, kExecutable); },
+       "did not answer the pre-flight check as baton does"},
+      {"a program whose answer has the wrong types", [&] { install(liar, binary_, kExecutable); },
        "did not answer the pre-flight check as baton does"},
   };
   for (const auto& c : cases) {
