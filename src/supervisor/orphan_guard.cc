@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/syscall.h"
+#include "supervisor/spawner.h"
 
 namespace baton {
 namespace {
@@ -49,12 +50,7 @@ Result<OrphanGuard> OrphanGuard::start() {
     // ^C, a test harness) leaves the guard to do its work; signals back to their defaults.
     ::setpgid(0, 0);
     ::prctl(PR_SET_NAME, "baton-guard");  // what ps -o comm shows
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    reset_signals_in_child();
     // It holds nothing of the supervisor's: no listener, no control socket, no stdio (its
     // output could be a pipe nobody reads).
     int devnull = ::open("/dev/null", O_RDWR);

@@ -54,6 +54,15 @@ Result<std::string> resolve_command(const std::string& command) {
   return Error(fmt::format("command not found in PATH: {}", command));
 }
 
+[[gnu::no_sanitize_address]] void reset_signals_in_child() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 namespace {
 
 // Everything the child needs, prepared by the parent before the clone: the child only reads it
@@ -101,12 +110,7 @@ struct ChildPlan {
   if (::setsid() < 0) child_fail(report_fd, errno);
   // Every signal is blocked here (the parent blocked them before the clone), so no handler of
   // the supervisor's runs in this shared memory; the dispositions are reset, then the mask.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  reset_signals_in_child();
   // Listeners go to 3.. via temporary copies above the target range, so that a listener that
   // already sits in the range is not overwritten before it is moved.
   const int floor = 3 + nfds + 3;  // above the targets and the report pipe

@@ -58,6 +58,11 @@ struct SpawnedProcess {
 // calling thread for the moment of the clone.
 Result<SpawnedProcess> spawn_process(const SpawnRequest& request);
 
+// In a child between fork (or clone) and exec: every signal back to its default disposition,
+// then nothing blocked, so nothing of the supervisor's signal handling reaches the program it
+// runs. Async-signal-safe, and safe in a child that shares the supervisor's memory.
+void reset_signals_in_child();
+
 // Finds `command` the way execvp would (PATH search when it has no '/'); checks it can run.
 Result<std::string> resolve_command(const std::string& command);
 
