@@ -7,6 +7,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
@@ -60,10 +61,27 @@ int dispatch(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(BATON_VERSION));
   baton::cli::Action action;
-  baton::cli::add_run_command(app, action);
-  baton::cli::add_check_command(app, action);
-  baton::cli::add_control_commands(app, action);
-  baton::cli::add_soak_command(app, action);
+  // Each command's flags are defined only when that command is named: a control command starts
+  // once per `baton reload` or `baton status`, and defining every command's flags is a fifth of
+  // its start-up. `baton --help` and anything else that is not a known command gets them all.
+  using Adder = void (*)(CLI::App&, baton::cli::Action&);
+  static constexpr std::pair<std::string_view, Adder> kCommands[] = {
+      {"run", baton::cli::add_run_command},         {"check", baton::cli::add_check_command},
+      {"reload", baton::cli::add_control_commands}, {"status", baton::cli::add_control_commands},
+      {"stop", baton::cli::add_control_commands},   {"upgrade", baton::cli::add_control_commands},
+      {"soak", baton::cli::add_soak_command}};
+  Adder named = nullptr;
+  for (const auto& [name, add] : kCommands) {
+    if (argc > 1 && name == argv[1]) named = add;
+  }
+  if (named != nullptr) {
+    named(app, action);
+  } else {
+    for (Adder add : {baton::cli::add_run_command, baton::cli::add_check_command,
+                      baton::cli::add_control_commands, baton::cli::add_soak_command}) {
+      add(app, action);
+    }
+  }
 
   // An unknown word where the command goes gets its own message, not CLI11's "A subcommand is
   // required" with a hint to run "baton WORD --help".

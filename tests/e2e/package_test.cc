@@ -72,8 +72,17 @@ TEST(Package, CpackBuildsADebThatHoldsAndRunsBaton) {
   EXPECT_THAT(contents.output, HasSubstr("./usr/share/man/man1/baton.1"));
   EXPECT_THAT(contents.output, HasSubstr("./usr/share/bash-completion/completions/baton"));
   EXPECT_THAT(contents.output, HasSubstr("libbaton_adopt.so"));
+  // dpkg-shlibdeps finds what the binaries load. With the C++ runtime linked in (the default:
+  // BATON_STATIC_CXX_RUNTIME), that is libc alone; otherwise toml++ and the rest come with it.
   auto depends = run({"/usr/bin/dpkg-deb", "--field", deb, "Depends"}, 30s);
-  EXPECT_THAT(depends.output, HasSubstr("libtomlplusplus"));
+  EXPECT_THAT(depends.output, HasSubstr("libc6"));
+  if (BATON_STATIC_CXX_RUNTIME) {
+    for (const char* shared : {"libstdc++", "libfmt", "libtomlplusplus"}) {
+      EXPECT_THAT(depends.output, Not(HasSubstr(shared)));
+    }
+  } else {
+    EXPECT_THAT(depends.output, HasSubstr("libstdc++"));
+  }
 
   // Unpacked (as dpkg would, without touching this machine's /usr), it runs.
   auto unpack = run({"/usr/bin/dpkg-deb", "-x", deb, dir.file("root")}, 60s);
