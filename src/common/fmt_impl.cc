@@ -1,8 +1,8 @@
 // fmt's compiled part, built into baton rather than loaded from libfmt.so.
 //
 // Why: every `baton reload`, `status` or `stop` is a process of its own, and a shared libfmt
-// brings the shared libstdc++ with it: loading, relocating and unmapping both cost about 0.6 ms
-// of each command's 1.5 ms on this class of machine (bench/results/steering.md measures
+// brings the shared libstdc++ with it: loading, relocating and unmapping both cost about 0.5 ms
+// of each command's 1.7 ms of CPU on this class of machine (bench/results/steering.md measures
 // `reload --wait` end to end). With fmt and toml++ compiled in, the baton executable links the
 // C++ runtime statically (src/cli/CMakeLists.txt) and loads libc alone.
 //
