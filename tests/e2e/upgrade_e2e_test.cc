@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -65,6 +66,36 @@ std::string generation_state(const nlohmann::json& status, int generation) {
     }
   }
   return "";
+}
+
+// A TCP connection to `address` ("127.0.0.1:PORT"); invalid on failure.
+Fd connect_tcp(const std::string& address) {
+  auto to = parse_address(address);
+  if (!to) return Fd();
+  Fd fd(::socket(to->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd && ::connect(fd.get(), to->sockaddr_ptr(), to->length) != 0) return Fd();
+  return fd;
+}
+
+// Sends one HTTP request on `fd` and reads the answer until the server closes (within 30 s).
+std::string ask(const Fd& fd) {
+  const std::string request = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+  if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return "";
+  }
+  std::string answer;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) < 0) break;
+    if (p.revents == 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  return answer;
 }
 
 // A datagram socket standing in for baton's service manager ($NOTIFY_SOCKET).
@@ -314,6 +345,75 @@ TEST_F(Upgrade, RefusedWhileAnOldGenerationIsHeld) {
   EXPECT_THAT(r.output, HasSubstr("generation 1 is held (--hold-old)"));
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   EXPECT_EQ(generation_state(baton->status(), 1), "held");
+  EXPECT_TRUE(baton->stop());
+}
+
+TEST_F(Upgrade, RefusedWhileBatonRelaysAConnectionOfAGenerationThatIsGone) {
+  auto baton = start({"--listen", "127.0.0.1:0", "--hold-old", "60"});
+  const std::string address = baton->wait_address();
+  ASSERT_FALSE(address.empty()) << baton->process().output();
+  if (!baton->steered()) GTEST_SKIP() << "shared listeners: no connection is ever stranded";
+  const int supervisor = baton->process().pid();
+  const int first = baton->wait_serving_pid(1);
+  ASSERT_EQ(baton->ctl({"reload"}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return generation_state(baton->status(), 1) == "held"; }, 20s));
+  const int second = generation_pid(baton->status(), 2);
+  ASSERT_GT(second, 0);
+  // Generation 2 receives the new connections but, stopped, accepts none: this one waits in its
+  // socket's queue. Then it dies within the hold: generation 1 serves again, and the connection,
+  // stranded on a socket no generation holds, is accepted and relayed by baton (relay.h).
+  ASSERT_EQ(::kill(second, SIGSTOP), 0);
+  Fd client = connect_tcp(address);
+  ASSERT_TRUE(client) << std::strerror(errno);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = baton->status();
+        for (const auto& g : s.is_object() ? s["generations"] : nlohmann::json::array()) {
+          if (g.value("generation", 0) == 2 && g.value("accept_queue", 0) == 1) return true;
+        }
+        return false;
+      },
+      10s))
+      << baton->status().dump();
+  ASSERT_EQ(::kill(second, SIGKILL), 0);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = baton->status();
+        return generation_state(s, 2) == "exited" && s.value("serving_generation", 0) == 1;
+      },
+      20s))
+      << baton->status().dump() << baton->process().output();
+
+  install(baton_binary(), binary_, kExecutable);
+  const ino_t running = running_inode(supervisor);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("baton itself relays 1 connection(s) of a generation that is "
+                                  "gone; try again once they end; nothing changed"));
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  auto s = baton->status();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_EQ(s["supervisor"]["pid"], supervisor);
+  EXPECT_EQ(s["serving_generation"], 1);
+  EXPECT_EQ(generation_pid(s, 1), first);
+  EXPECT_EQ(running_inode(supervisor), running) << "the old image still runs";
+  EXPECT_THAT(baton->process().output(), ::testing::Not(HasSubstr("upgrading: executing")));
+
+  // The relayed connection is whole: generation 1 answers on it. Once it has ended, nothing is
+  // relayed, and the upgrade goes through (asked again until then: the pair ends as soon as both
+  // directions are closed, an event this test cannot wait on from outside).
+  EXPECT_THAT(ask(client), HasSubstr("generation 1"));
+  client.reset();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        r = baton->ctl({"upgrade", "--wait"});
+        return r.exit_code == 0;
+      },
+      30s, 100ms))
+      << r.output;
+  EXPECT_THAT(r.output, HasSubstr("upgraded: baton "));
+  EXPECT_EQ(running_inode(supervisor), file_inode(binary_));
+  EXPECT_EQ(generation_pid(baton->status(), 1), first);
   EXPECT_TRUE(baton->stop());
 }
 
