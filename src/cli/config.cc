@@ -529,20 +529,24 @@ std::vector<std::string> load_run_config(const RunSource& source, SupervisorConf
   out.config_file = source.config_path;
   problems = check_run_settings(settings, out);
   if (!problems.empty()) return problems;
+  // What may change between reloads is read again before each one.
   if (!source.config_path.empty() || !settings.env_file.empty()) {
-    // What may change between reloads is read again before each one.
-    out.reload_config = [source]() -> Result<SupervisorConfig> {
-      SupervisorConfig fresh;
-      auto problems = load_run_config(source, fresh);
-      if (!problems.empty()) {
-        return Error(fmt::format("{} no longer checks: {}",
-                                 source.config_path.empty() ? "the settings" : source.config_path,
-                                 config_error_line(problems)));
-      }
-      return fresh;
-    };
+    out.reload_config = settings_reader(source);
   }
   return problems;
+}
+
+std::function<Result<SupervisorConfig>()> settings_reader(const RunSource& source) {
+  return [source]() -> Result<SupervisorConfig> {
+    SupervisorConfig fresh;
+    auto problems = load_run_config(source, fresh);
+    if (!problems.empty()) {
+      return Error(fmt::format("{} no longer checks: {}",
+                               source.config_path.empty() ? "the settings" : source.config_path,
+                               config_error_line(problems)));
+    }
+    return fresh;
+  };
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> parse_env_text(std::string_view text,

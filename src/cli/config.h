@@ -22,6 +22,7 @@
 // 1 MiB, not writable by other users (and, when baton runs as root, owned by root).
 #pragma once
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -81,8 +82,13 @@ void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys);
 std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConfig& c);
 
 // The defaults, the file, the flags, then the check: the whole of what `run` and `check` do
-// before starting anything. On problems, `out` is not to be used.
+// before starting anything. On problems, `out` is not to be used. When there is a config file or
+// an env file, out.reload_config is settings_reader(source).
 std::vector<std::string> load_run_config(const RunSource& source, SupervisorConfig& out);
+
+// What a reload calls (SupervisorConfig::reload_config): load_run_config(source) again, its
+// problems as one error. Reads nothing until called.
+std::function<Result<SupervisorConfig>()> settings_reader(const RunSource& source);
 
 // The summary `baton check` prints: one line per setting that matters.
 std::vector<std::string> describe_config(const SupervisorConfig& config);

@@ -10,9 +10,15 @@ namespace {
 
 int run(const RunSource& source) {
   SupervisorConfig config;
-  auto problems = load_run_config(source, config);
-  for (const auto& p : problems) std::fprintf(stderr, "baton run: %s\n", p.c_str());
-  if (!problems.empty()) return 2;
+  if (upgrade_check_mode() || resuming_after_upgrade()) {
+    // An in-place upgrade of a running supervisor: its settings travel in the state, and the
+    // config file is not read (docs/upgrade.md). A reload reads it again, as before the upgrade.
+    config.reload_config = settings_reader(source);
+  } else {
+    auto problems = load_run_config(source, config);
+    for (const auto& p : problems) std::fprintf(stderr, "baton run: %s\n", p.c_str());
+    if (!problems.empty()) return 2;
+  }
   config.self_argv = original_argv();
   config.self_version = BATON_VERSION;
   if (upgrade_check_mode()) return upgrade_check(config, 3);

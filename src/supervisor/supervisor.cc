@@ -292,12 +292,23 @@ int run_supervisor(const SupervisorConfig& config) {
     }
     carried = std::move(state).value();
   }
+  SupervisorConfig effective;
+  if (carried) {
+    // The predecessor's settings, not what a file says now (upgrade_settings.h).
+    effective = std::move(carried->settings.config);
+    effective.control_path = carried->control_path;
+    effective.self_argv = config.self_argv;
+    effective.self_version = config.self_version;
+    if (carried->settings.reread_at_reload) effective.reload_config = config.reload_config;
+  } else {
+    effective = config;
+  }
   auto loop = EventLoop::create();
   if (!loop) {
     log_line(LogLevel::kError, loop.error().what());
     return 1;
   }
-  Supervisor supervisor(config, std::move(loop).value());
+  Supervisor supervisor(effective, std::move(loop).value());
   if (auto s = carried ? supervisor.resume(std::move(*carried)) : supervisor.setup(); !s) {
     std::string line = LogFormat::for_fd(STDERR_FILENO).fatal_line(s.error().what());
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());

@@ -8,11 +8,14 @@
 //   2. the pre-flight check: the new binary, run as a child (`baton upgrade-check` with the
 //      original command line and a sealed copy of the state at fd 3), must answer within
 //      kUpgradeCheckTimeout that it can resume this state. It is the gate: after a successful
-//      exec there is no way back, so anything it does not vouch for never gets that far;
+//      exec there is no way back, so anything it does not vouch for never gets that far; and
+//      nothing it vouched for may change before the exec: neither the check nor the resume reads
+//      a file (the settings travel in the state, upgrade_settings.h), only the command line;
 //   3. the exec: the state written again (things moved during the check), CLOEXEC cleared on
 //      exactly the descriptors it names, execve. A failed execve carries on as before;
 //   4. in the new image: run_supervisor finds $BATON_RESUME_FD, checks every descriptor the
-//      state names, closes every other one, and resume() adopts them instead of binding.
+//      state names, closes every other one, takes the state's settings as its own, and resume()
+//      adopts the descriptors instead of binding.
 // The supervisor is single-threaded (checked before the exec): a generation's PR_SET_PDEATHSIG
 // fires when the thread that forked it exits, which an exec from the only thread never does.
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -141,6 +145,8 @@ std::string last_line(std::string_view text) {
 
 }  // namespace
 
+bool resuming_after_upgrade() { return std::getenv(kResumeFdVariable) != nullptr; }
+
 Result<UpgradeState> take_upgrade_state(const char* fd_text) {
   const std::string text = fd_text;
   ::unsetenv(kResumeFdVariable);  // what baton starts from now on is not resuming anything
@@ -194,6 +200,10 @@ UpgradeState Supervisor::carry() {
   s.started_at_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(started_at_.time_since_epoch()).count();
   s.core = core_.snapshot();
+  // What it runs with now: the timeouts a reload took live in the core's options.
+  s.settings.config = config_;
+  s.settings.config.core = core_.options();
+  s.settings.reread_at_reload = static_cast<bool>(config_.reload_config);
   traffic_->listeners().carry(s);
   for (const auto& [id, io] : io_) {
     if (core_.find(id) == nullptr) continue;  // its record is gone: its output goes too

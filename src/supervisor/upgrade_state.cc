@@ -8,16 +8,13 @@
 
 #include "common/address.h"
 #include "common/listen_fds.h"
+#include "supervisor/checked_json.h"
+#include "supervisor/upgrade_settings.h"
 
 namespace baton {
 namespace {
 
 using json = nlohmann::json;
-
-// What the decoder throws internally; turned into an Error at its boundary.
-struct Bad {
-  std::string what;
-};
 
 std::int64_t ns(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -25,54 +22,10 @@ std::int64_t ns(TimePoint t) {
 TimePoint at(std::int64_t n) { return TimePoint(std::chrono::nanoseconds(n)); }
 json opt_ns(const std::optional<TimePoint>& t) { return t ? json(ns(*t)) : json(nullptr); }
 
-// ---- reading, each field checked ----
+// ---- reading: each field checked (checked_json.h) ----
 
-const json& field(const json& j, const char* key) {
-  if (!j.is_object()) throw Bad{fmt::format("expected an object holding \"{}\"", key)};
-  auto it = j.find(key);
-  if (it == j.end()) throw Bad{fmt::format("\"{}\" is missing", key)};
-  return *it;
-}
+using namespace checked;
 
-std::int64_t integer(const json& j, const char* key, std::int64_t lo, std::int64_t hi) {
-  const json& v = field(j, key);
-  if (!v.is_number_integer()) throw Bad{fmt::format("\"{}\" is not an integer", key)};
-  // An unsigned above INT64_MAX reads as negative here and fails the range.
-  const std::int64_t n =
-      v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX ? -1 : v.get<std::int64_t>();
-  if (n < lo || n > hi) throw Bad{fmt::format("\"{}\" is out of range", key)};
-  return n;
-}
-int small(const json& j, const char* key, int lo = 0, int hi = INT32_MAX) {
-  return static_cast<int>(integer(j, key, lo, hi));
-}
-std::uint64_t count(const json& j, const char* key) {
-  const json& v = field(j, key);
-  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
-    throw Bad{fmt::format("\"{}\" is not a count", key)};
-  }
-  return v.get<std::uint64_t>();
-}
-double number(const json& j, const char* key) {
-  const json& v = field(j, key);
-  if (!v.is_number() || v.get<double>() < 0) throw Bad{fmt::format("\"{}\" is not a number", key)};
-  return v.get<double>();
-}
-bool flag(const json& j, const char* key) {
-  const json& v = field(j, key);
-  if (!v.is_boolean()) throw Bad{fmt::format("\"{}\" is not true or false", key)};
-  return v.get<bool>();
-}
-std::string text(const json& j, const char* key) {
-  const json& v = field(j, key);
-  if (!v.is_string()) throw Bad{fmt::format("\"{}\" is not a string", key)};
-  return v.get<std::string>();
-}
-const json& array(const json& j, const char* key, size_t max) {
-  const json& v = field(j, key);
-  if (!v.is_array() || v.size() > max) throw Bad{fmt::format("\"{}\" is not a short array", key)};
-  return v;
-}
 std::optional<TimePoint> opt_time(const json& j, const char* key) {
   if (field(j, key).is_null()) return std::nullopt;
   return at(integer(j, key, INT64_MIN, INT64_MAX));
@@ -437,6 +390,7 @@ std::string encode_upgrade_state(const UpgradeState& s) {
             {"binary", s.binary},
             {"started_at", s.started_at_ns},
             {"core", encode_core(s.core)},
+            {"settings", encode_run_settings(s.settings)},
             {"listeners", listeners},
             {"slots_in_use", s.slots_in_use},
             {"slot_by_generation", slots},
@@ -485,8 +439,9 @@ Result<UpgradeState> decode_upgrade_state(std::string_view bytes) {
     s.binary = text(j, "binary");
     s.started_at_ns = integer(j, "started_at", INT64_MIN, INT64_MAX);
     s.core = decode_core(field(j, "core"));
+    s.settings = decode_run_settings(field(j, "settings"));
     decode_shell(j, s);
-  } catch (const Bad& bad) {
+  } catch (const checked::Bad& bad) {
     return Error(EINVAL, "upgrade state: " + bad.what);
   } catch (const json::exception& e) {
     return Error(EINVAL, std::string("upgrade state: ") + e.what());

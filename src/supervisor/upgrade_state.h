@@ -12,6 +12,9 @@
 // not reset. Strings are UTF-8 (invalid bytes replaced).
 // Versioning: any incompatible change bumps kUpgradeStateVersion; a state of a version the new
 // binary does not read fails its pre-flight check, before the exec, and nothing changes.
+//   1  the first.
+//   2  "settings": the settings the supervisor runs with (upgrade_settings.h). The successor runs
+//      with these and reads no config file; a version 1 state has none, so it is refused.
 //
 // Pure: encoding, decoding and the list of descriptors; the system calls are in
 // supervisor_upgrade.cc. The decoder takes bytes from outside the process image and checks every
@@ -30,10 +33,11 @@
 #include "baton/result.h"
 #include "supervisor/manager_notify.h"
 #include "supervisor/supervisor_core.h"
+#include "supervisor/upgrade_settings.h"
 
 namespace baton {
 
-constexpr int kUpgradeStateVersion = 1;
+constexpr int kUpgradeStateVersion = 2;
 constexpr size_t kMaxUpgradeState = 4 << 20;
 // Bounds on what one state may list (far above what a supervisor holds).
 constexpr size_t kMaxCarriedGenerations = 1024;
@@ -72,6 +76,7 @@ struct UpgradeState {
   std::string binary;        // the path executed
   std::int64_t started_at_ns = 0;
   CoreSnapshot core;
+  CarriedSettings settings;  // what the supervisor runs with: never read again from a file
   // listeners (listener_set.h)
   std::vector<CarriedListener> listeners;
   std::vector<bool> slots_in_use;

@@ -68,6 +68,23 @@ std::string generation_state(const nlohmann::json& status, int generation) {
   return "";
 }
 
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+// A config file for the test app on a port of its own, proven ready by `ready`.
+std::string config_text(const std::string& ready) {
+  return "listen = [\"127.0.0.1:0\"]\n"
+         "command = [\"" +
+         testapp_binary() +
+         "\"]\n"
+         "ready = \"" +
+         ready + "\"\n";
+}
+
+constexpr const char* kBrokenConfig = "listen = [\"127.0.0.1:0\"\nnot toml at all\n";
+
 // A TCP connection to `address` ("127.0.0.1:PORT"); invalid on failure.
 Fd connect_tcp(const std::string& address) {
   auto to = parse_address(address);
@@ -414,6 +431,120 @@ TEST_F(Upgrade, RefusedWhileBatonRelaysAConnectionOfAGenerationThatIsGone) {
   EXPECT_THAT(r.output, HasSubstr("upgraded: baton "));
   EXPECT_EQ(running_inode(supervisor), file_inode(binary_));
   EXPECT_EQ(generation_pid(baton->status(), 1), first);
+  EXPECT_TRUE(baton->stop());
+}
+
+// The settings a supervisor runs with cross the exec; the config file is not read again there.
+// `edit` is what the file says by the time of the upgrade.
+class UpgradeWithConfig : public Upgrade {
+ protected:
+  std::unique_ptr<Baton> start_with_config() {
+    config_ = dir_.file("app.toml");
+    write_file(config_, config_text("accept"));
+    return std::make_unique<Baton>(dir_, std::vector<std::string>{"--config", config_},
+                                   std::vector<std::string>{}, SpawnOptions{}, "control.sock",
+                                   binary_);
+  }
+  std::string config_;
+};
+
+TEST_F(UpgradeWithConfig, KeepsTheRunningSettingsWhenTheFileNowSaysOthers) {
+  auto baton = start_with_config();
+  const std::string address = baton->wait_address();
+  ASSERT_FALSE(address.empty()) << baton->process().output();
+  const int supervisor = baton->process().pid();
+  const int app = baton->wait_serving_pid(1);
+  ASSERT_EQ(baton->status()["supervisor"].value("readiness", ""), "accept");
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+
+  write_file(config_, config_text("http:/healthz"));  // a valid edit, not reloaded yet
+  install(baton_binary(), binary_, kExecutable);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_EQ(running_inode(supervisor), file_inode(binary_)) << "the new file runs now";
+  auto s = baton->status();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept") << "the settings it ran with";
+  EXPECT_EQ(s["supervisor"].value("config", ""), config_);
+  EXPECT_EQ(generation_pid(s, 1), app);
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+
+  // The edit takes effect where an edit always does: at the next reload.
+  r = baton->ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_EQ(baton->status()["supervisor"].value("readiness", ""), "http:/healthz");
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  load.stop();
+  EXPECT_THAT(load.failures(), IsEmpty()) << load.failed() << " of " << load.requests();
+  EXPECT_TRUE(baton->stop());
+}
+
+TEST_F(UpgradeWithConfig, GoesThroughWhenTheFileNoLongerParses) {
+  auto baton = start_with_config();
+  const std::string address = baton->wait_address();
+  ASSERT_FALSE(address.empty()) << baton->process().output();
+  const int supervisor = baton->process().pid();
+  const int app = baton->wait_serving_pid(1);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+
+  write_file(config_, kBrokenConfig);
+  install(baton_binary(), binary_, kExecutable);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_EQ(running_inode(supervisor), file_inode(binary_));
+  auto s = baton->status();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_EQ(s["supervisor"]["pid"], supervisor);
+  EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept");
+  EXPECT_EQ(generation_pid(s, 1), app);
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  // A reload reads the file, as before the upgrade: it fails, and generation 1 serves on.
+  r = baton->ctl({"reload", "--wait"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("no longer checks"));
+  EXPECT_THAT(r.output, HasSubstr("generation 1 keeps serving"));
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  load.stop();
+  EXPECT_THAT(load.failures(), IsEmpty()) << load.failed() << " of " << load.requests();
+  EXPECT_TRUE(baton->stop());
+}
+
+TEST_F(UpgradeWithConfig, AFileBrokenBetweenTheCheckAndTheExecIsNotRead) {
+  auto baton = start_with_config();
+  const std::string address = baton->wait_address();
+  ASSERT_FALSE(address.empty()) << baton->process().output();
+  const int supervisor = baton->process().pid();
+  const int app = baton->wait_serving_pid(1);
+  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  // The "new binary" is a wrapper: as the pre-flight check it runs baton's check, then breaks
+  // the config file before answering, so the exec that follows finds it broken.
+  const std::string real = dir_.file("bin/baton.real");
+  install(baton_binary(), real, kExecutable);
+  const std::string wrapper = dir_.file("wrapper.sh");
+  {
+    std::ofstream(wrapper) << "#!/bin/sh\n"
+                           << "if [ \"$1\" = upgrade-check ]; then\n"
+                           << "  " << real << " \"$@\"; status=$?\n"
+                           << "  printf 'not toml at all\\n' > " << config_ << "\n"
+                           << "  exit $status\n"
+                           << "fi\n"
+                           << "exec " << real << " \"$@\"\n";
+  }
+  install(wrapper, binary_, kExecutable);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_EQ(read_file(config_), "not toml at all\n") << "the wrapper ran as the check";
+  auto s = baton->status();
+  ASSERT_TRUE(s.is_object()) << baton->process().output();
+  EXPECT_EQ(s["supervisor"]["pid"], supervisor);
+  EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept");
+  EXPECT_EQ(generation_pid(s, 1), app);
+  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  load.stop();
+  EXPECT_THAT(load.failures(), IsEmpty()) << load.failed() << " of " << load.requests();
   EXPECT_TRUE(baton->stop());
 }
 

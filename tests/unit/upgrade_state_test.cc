@@ -4,8 +4,10 @@
 
 #include <signal.h>
 
+#include <functional>
 #include <map>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -147,6 +149,24 @@ UpgradeState sample() {
   s.signal_mask = 1u << (SIGPIPE - 1);
   s.dropped_lines = {{2, 12}};
   s.dropped_lines_total = 12;
+  SupervisorConfig& c = s.settings.config;
+  c.listens.push_back({"http", parse_address("127.0.0.1:8080").value()});
+  c.listens.push_back({"", parse_address("unix:/run/app.sock").value()});
+  c.bind.backlog = 512;
+  c.bind.unix_mode = 0660;
+  c.command = {"/srv/app/bin/server", "--port", "8080"};
+  c.working_dir = "/srv/app/current";
+  c.env = {{"MODE", "prod"}, {"EMPTY", ""}};
+  c.readiness = parse_readiness("delay:1.234").value();
+  c.core = options();
+  c.core.hold_old = 5s;
+  c.core.drain_signal = SIGQUIT;
+  c.core.drain_mode = DrainMode::kSignal;
+  c.core.readiness = c.readiness.to_string();
+  c.run_as = RunAs{1000, 1001, {1001, 27}, "app"};
+  c.config_file = "/etc/baton/app.toml";
+  c.prefix_output = true;
+  s.settings.reread_at_reload = true;
   return s;
 }
 
@@ -171,6 +191,38 @@ TEST(UpgradeStateTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(back->dropped_lines.at(2), 12u);
   EXPECT_EQ(back->core.counters.ready_time.count, 2u);
   EXPECT_EQ(passed_fds(*back).size(), 14u);  // 5..18, once each
+}
+
+TEST(UpgradeStateTest, TheSettingsCrossWithEveryEffectiveValue) {
+  const UpgradeState s = sample();
+  auto back = decode_upgrade_state(encode_upgrade_state(s));
+  ASSERT_TRUE(back) << back.error().what();
+  const SupervisorConfig& c = back->settings.config;
+  ASSERT_EQ(c.listens.size(), 2u);
+  EXPECT_EQ(c.listens[0].name, "http");
+  EXPECT_EQ(c.listens[0].address.to_string(), "127.0.0.1:8080");
+  EXPECT_EQ(c.listens[1].name, "");
+  EXPECT_EQ(c.bind.backlog, 512);
+  EXPECT_EQ(c.bind.unix_mode, 0660u);
+  EXPECT_EQ(c.command, s.settings.config.command);
+  EXPECT_EQ(c.working_dir, "/srv/app/current");
+  EXPECT_EQ(c.env, s.settings.config.env);
+  // Not rounded as the readiness's spelling ("delay:1.234") would be for longer delays.
+  EXPECT_EQ(c.readiness.kind, ReadinessSpec::Kind::kDelay);
+  EXPECT_EQ(c.readiness.delay, 1234ms);
+  EXPECT_EQ(c.core.ready_timeout, 10s);
+  EXPECT_EQ(c.core.drain_timeout, 30s);
+  EXPECT_EQ(c.core.hold_old, 5s);
+  EXPECT_EQ(c.core.drain_signal, SIGQUIT);
+  EXPECT_EQ(c.core.drain_mode, DrainMode::kSignal);
+  EXPECT_EQ(c.core.readiness, "delay:1.234");
+  ASSERT_TRUE(c.run_as.has_value());
+  EXPECT_EQ(c.run_as->uid, 1000u);
+  EXPECT_EQ(c.run_as->groups, (std::vector<gid_t>{1001, 27}));
+  EXPECT_EQ(c.config_file, "/etc/baton/app.toml");
+  EXPECT_TRUE(c.prefix_output);
+  EXPECT_TRUE(back->settings.reread_at_reload);
+  EXPECT_FALSE(c.reload_config) << "the successor builds its own";
 }
 
 TEST(UpgradeStateTest, PassedFdsSayWhatEachMustBe) {
@@ -198,9 +250,17 @@ TEST(UpgradeStateTest, RejectsWhatDoesNotFit) {
   EXPECT_FALSE(decode_upgrade_state("[]"));
   EXPECT_FALSE(decode_upgrade_state(good.substr(0, good.size() / 2)));
   EXPECT_FALSE(decode_upgrade_state(std::string(kMaxUpgradeState + 1, ' ')));
-  auto other_version = mutated([](auto& j) { j["baton_upgrade_state"] = 2; });
-  ASSERT_FALSE(other_version);
-  EXPECT_NE(other_version.error().what().find("version 2"), std::string::npos);
+  // A state of version 1 (written by a baton that carried no settings) is refused: the pre-flight
+  // check fails and the old supervisor carries on.
+  for (int version : {1, 3}) {
+    auto other = mutated([&](auto& j) { j["baton_upgrade_state"] = version; });
+    ASSERT_FALSE(other);
+    EXPECT_NE(
+        other.error().what().find(fmt::format("version {}; this baton reads version 2", version)),
+        std::string::npos)
+        << other.error().what();
+  }
+  EXPECT_FALSE(mutated([](auto& j) { j.erase("settings"); }));
   EXPECT_FALSE(mutated([](auto& j) { j.erase("lock_fd"); }));
   EXPECT_FALSE(mutated([](auto& j) { j["lock_fd"] = "11"; }));
   EXPECT_FALSE(mutated([](auto& j) { j["lock_fd"] = 2; }));          // stdio is not passed
@@ -227,6 +287,62 @@ TEST(UpgradeStateTest, RejectsWhatDoesNotFit) {
     for (int i = 0; i < 1000; ++i) j["listeners"].push_back(j["listeners"].size());
   }));
   EXPECT_TRUE(mutated([](auto&) {}));
+}
+
+TEST(UpgradeStateTest, RejectsSettingsThatDoNotFit) {
+  const std::string good = encode_upgrade_state(sample());
+  auto mutated = [&](const std::function<void(nlohmann::json&)>& change) {
+    auto j = nlohmann::json::parse(good);
+    change(j["settings"]);
+    return decode_upgrade_state(j.dump());
+  };
+  EXPECT_TRUE(mutated([](auto&) {}));
+  for (const char* key : {"listen", "backlog", "command", "env", "readiness", "ready_timeout_ms",
+                          "drain", "user", "reread_at_reload"}) {
+    SCOPED_TRACE(key);
+    EXPECT_FALSE(mutated([&](auto& s) { s.erase(key); }));
+  }
+  EXPECT_FALSE(mutated([](auto& s) { s["command"] = nlohmann::json::array(); }));
+  EXPECT_FALSE(mutated([](auto& s) { s["command"] = "/bin/server"; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["command"][1] = 8080; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["command"][0] = std::string("/bin/a\0b", 8); }));
+  EXPECT_FALSE(mutated([](auto& s) { s["command"][0] = ""; }));
+  EXPECT_FALSE(mutated([](auto& s) {
+    s["command"] = nlohmann::json::array();
+    for (size_t i = 0; i <= kMaxCarriedArgs; ++i) s["command"].push_back("x");
+  }));
+  EXPECT_FALSE(mutated([](auto& s) { s["chdir"] = "relative/dir"; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["env"] = nlohmann::json::array({"MODE=prod"}); }));
+  EXPECT_FALSE(mutated([](auto& s) { s["env"]["MODE"] = 1; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["env"]["A=B"] = "c"; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["listen"][0]["address"] = "nowhere:x"; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["listen"][0]["name"] = "no spaces"; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["readiness"]["kind"] = "psychic"; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["readiness"]["delay_ms"] = -1; }));
+  EXPECT_FALSE(mutated([](auto& s) {
+    s["readiness"] = {{"kind", "http"}, {"argument", "healthz"}, {"delay_ms", 0}};
+  }));  // not a path
+  EXPECT_FALSE(mutated([](auto& s) {
+    s["readiness"] = {{"kind", "notify"}, {"argument", "x"}, {"delay_ms", 0}};
+  }));
+  EXPECT_FALSE(mutated([](auto& s) { s["ready_timeout_ms"] = 0; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["drain_timeout_ms"] = 25LL * 3600 * 1000; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["drain_timeout_ms"] = 1.5; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["drain_signal"] = 0; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["drain_signal"] = 65; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["drain"] = "gently"; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["max_draining"] = 65; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["hold_old_ms"] = 2 * 3600 * 1000; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["backlog"] = 0; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["unix_mode"] = 01777; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["prefix_output"] = 1; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["user"]["uid"] = -1; }));
+  EXPECT_FALSE(mutated([](auto& s) { s["user"]["uid"] = 0xffffffffLL; }));  // "no user"
+  EXPECT_FALSE(mutated([](auto& s) { s["user"]["groups"][0] = "wheel"; }));
+  EXPECT_TRUE(mutated([](auto& s) { s["user"] = nullptr; }));
+  EXPECT_TRUE(mutated([](auto& s) { s["env"] = nlohmann::json::object(); }));
+  // A field a later baton may add is ignored (and what it adds is optional: no version bump).
+  EXPECT_TRUE(mutated([](auto& s) { s["some_later_setting"] = true; }));
 }
 
 }  // namespace
