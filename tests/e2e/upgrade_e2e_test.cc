@@ -435,28 +435,38 @@ TEST_F(Upgrade, RefusedWhileBatonRelaysAConnectionOfAGenerationThatIsGone) {
 }
 
 // The settings a supervisor runs with cross the exec; the config file is not read again there.
-// `edit` is what the file says by the time of the upgrade.
 class UpgradeWithConfig : public Upgrade {
  protected:
-  std::unique_ptr<Baton> start_with_config() {
+  // baton started from a config file (readiness "accept"), generation 1 serving, and a load of
+  // new connections that has had its first answers. Each test then edits the file.
+  struct Serving {
+    std::unique_ptr<Baton> baton;
+    int supervisor = 0;
+    int app = 0;
+    std::unique_ptr<LoadClient> load;
+  };
+  void start_serving(Serving& out) {
     config_ = dir_.file("app.toml");
     write_file(config_, config_text("accept"));
-    return std::make_unique<Baton>(dir_, std::vector<std::string>{"--config", config_},
-                                   std::vector<std::string>{}, SpawnOptions{}, "control.sock",
-                                   binary_);
+    out.baton = std::make_unique<Baton>(dir_, std::vector<std::string>{"--config", config_},
+                                        std::vector<std::string>{}, SpawnOptions{}, "control.sock",
+                                        binary_);
+    const std::string address = out.baton->wait_address();
+    ASSERT_FALSE(address.empty()) << out.baton->process().output();
+    out.supervisor = out.baton->process().pid();
+    out.app = out.baton->wait_serving_pid(1);
+    out.load =
+        std::make_unique<LoadClient>(parse_address(address).value(), LoadOptions{.threads = 2});
+    ASSERT_TRUE(out.load->wait_for_successes(50, 30s));
   }
   std::string config_;
 };
 
 TEST_F(UpgradeWithConfig, KeepsTheRunningSettingsWhenTheFileNowSaysOthers) {
-  auto baton = start_with_config();
-  const std::string address = baton->wait_address();
-  ASSERT_FALSE(address.empty()) << baton->process().output();
-  const int supervisor = baton->process().pid();
-  const int app = baton->wait_serving_pid(1);
+  Serving on;
+  ASSERT_NO_FATAL_FAILURE(start_serving(on));
+  auto& [baton, supervisor, app, load] = on;
   ASSERT_EQ(baton->status()["supervisor"].value("readiness", ""), "accept");
-  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
 
   write_file(config_, config_text("http:/healthz"));  // a valid edit, not reloaded yet
   install(baton_binary(), binary_, kExecutable);
@@ -468,26 +478,22 @@ TEST_F(UpgradeWithConfig, KeepsTheRunningSettingsWhenTheFileNowSaysOthers) {
   EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept") << "the settings it ran with";
   EXPECT_EQ(s["supervisor"].value("config", ""), config_);
   EXPECT_EQ(generation_pid(s, 1), app);
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  ASSERT_TRUE(load->wait_for_successes(50, 30s));
 
   // The edit takes effect where an edit always does: at the next reload.
   r = baton->ctl({"reload", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
   EXPECT_EQ(baton->status()["supervisor"].value("readiness", ""), "http:/healthz");
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
-  load.stop();
-  EXPECT_THAT(load.failures(), IsEmpty()) << load.failed() << " of " << load.requests();
+  ASSERT_TRUE(load->wait_for_successes(50, 30s));
+  load->stop();
+  EXPECT_THAT(load->failures(), IsEmpty()) << load->failed() << " of " << load->requests();
   EXPECT_TRUE(baton->stop());
 }
 
 TEST_F(UpgradeWithConfig, GoesThroughWhenTheFileNoLongerParses) {
-  auto baton = start_with_config();
-  const std::string address = baton->wait_address();
-  ASSERT_FALSE(address.empty()) << baton->process().output();
-  const int supervisor = baton->process().pid();
-  const int app = baton->wait_serving_pid(1);
-  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  Serving on;
+  ASSERT_NO_FATAL_FAILURE(start_serving(on));
+  auto& [baton, supervisor, app, load] = on;
 
   write_file(config_, kBrokenConfig);
   install(baton_binary(), binary_, kExecutable);
@@ -499,26 +505,22 @@ TEST_F(UpgradeWithConfig, GoesThroughWhenTheFileNoLongerParses) {
   EXPECT_EQ(s["supervisor"]["pid"], supervisor);
   EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept");
   EXPECT_EQ(generation_pid(s, 1), app);
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  ASSERT_TRUE(load->wait_for_successes(50, 30s));
   // A reload reads the file, as before the upgrade: it fails, and generation 1 serves on.
   r = baton->ctl({"reload", "--wait"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("no longer checks"));
   EXPECT_THAT(r.output, HasSubstr("generation 1 keeps serving"));
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
-  load.stop();
-  EXPECT_THAT(load.failures(), IsEmpty()) << load.failed() << " of " << load.requests();
+  ASSERT_TRUE(load->wait_for_successes(50, 30s));
+  load->stop();
+  EXPECT_THAT(load->failures(), IsEmpty()) << load->failed() << " of " << load->requests();
   EXPECT_TRUE(baton->stop());
 }
 
 TEST_F(UpgradeWithConfig, AFileBrokenBetweenTheCheckAndTheExecIsNotRead) {
-  auto baton = start_with_config();
-  const std::string address = baton->wait_address();
-  ASSERT_FALSE(address.empty()) << baton->process().output();
-  const int supervisor = baton->process().pid();
-  const int app = baton->wait_serving_pid(1);
-  LoadClient load(parse_address(address).value(), LoadOptions{.threads = 2});
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
+  Serving on;
+  ASSERT_NO_FATAL_FAILURE(start_serving(on));
+  auto& [baton, supervisor, app, load] = on;
   // The "new binary" is a wrapper: as the pre-flight check it runs baton's check, then breaks
   // the config file before answering, so the exec that follows finds it broken.
   const std::string real = dir_.file("bin/baton.real");
@@ -542,9 +544,9 @@ TEST_F(UpgradeWithConfig, AFileBrokenBetweenTheCheckAndTheExecIsNotRead) {
   EXPECT_EQ(s["supervisor"]["pid"], supervisor);
   EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept");
   EXPECT_EQ(generation_pid(s, 1), app);
-  ASSERT_TRUE(load.wait_for_successes(50, 30s));
-  load.stop();
-  EXPECT_THAT(load.failures(), IsEmpty()) << load.failed() << " of " << load.requests();
+  ASSERT_TRUE(load->wait_for_successes(50, 30s));
+  load->stop();
+  EXPECT_THAT(load->failures(), IsEmpty()) << load->failed() << " of " << load->requests();
   EXPECT_TRUE(baton->stop());
 }
 
