@@ -9,7 +9,7 @@
 
 namespace baton {
 
-std::string ReadinessSpec::to_string() const {
+const char* ReadinessSpec::kind_name(Kind kind) {
   switch (kind) {
     case Kind::kAuto:
       return "auto";
@@ -18,13 +18,25 @@ std::string ReadinessSpec::to_string() const {
     case Kind::kAccept:
       return "accept";
     case Kind::kHttp:
-      return "http:" + argument;
+      return "http";
     case Kind::kExec:
-      return "exec:" + argument;
+      return "exec";
     case Kind::kDelay:
-      return fmt::format("delay:{:g}", static_cast<double>(delay.count()) / 1000.0);
+      return "delay";
   }
   return "?";
+}
+
+std::string ReadinessSpec::to_string() const {
+  switch (kind) {
+    case Kind::kHttp:
+    case Kind::kExec:
+      return std::string(kind_name(kind)) + ":" + argument;
+    case Kind::kDelay:
+      return fmt::format("delay:{:g}", static_cast<double>(delay.count()) / 1000.0);
+    default:
+      return kind_name(kind);
+  }
 }
 
 std::chrono::nanoseconds probe_retry_delay(std::chrono::nanoseconds since_start,

@@ -33,6 +33,8 @@ struct ReadinessSpec {
   Kind kind = Kind::kAuto;
   std::string argument;  // PATH for http, CMD for exec
   std::chrono::milliseconds delay{0};
+  // "auto", "notify", "accept", "http", "exec" or "delay": the word before any ':' of --ready.
+  static const char* kind_name(Kind kind);
   std::string to_string() const;
   // Whether an accepted probe connection can prove readiness (auto, accept).
   bool uses_accept_probe() const { return kind == Kind::kAuto || kind == Kind::kAccept; }

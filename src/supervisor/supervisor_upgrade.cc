@@ -36,6 +36,7 @@
 
 #include "common/listener.h"
 #include "common/syscall.h"
+#include "supervisor/checked_json.h"
 #include "supervisor/control_protocol.h"
 #include "supervisor/drain_watch.h"
 #include "supervisor/spawner.h"
@@ -334,25 +335,21 @@ void Supervisor::upgrade_check_settle() {
   }
   const std::string first = upgrade_->said.substr(0, upgrade_->said.find('\n'));
   auto answer = nlohmann::json::parse(first, nullptr, false);
-  // Whatever sits at the path wrote this: every field's type is checked before it is read
-  // (json::value() throws on a field of another type, which would end the supervisor).
-  auto field = [&](const char* key) -> const nlohmann::json* {
-    if (!answer.is_object()) return nullptr;
-    auto it = answer.find(key);
-    return it != answer.end() ? &*it : nullptr;
-  };
-  const auto* check = field("baton_upgrade_check");
-  const auto* ok = field("ok");
-  const auto* version = field("version");
-  if (check == nullptr || !check->is_number_integer() ||
-      check->get<std::int64_t>() != kUpgradeStateVersion || ok == nullptr || !ok->is_boolean() ||
-      !ok->get<bool>() || version == nullptr || !version->is_string()) {
+  // Whatever sits at the path wrote this: read as the state is (checked_json.h), every field's
+  // type checked before it is read (json::value() throws on a field of another type, which would
+  // end the supervisor).
+  std::string version;
+  try {
+    checked::integer(answer, "baton_upgrade_check", kUpgradeStateVersion, kUpgradeStateVersion);
+    if (!checked::flag(answer, "ok")) throw checked::Bad{"not ok"};
+    version = checked::text(answer, "version");
+  } catch (const checked::Bad&) {
     return end_upgrade(
         fmt::format("{} did not answer the pre-flight check as baton does (is it "
                     "baton, of a version that can upgrade?)",
                     self_path_));
   }
-  exec_upgrade(version->get<std::string>());
+  exec_upgrade(version);
 }
 
 void Supervisor::end_upgrade(const std::string& error) {

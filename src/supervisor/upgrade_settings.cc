@@ -17,44 +17,22 @@ constexpr std::int64_t kMaxDurationMs = 24LL * 3600 * 1000;  // what config.cc a
 constexpr std::int64_t kMaxHoldMs = 3600LL * 1000;
 constexpr std::int64_t kMaxId = 0xfffffffeLL;  // uid_t and gid_t; (uid_t)-1 means "none"
 
-const char* readiness_kind(ReadinessSpec::Kind kind) {
-  switch (kind) {
-    case ReadinessSpec::Kind::kAuto:
-      return "auto";
-    case ReadinessSpec::Kind::kNotify:
-      return "notify";
-    case ReadinessSpec::Kind::kAccept:
-      return "accept";
-    case ReadinessSpec::Kind::kHttp:
-      return "http";
-    case ReadinessSpec::Kind::kExec:
-      return "exec";
-    case ReadinessSpec::Kind::kDelay:
-      return "delay";
-  }
-  return "?";
-}
-
-// The delay is carried in milliseconds: ReadinessSpec::to_string() rounds it.
+// The delay is carried in milliseconds (ReadinessSpec::to_string() rounds it); the rest is
+// checked as `--ready` is.
 ReadinessSpec decode_readiness(const json& j) {
   const std::string kind = text(j, "kind");
   const std::string argument = c_text(j, "argument");
   const auto delay = std::chrono::milliseconds(integer(j, "delay_ms", 0, kMaxDurationMs));
-  if (kind == "http" || kind == "exec") {
-    auto spec = parse_readiness(kind + ":" + argument);  // the checks `--ready` has
-    if (!spec) throw Bad{"readiness: " + spec.error().what()};
-    return *spec;
-  }
-  for (auto k : {ReadinessSpec::Kind::kAuto, ReadinessSpec::Kind::kNotify,
-                 ReadinessSpec::Kind::kAccept, ReadinessSpec::Kind::kDelay}) {
-    if (kind != readiness_kind(k)) continue;
-    if (!argument.empty()) throw Bad{fmt::format("readiness {} takes no argument", kind)};
+  if (kind == ReadinessSpec::kind_name(ReadinessSpec::Kind::kDelay)) {
+    if (!argument.empty()) throw Bad{"readiness delay takes no argument"};
     ReadinessSpec spec;
-    spec.kind = k;
-    if (k == ReadinessSpec::Kind::kDelay) spec.delay = delay;
+    spec.kind = ReadinessSpec::Kind::kDelay;
+    spec.delay = delay;
     return spec;
   }
-  throw Bad{fmt::format("readiness kind '{}' is not known", kind)};
+  auto spec = parse_readiness(argument.empty() ? kind : kind + ":" + argument);
+  if (!spec) throw Bad{"readiness: " + spec.error().what()};
+  return *spec;
 }
 
 std::vector<std::string> decode_strings(const json& j, const char* key, size_t max) {
@@ -108,7 +86,7 @@ json encode_run_settings(const CarriedSettings& settings) {
           {"chdir", c.working_dir},
           {"env", c.env},
           {"readiness",
-           {{"kind", readiness_kind(c.readiness.kind)},
+           {{"kind", ReadinessSpec::kind_name(c.readiness.kind)},
             {"argument", c.readiness.argument},
             {"delay_ms", c.readiness.delay.count()}}},
           {"ready_timeout_ms", o.ready_timeout.count()},
