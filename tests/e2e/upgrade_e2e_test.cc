@@ -459,68 +459,71 @@ class UpgradeWithConfig : public Upgrade {
         std::make_unique<LoadClient>(parse_address(address).value(), LoadOptions{.threads = 2});
     ASSERT_TRUE(out.load->wait_for_successes(50, 30s));
   }
+  // After the upgrade: the same supervisor, generation 1 and the settings it started with
+  // (readiness "accept"), whatever the file says now; the load still answered.
+  void expect_kept(Serving& on) {
+    auto s = on.baton->status();
+    ASSERT_TRUE(s.is_object()) << on.baton->process().output();
+    EXPECT_EQ(s["supervisor"]["pid"], on.supervisor);
+    EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept") << "the settings it ran with";
+    EXPECT_EQ(s["supervisor"].value("config", ""), config_);
+    EXPECT_EQ(generation_pid(s, 1), on.app);
+    ASSERT_TRUE(on.load->wait_for_successes(50, 30s));
+  }
+  // The load answered to the end with nothing failed, and baton stops cleanly.
+  void expect_nothing_failed(Serving& on) {
+    ASSERT_TRUE(on.load->wait_for_successes(50, 30s));
+    on.load->stop();
+    EXPECT_THAT(on.load->failures(), IsEmpty())
+        << on.load->failed() << " of " << on.load->requests();
+    EXPECT_TRUE(on.baton->stop());
+  }
   std::string config_;
 };
 
 TEST_F(UpgradeWithConfig, KeepsTheRunningSettingsWhenTheFileNowSaysOthers) {
   Serving on;
   ASSERT_NO_FATAL_FAILURE(start_serving(on));
-  auto& [baton, supervisor, app, load] = on;
+  Baton* baton = on.baton.get();
   ASSERT_EQ(baton->status()["supervisor"].value("readiness", ""), "accept");
 
   write_file(config_, config_text("http:/healthz"));  // a valid edit, not reloaded yet
   install(baton_binary(), binary_, kExecutable);
   auto r = baton->ctl({"upgrade", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
-  EXPECT_EQ(running_inode(supervisor), file_inode(binary_)) << "the new file runs now";
-  auto s = baton->status();
-  ASSERT_TRUE(s.is_object());
-  EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept") << "the settings it ran with";
-  EXPECT_EQ(s["supervisor"].value("config", ""), config_);
-  EXPECT_EQ(generation_pid(s, 1), app);
-  ASSERT_TRUE(load->wait_for_successes(50, 30s));
+  EXPECT_EQ(running_inode(on.supervisor), file_inode(binary_)) << "the new file runs now";
+  ASSERT_NO_FATAL_FAILURE(expect_kept(on));
 
   // The edit takes effect where an edit always does: at the next reload.
   r = baton->ctl({"reload", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
   EXPECT_EQ(baton->status()["supervisor"].value("readiness", ""), "http:/healthz");
-  ASSERT_TRUE(load->wait_for_successes(50, 30s));
-  load->stop();
-  EXPECT_THAT(load->failures(), IsEmpty()) << load->failed() << " of " << load->requests();
-  EXPECT_TRUE(baton->stop());
+  expect_nothing_failed(on);
 }
 
 TEST_F(UpgradeWithConfig, GoesThroughWhenTheFileNoLongerParses) {
   Serving on;
   ASSERT_NO_FATAL_FAILURE(start_serving(on));
-  auto& [baton, supervisor, app, load] = on;
+  Baton* baton = on.baton.get();
 
   write_file(config_, kBrokenConfig);
   install(baton_binary(), binary_, kExecutable);
   auto r = baton->ctl({"upgrade", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
-  EXPECT_EQ(running_inode(supervisor), file_inode(binary_));
-  auto s = baton->status();
-  ASSERT_TRUE(s.is_object());
-  EXPECT_EQ(s["supervisor"]["pid"], supervisor);
-  EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept");
-  EXPECT_EQ(generation_pid(s, 1), app);
-  ASSERT_TRUE(load->wait_for_successes(50, 30s));
+  EXPECT_EQ(running_inode(on.supervisor), file_inode(binary_));
+  ASSERT_NO_FATAL_FAILURE(expect_kept(on));
   // A reload reads the file, as before the upgrade: it fails, and generation 1 serves on.
   r = baton->ctl({"reload", "--wait"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("no longer checks"));
   EXPECT_THAT(r.output, HasSubstr("generation 1 keeps serving"));
-  ASSERT_TRUE(load->wait_for_successes(50, 30s));
-  load->stop();
-  EXPECT_THAT(load->failures(), IsEmpty()) << load->failed() << " of " << load->requests();
-  EXPECT_TRUE(baton->stop());
+  expect_nothing_failed(on);
 }
 
 TEST_F(UpgradeWithConfig, AFileBrokenBetweenTheCheckAndTheExecIsNotRead) {
   Serving on;
   ASSERT_NO_FATAL_FAILURE(start_serving(on));
-  auto& [baton, supervisor, app, load] = on;
+  Baton* baton = on.baton.get();
   // The "new binary" is a wrapper: as the pre-flight check it runs baton's check, then breaks
   // the config file before answering, so the exec that follows finds it broken.
   const std::string real = dir_.file("bin/baton.real");
@@ -539,15 +542,8 @@ TEST_F(UpgradeWithConfig, AFileBrokenBetweenTheCheckAndTheExecIsNotRead) {
   auto r = baton->ctl({"upgrade", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
   EXPECT_EQ(read_file(config_), "not toml at all\n") << "the wrapper ran as the check";
-  auto s = baton->status();
-  ASSERT_TRUE(s.is_object()) << baton->process().output();
-  EXPECT_EQ(s["supervisor"]["pid"], supervisor);
-  EXPECT_EQ(s["supervisor"].value("readiness", ""), "accept");
-  EXPECT_EQ(generation_pid(s, 1), app);
-  ASSERT_TRUE(load->wait_for_successes(50, 30s));
-  load->stop();
-  EXPECT_THAT(load->failures(), IsEmpty()) << load->failed() << " of " << load->requests();
-  EXPECT_TRUE(baton->stop());
+  ASSERT_NO_FATAL_FAILURE(expect_kept(on));
+  expect_nothing_failed(on);
 }
 
 TEST_F(Upgrade, AGenerationThatDiesDuringTheExecIsReapedAfterIt) {
