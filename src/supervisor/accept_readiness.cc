@@ -28,7 +28,7 @@ void AcceptReadiness::start() {
     return retry_later();
   }
   probe_ = std::move(probe).value();
-  look_in(kProbeRetryMin);
+  look_in(kAcceptProbeRetryMin);
 }
 
 void AcceptReadiness::look_in(std::chrono::nanoseconds delay) {
@@ -56,7 +56,7 @@ void AcceptReadiness::check() {
   }
   if (!*accepted) {
     const auto now = EventLoop::Clock::now();
-    return look_in(probe_retry_delay(now - started_, now - began));
+    return look_in(probe_retry_delay(now - started_, now - began, kAcceptProbeRetryMin));
   }
   accepted_ = true;
   stop();

@@ -1,7 +1,7 @@
 // accept_readiness.h: drives one starting generation's AcceptProbe (accept_probe.h) from the
 // event loop: steer the probe's source port to the generation's slot, connect, look again and
 // again until accepted (the kernel has no event for "accepted"), probe_retry_delay() apart
-// (readiness.h: every millisecond at first, less often as the start-up goes on), retry
+// (readiness.h: every 200 us at first, less often as the start-up goes on), retry
 // kProbeRetry later after a refused or reset connection. The probe of the first steered TCP
 // listener; without one there is nothing to probe (probing() is false).
 //

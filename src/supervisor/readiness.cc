@@ -40,8 +40,9 @@ std::string ReadinessSpec::to_string() const {
 }
 
 std::chrono::nanoseconds probe_retry_delay(std::chrono::nanoseconds since_start,
-                                           std::chrono::nanoseconds attempt_cost) {
-  std::chrono::nanoseconds wait = kProbeRetryMin;
+                                           std::chrono::nanoseconds attempt_cost,
+                                           std::chrono::nanoseconds floor) {
+  std::chrono::nanoseconds wait = floor;
   wait = std::max(wait, attempt_cost * kProbeCostFactor);
   wait = std::max(wait, since_start / kProbeAgeDivisor);
   return std::min<std::chrono::nanoseconds>(wait, kProbeRetry);

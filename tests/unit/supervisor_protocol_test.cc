@@ -168,6 +168,20 @@ TEST(Readiness, ProbeRetryIsSoonForACheapCheckEarlyInTheStart) {
             std::chrono::nanoseconds(seconds(1)) / kProbeAgeDivisor);
 }
 
+TEST(Readiness, TheAcceptProbeLooksSoonerThanTheFloorWhileItsLooksStayCheap) {
+  using std::chrono::microseconds;
+  using std::chrono::milliseconds;
+  EXPECT_LT(kAcceptProbeRetryMin, kProbeRetryMin);
+  EXPECT_EQ(probe_retry_delay(milliseconds(0), microseconds(20), kAcceptProbeRetryMin),
+            kAcceptProbeRetryMin);
+  // A look that got slow (a loaded machine) still waits three times its cost.
+  EXPECT_EQ(probe_retry_delay(milliseconds(0), microseconds(100), kAcceptProbeRetryMin),
+            microseconds(300));
+  // Past ~100 ms of start-up the age rule takes over, as for any probe.
+  EXPECT_EQ(probe_retry_delay(milliseconds(512), microseconds(20), kAcceptProbeRetryMin),
+            milliseconds(1));
+}
+
 TEST(Readiness, ProbeRetryBacksOffForACostlyCheckAndALongStart) {
   using std::chrono::milliseconds;
   using std::chrono::seconds;
