@@ -48,15 +48,15 @@ void AcceptReadiness::retry_later() {
 void AcceptReadiness::check() {
   if (!probe_) return;
   if (!hooks_.still_starting()) return stop();
-  const auto began = EventLoop::Clock::now();
+  const auto began = thread_cpu_time();
   auto accepted = probe_->accepted();
   if (!accepted) {  // refused or reset: a new connection, a little later
     stop();
     return retry_later();
   }
   if (!*accepted) {
-    const auto now = EventLoop::Clock::now();
-    return look_in(probe_retry_delay(now - started_, now - began, kAcceptProbeRetryMin));
+    return look_in(probe_retry_delay(EventLoop::Clock::now() - started_, thread_cpu_time() - began,
+                                     kAcceptProbeRetryMin));
   }
   accepted_ = true;
   stop();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -37,6 +38,12 @@ std::string ReadinessSpec::to_string() const {
     default:
       return kind_name(kind);
   }
+}
+
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);  // cannot fail for the calling thread
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
 std::chrono::nanoseconds probe_retry_delay(std::chrono::nanoseconds since_start,

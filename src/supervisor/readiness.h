@@ -54,10 +54,11 @@ Result<ReadinessSpec> parse_readiness(std::string_view text);
 // 15-55 ms late). The wait is the longest of:
 //   kProbeRetryMin                 the floor: no busy loop, whatever the rest says;
 //   kProbeCostFactor x what the attempt cost: for an exec check the CPU time of the command (and
-//                                  of its children) plus that of starting it, so that checks take
-//                                  at most a quarter of one CPU while a generation starts (one
-//                                  runs at a time); CPU time, not wall time, so that a check
-//                                  merely slowed down by a loaded machine does not back off;
+//                                  of its children) plus that of starting it; for the accept
+//                                  probe the CPU time of its look. So checks take at most a
+//                                  quarter of one CPU while a generation starts (one runs at a
+//                                  time); CPU time, not wall time, so that a check merely slowed
+//                                  down by a loaded machine does not back off;
 //   since_start / kProbeAgeDivisor a generation that has been starting for a while is looked at
 //                                  less often: its readiness is noticed within about 0.2% of its
 //                                  start-up time (2 ms after 1 s, 20 ms after 10 s);
@@ -73,6 +74,9 @@ constexpr int kProbeAgeDivisor = 512;
 std::chrono::nanoseconds probe_retry_delay(std::chrono::nanoseconds since_start,
                                            std::chrono::nanoseconds attempt_cost,
                                            std::chrono::nanoseconds floor = kProbeRetryMin);
+// The calling thread's CPU time: what a probe's look costs the supervisor, which a loaded machine
+// does not stretch as it does wall time (a look preempted for 5 ms is not a 5 ms look).
+std::chrono::nanoseconds thread_cpu_time();
 
 // The request a probe sends, and the verdict on what came back.
 std::string http_probe_request(const std::string& path);

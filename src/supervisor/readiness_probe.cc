@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 
 #include <cerrno>
-#include <ctime>
 #include <string>
 #include <utility>
 
@@ -20,12 +19,6 @@ namespace {
 
 // Bytes of an http probe's answer read before judging it: the status line is all it needs.
 constexpr size_t kMaxProbeResponse = 1024;
-
-std::chrono::nanoseconds thread_cpu_time() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);  // cannot fail for the calling thread
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
 
 }  // namespace
 
