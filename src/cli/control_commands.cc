@@ -230,6 +230,10 @@ int upgrade(const ControlFlags& f) {
     return 1;
   }
   std::printf("%s\n", text(*reply, "message").c_str());
+  // The upgrade went through; the settings files now say something it did not apply.
+  if (reply->contains("warning")) {
+    std::fprintf(stderr, "baton upgrade: warning: %s\n", text(*reply, "warning").c_str());
+  }
   return 0;
 }
 
@@ -295,6 +299,9 @@ void add_control_commands(CLI::App& app, Action& action) {
       "their output, the control socket, counters and drains under way. No request fails and\n"
       "no generation restarts. If the binary is missing, not executable, not baton or cannot\n"
       "resume: one line, exit 1, and the supervisor carries on unchanged.\n"
+      "The app keeps running with the settings it ran with: an upgrade applies no edit of the\n"
+      "config file (a reload does). With --wait, a warning on stderr says when the file now\n"
+      "says other settings, and what would apply them.\n"
       "Refused (exit 1) while a generation starts, a reload is queued, an old generation is held\n"
       "(--hold-old, a canary window), or no generation serves. No signal triggers an upgrade:\n"
       "SIGUSR1 and SIGUSR2 are passed to the serving generation. See docs/upgrade.md.");

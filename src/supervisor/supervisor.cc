@@ -143,7 +143,10 @@ Status Supervisor::setup() {
 int Supervisor::run() {
   if (resumed_) {
     reap_children();  // what exited during the exec: its SIGCHLD may have come before signalfd
-    loop_.add_timer(Clock::now(), [this] { answer_upgrade_waiter(); });  // from the loop
+    loop_.add_timer(Clock::now(), [this] {  // from the loop
+      compare_settings_files();
+      answer_upgrade_waiter();
+    });
   } else {
     core_.start();
   }

@@ -147,6 +147,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void exec_upgrade(const std::string& new_version);
   UpgradeState carry();
   bool upgrade_reaped(pid_t pid, int status);
+  void compare_settings_files();
   void answer_upgrade_waiter();
   void open_sinks();  // baton's own stdout and stderr, nonblocking (output_sink.h)
 
@@ -179,6 +180,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   bool resumed_ = false;                    // started by resume(), not setup()
   std::optional<CarriedWaiter> upgrade_waiter_;  // `upgrade --wait` carried: answered from the loop
   std::string upgraded_from_;                    // the predecessor's version, for that answer
+  std::string upgrade_note_;  // the settings files say something else now: for that answer too
 };
 
 }  // namespace baton

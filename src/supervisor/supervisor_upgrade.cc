@@ -15,7 +15,8 @@
 //      exactly the descriptors it names, execve. A failed execve carries on as before;
 //   4. in the new image: run_supervisor finds $BATON_RESUME_FD, checks every descriptor the
 //      state names, closes every other one, takes the state's settings as its own, and resume()
-//      adopts the descriptors instead of binding.
+//      adopts the descriptors instead of binding. Once it runs, compare_settings_files() reads
+//      the config file, only to tell the operator that it now says something else.
 // The supervisor is single-threaded (checked before the exec): a generation's PR_SET_PDEATHSIG
 // fires when the thread that forked it exits, which an exec from the only thread never does.
 #include <fcntl.h>
@@ -33,6 +34,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/listener.h"
 #include "common/syscall.h"
@@ -41,6 +43,7 @@
 #include "supervisor/drain_watch.h"
 #include "supervisor/spawner.h"
 #include "supervisor/supervisor_shell.h"
+#include "supervisor/upgrade_settings.h"
 
 namespace baton {
 namespace {
@@ -508,6 +511,36 @@ Status Supervisor::resume(UpgradeState s) {
   return {};
 }
 
+// The upgrade kept the running settings (docs/upgrade.md). The files a reload reads (config
+// file, env file) are read again here only to tell the operator, once, whether they now say
+// something else: an edit made before `baton upgrade` is not applied by it, and a file that no
+// longer checks will fail the next reload. Nothing here changes how anything runs.
+void Supervisor::compare_settings_files() {
+  if (!config_.reload_config) return;
+  auto fresh = config_.reload_config();
+  if (!fresh) {
+    upgrade_note_ = fresh.error().what() + "; the next reload fails until it does";
+  } else {
+    CarriedSettings running{config_, true};
+    running.config.core = core_.options();  // with the timeouts the reloads took
+    const auto diff = settings_difference(running, CarriedSettings{std::move(fresh).value(), true});
+    if (diff.empty()) return;
+    std::string applies;
+    if (!diff.reload_applies.empty()) {
+      applies = fmt::format("`baton reload` applies {}", fmt::join(diff.reload_applies, ", "));
+    }
+    if (!diff.restart_applies.empty()) {
+      applies += fmt::format("{}only a restart of baton applies {}", applies.empty() ? "" : "; ",
+                             fmt::join(diff.restart_applies, ", "));
+    }
+    upgrade_note_ = fmt::format(
+        "{} now says other settings than baton runs with, and the upgrade kept "
+        "those: {}",
+        config_.config_file.empty() ? "the env file" : config_.config_file, applies);
+  }
+  log(LogLevel::kWarning, "upgrade: " + upgrade_note_);
+}
+
 void Supervisor::answer_upgrade_waiter() {
   if (!upgrade_waiter_) return;
   const Generation* g = core_.serving();
@@ -517,6 +550,7 @@ void Supervisor::answer_upgrade_waiter() {
       g != nullptr ? g->pid : 0));
   reply["generation"] = g != nullptr ? g->id : 0;
   reply["pid"] = ::getpid();
+  if (!upgrade_note_.empty()) reply["warning"] = upgrade_note_;
   control_.answer(upgrade_waiter_->id, reply);
   upgrade_waiter_.reset();
 }

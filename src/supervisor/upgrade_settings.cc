@@ -2,6 +2,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include <fmt/format.h>
 
 #include "common/listen_fds.h"
@@ -154,6 +157,54 @@ CarriedSettings decode_run_settings(const json& j) {
   c.config_file = c_text(j, "config");
   c.prefix_output = flag(j, "prefix_output");
   out.reread_at_reload = flag(j, "reread_at_reload");
+  return out;
+}
+
+SettingsDifference settings_difference(const CarriedSettings& running,
+                                       const CarriedSettings& file) {
+  // The encoder's keys, by the config file's names; those a reload takes (Supervisor's
+  // prepare_reload). "config" and "reread_at_reload" say where settings come from, not what
+  // they are.
+  struct Name {
+    const char* key;
+    const char* setting;
+    bool reload_takes;
+  };
+  static constexpr Name kNames[] = {
+      {"listen", "listen", false},
+      {"backlog", "backlog", false},
+      {"ipv6_only", "ipv6-only", false},
+      {"unix_mode", "unix-mode", false},
+      {"command", "command", true},
+      {"chdir", "chdir", true},
+      {"env", "env", true},
+      {"readiness", "ready", true},
+      {"ready_timeout_ms", "ready-timeout", true},
+      {"drain_timeout_ms", "drain-timeout", true},
+      {"drain_signal", "drain-signal", false},
+      {"drain_signal_group", "drain-signal-group", false},
+      {"drain", "drain", false},
+      {"max_draining", "max-draining", false},
+      {"hold_old_ms", "hold-old", false},
+      {"adopt_library", "adopt", false},
+      {"user", "user", false},
+      {"prefix_output", "prefix-output", true},
+  };
+  const json a = encode_run_settings(running);
+  const json b = encode_run_settings(file);
+  SettingsDifference out;
+  for (const auto& n : kNames) {
+    if (a.value(n.key, json()) == b.value(n.key, json())) continue;
+    (n.reload_takes ? out.reload_applies : out.restart_applies).emplace_back(n.setting);
+  }
+  // A key the encoder gained and the list above did not: told by its own name, as a setting
+  // only a restart applies (the cautious side).
+  for (const auto& [key, value] : a.items()) {
+    if (key == "config" || key == "reread_at_reload") continue;
+    const bool named = std::any_of(std::begin(kNames), std::end(kNames),
+                                   [&key = key](const Name& n) { return key == n.key; });
+    if (!named && value != b.value(key, json())) out.restart_applies.push_back(key);
+  }
   return out;
 }
 

@@ -18,6 +18,9 @@
 // it from the same command line; `reread_at_reload` says whether there was one).
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "supervisor/supervisor.h"
@@ -37,5 +40,17 @@ struct CarriedSettings {
 nlohmann::json encode_run_settings(const CarriedSettings& settings);
 // Checks every field (type, range, count); throws checked::Bad (checked_json.h).
 CarriedSettings decode_run_settings(const nlohmann::json& j);
+
+// Where two sets of settings differ, by the names the config file gives them (`ready-timeout`,
+// `command`...), in the encoder's order; split into what a reload takes (supervisor.h,
+// reload_config) and what only a restart of baton applies. After an upgrade the supervisor
+// compares what it runs with to what the files say now, so that an operator who edited the
+// config file and upgraded hears that the upgrade did not apply the edit (docs/upgrade.md).
+struct SettingsDifference {
+  std::vector<std::string> reload_applies;
+  std::vector<std::string> restart_applies;
+  bool empty() const { return reload_applies.empty() && restart_applies.empty(); }
+};
+SettingsDifference settings_difference(const CarriedSettings& running, const CarriedSettings& file);
 
 }  // namespace baton

@@ -487,12 +487,26 @@ TEST_F(UpgradeWithConfig, KeepsTheRunningSettingsWhenTheFileNowSaysOthers) {
   Baton* baton = on.baton.get();
   ASSERT_EQ(baton->status()["supervisor"].value("readiness", ""), "accept");
 
-  write_file(config_, config_text("http:/healthz"));  // a valid edit, not reloaded yet
+  // The file as baton read it: the upgrade has nothing to tell.
   install(baton_binary(), binary_, kExecutable);
   auto r = baton->ctl({"upgrade", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_THAT(r.output, Not(HasSubstr("warning"))) << "nothing in the file differs";
+
+  // A valid edit, not reloaded yet: of a setting a reload takes, and of one it does not.
+  write_file(config_, config_text("http:/healthz") + "max-draining = 2\n");
+  install(baton_binary(), binary_, kExecutable);
+  r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
   EXPECT_EQ(running_inode(on.supervisor), file_inode(binary_)) << "the new file runs now";
   ASSERT_NO_FATAL_FAILURE(expect_kept(on));
+  // The operator hears that the upgrade did not apply the edit, and what would.
+  const std::string told = config_ +
+                           " now says other settings than baton runs with, and the upgrade "
+                           "kept those: `baton reload` applies ready; only a restart of baton "
+                           "applies max-draining";
+  EXPECT_THAT(r.output, HasSubstr("baton upgrade: warning: " + told)) << r.output;
+  EXPECT_THAT(baton->process().output(), HasSubstr("upgrade: " + told));
 
   // The edit takes effect where an edit always does: at the next reload.
   r = baton->ctl({"reload", "--wait"});
@@ -512,6 +526,8 @@ TEST_F(UpgradeWithConfig, GoesThroughWhenTheFileNoLongerParses) {
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
   EXPECT_EQ(running_inode(on.supervisor), file_inode(binary_));
   ASSERT_NO_FATAL_FAILURE(expect_kept(on));
+  EXPECT_THAT(r.output, HasSubstr("baton upgrade: warning: " + config_ + " no longer checks: "));
+  EXPECT_THAT(r.output, HasSubstr("; the next reload fails until it does"));
   // A reload reads the file, as before the upgrade: it fails, and generation 1 serves on.
   r = baton->ctl({"reload", "--wait"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
@@ -543,6 +559,8 @@ TEST_F(UpgradeWithConfig, AFileBrokenBetweenTheCheckAndTheExecIsNotRead) {
   ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
   EXPECT_EQ(read_file(config_), "not toml at all\n") << "the wrapper ran as the check";
   ASSERT_NO_FATAL_FAILURE(expect_kept(on));
+  // Read after the exec only to tell the operator, who learns it before the next reload fails.
+  EXPECT_THAT(r.output, HasSubstr("baton upgrade: warning: " + config_ + " no longer checks: "));
   expect_nothing_failed(on);
 }
 

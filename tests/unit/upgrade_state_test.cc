@@ -225,6 +225,24 @@ TEST(UpgradeStateTest, TheSettingsCrossWithEveryEffectiveValue) {
   EXPECT_FALSE(c.reload_config) << "the successor builds its own";
 }
 
+TEST(UpgradeStateTest, SettingsDifferenceNamesWhatDiffersAndWhatWouldApplyIt) {
+  const CarriedSettings running = sample().settings;
+  EXPECT_TRUE(settings_difference(running, running).empty());
+  CarriedSettings file = running;
+  file.config.reload_config = [] { return Result<SupervisorConfig>(SupervisorConfig{}); };
+  file.config.config_file = "/elsewhere.toml";  // where settings come from, not what they are
+  file.reread_at_reload = false;
+  EXPECT_TRUE(settings_difference(running, file).empty());
+
+  file.config.env["MODE"] = "staging";
+  file.config.core.drain_timeout = 5s;
+  file.config.bind.backlog = 128;
+  file.config.run_as->groups.push_back(4);
+  const auto diff = settings_difference(running, file);
+  EXPECT_EQ(diff.reload_applies, (std::vector<std::string>{"env", "drain-timeout"}));
+  EXPECT_EQ(diff.restart_applies, (std::vector<std::string>{"backlog", "user"}));
+}
+
 TEST(UpgradeStateTest, PassedFdsSayWhatEachMustBe) {
   const auto fds = passed_fds(sample());
   std::map<int, PassedFd> by_fd;
