@@ -87,7 +87,10 @@ TEST_P(AdoptRuntimeTest, LauncherTwoGenerationsShareTheSocketAndTheOldOnesCloseH
       << "both generations should accept from the one socket; seen " << seen.size();
 
   old_gen.signal(SIGTERM);  // the app closes its listener and exits
-  ASSERT_TRUE(old_gen.wait_exit_code(kExitTimeout).has_value()) << old_gen.output();
+  ASSERT_TRUE(old_gen.wait_exit_code(kExitTimeout).has_value())
+      << "the old generation did not exit; its threads:\n"
+      << thread_states(old_gen.pid()) << "output:\n"
+      << old_gen.output();
   int acceptconn = 0;
   socklen_t len = sizeof(acceptconn);
   ASSERT_EQ(::getsockopt(held.fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &acceptconn, &len), 0);
@@ -112,7 +115,8 @@ TEST_P(AdoptRuntimeTest, LauncherThirtyReloadsUnderLoadFailNoRequest) {
     ASSERT_FALSE(HasFailure());
     current.signal(SIGTERM);
     ASSERT_TRUE(current.wait_exit_code(kExitTimeout).has_value())
-        << "generation " << gen - 1 << " did not drain; output:\n"
+        << "generation " << gen - 1 << " did not drain; its threads:\n"
+        << thread_states(current.pid()) << "output:\n"
         << current.output();
     current = std::move(next);
   }

@@ -270,6 +270,40 @@ std::vector<int> open_fds(pid_t pid) {
   return fds;
 }
 
+std::string thread_states(pid_t pid) {
+  std::string dir = fmt::format("/proc/{}/task", pid);
+  std::vector<int> tids;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') tids.push_back(std::atoi(e->d_name));
+    }
+    ::closedir(d);
+  }
+  if (tids.empty()) return fmt::format("pid {}: no threads in {}\n", pid, dir);
+  std::sort(tids.begin(), tids.end());
+  auto trimmed = [](std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  };
+  std::string out;
+  for (int tid : tids) {
+    std::string task = fmt::format("{}/{}", dir, tid);
+    // stat: "TID (COMM) STATE ..."; COMM may hold spaces and parentheses, so split at the last ')'.
+    std::string stat = read_file(task + "/stat");
+    std::string name_state = stat;
+    auto open = stat.find('('), close = stat.rfind(')');
+    if (open != std::string::npos && close != std::string::npos && close > open &&
+        close + 2 < stat.size()) {
+      name_state = stat.substr(open, close - open + 1) + " " + stat.substr(close + 2, 1);
+    }
+    out += fmt::format("thread {} {}: wchan {}, syscall {}\n", tid, name_state,
+                       trimmed(read_file(task + "/wchan")), trimmed(read_file(task + "/syscall")));
+    std::string stack = trimmed(read_file(task + "/stack"));
+    if (!stack.empty()) out += stack + "\n";
+  }
+  return out;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

@@ -112,6 +112,12 @@ bool wait_until(const std::function<bool()>& predicate, std::chrono::millisecond
 // The file descriptors a process holds open, as numbers (from /proc/PID/fd).
 std::vector<int> open_fds(pid_t pid);
 
+// What each thread of a process is doing, one block per thread: tid, name and state (from
+// /proc/PID/task/TID/stat), the kernel function it waits in (wchan), the system call it is in
+// (number and arguments, from .../syscall), and its kernel stack where readable (root only).
+// For failure messages: a process that did not exit explains where it sits.
+std::string thread_states(pid_t pid);
+
 // Reads a whole file ("" when missing).
 std::string read_file(const std::string& path);
 

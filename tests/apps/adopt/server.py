@@ -43,6 +43,15 @@ def main():
     # Blocked before any thread starts, so every thread inherits the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     server = Server((host, port), Handler)
+    # The listening socket may be shared with other processes (two generations under baton, the
+    # workers of a pre-fork server), so poll() reporting it readable does not mean a connection is
+    # still queued when accept() runs: another process may have taken it, and a blocking accept()
+    # then waits for the next connection (accept(2), NOTES). serve_forever() calls accept() after
+    # poll() as if it could not block; stuck there, it never sees shutdown()'s request, so the
+    # process does not exit until someone connects. Non-blocking, that accept() fails with EAGAIN,
+    # which serve_forever() ignores. Accepted connections stay blocking: Linux's accept() does not
+    # pass O_NONBLOCK on, and Python gives them no timeout.
+    server.socket.setblocking(False)
     print(f"listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)
     # shutdown() waits for serve_forever() to return, so they run on different threads.
     serving = threading.Thread(target=server.serve_forever)
