@@ -149,10 +149,15 @@ def stop_pids(pids, grace_s=10.0):
             time.sleep(0.01)
 
 
-def spawn(argv, logpath, env=None):
+def pinned(cpus):
+    """A preexec_fn that confines the child (and all it starts) to `cpus`; None: no change."""
+    return None if not cpus else lambda: os.sched_setaffinity(0, cpus)
+
+
+def spawn(argv, logpath, env=None, cpus=None):
     with open(logpath, "ab") as f:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=f, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=pinned(cpus))
 
 
 def wait_log(path, pattern, timeout_s, proc=None):

@@ -19,8 +19,10 @@ Ratios (one baton run per readiness mode, the app alone beside baton run for thr
 - readiness noticed: baton's "ready after" log line (wall clock, milliseconds) minus the app's
   ready moment (wall clock, microseconds), every readiness mode;
 - `reload --wait` on an instantly ready app with nothing in flight;
-- throughput under baton run over the app alone (same app, same load, no reloads), in
-  interleaved rounds (A B, B A, A B...), the median of the rounds' ratios and their spread;
+- throughput under baton run over the app alone (same app, same load, no reloads), in rounds
+  of three fresh servers loaded in turn (the app alone, under baton, and a second app alone as
+  the control: what two identical servers give), in rotating orders, all on one CPU; the median
+  of the rounds' ratios and their spread;
 - p99 in reload windows over steady p99 (baton run with K reloads, over baton run without).
 
 Nothing here asserts a figure: the targets of the issue are printed beside the figures.
@@ -49,13 +51,14 @@ INSTANT_TARGET_MS = 5.0
 THROUGHPUT_TARGET = 0.99
 
 # runs/duration/reloads: the misbehaving-app cells; runtime_*: the Python and Node cells;
-# rounds x round_duration: the throughput rounds (each round loads the app alone and baton run);
+# rounds x round_duration: the throughput rounds (each round loads the app alone, baton run and
+# the control; a multiple of 3 puts each in each place of the order equally often);
 # reload_runs x reload_duration: baton run with `reloads` reloads, for the reload-window p99.
 QUICK = {"runs": 1, "duration": 6, "reloads": 3, "runtime_runs": 1, "runtime_duration": 6,
          "ready_reloads": 3, "instant_reloads": 20, "rounds": 3, "round_duration": 2,
          "reload_runs": 1, "reload_duration": 5}
 FULL = {"runs": 2, "duration": 12, "reloads": 10, "runtime_runs": 1, "runtime_duration": 12,
-        "ready_reloads": 10, "instant_reloads": 60, "rounds": 10, "round_duration": 2,
+        "ready_reloads": 10, "instant_reloads": 60, "rounds": 12, "round_duration": 2,
         "reload_runs": 2, "reload_duration": 10}
 
 # Keep-alive crash cells: new connections alongside the keep-alive clients (a second soak).
@@ -108,7 +111,7 @@ class Baton:
     """`baton run` of the bench app (--mode inherit), for the ratios."""
 
     def __init__(self, bins, workdir, ready=None, app_flags=(), init_s=1.0, threads=2,
-                 baton_flags=()):
+                 baton_flags=(), cpus=None):
         self.bins, self.dir = bins, workdir
         self.port = d.free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -123,7 +126,7 @@ class Baton:
         argv += ["--", bins["app"], "--init-seconds", str(init_s), "--threads", str(threads),
                  "--mode", "inherit"] + list(app_flags)
         self.argv = argv
-        self.proc = d.spawn(argv, self.log)
+        self.proc = d.spawn(argv, self.log, cpus=cpus)
         d.wait_log(self.log, r"pid \d+ ready on", 30, self.proc)
         self.wait_settled(30)
 
@@ -292,14 +295,14 @@ def instant(bins, work, label, mode, baton_flags, n):
     return {"mode": label, "ms": times, "failed": failed}
 
 
-def soak(bins, url, shape, duration, json_path, reloads=0, control=None):
+def soak(bins, url, shape, duration, json_path, reloads=0, control=None, cpus=None):
     argv = [bins["baton"], "soak", "--url", url, "-c", "50", "-t", "2", "-d", f"{duration}s",
             "--json", json_path, "-q"]
     if shape == "close":
         argv.append("--close")
     if reloads:
         argv += ["--reloads", str(reloads), "--reload-timeout", "30s", "--control", control]
-    r = subprocess.run(argv, capture_output=True, text=True,
+    r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=d.pinned(cpus),
                        timeout=duration + reloads * 30 + 60)
     if r.returncode not in (0, 1) or not os.path.exists(json_path):
         raise RuntimeError(f"soak exited {r.returncode}: {r.stderr.strip()[-500:]}")
@@ -307,52 +310,86 @@ def soak(bins, url, shape, duration, json_path, reloads=0, control=None):
         return d.summarise(json.load(f))
 
 
+# The throughput rounds' three servers, in the order of a round's permutation: the app alone (A),
+# the app under baton run (B), and a second app alone (C), the control: C / A is what the same app
+# gives against itself on this machine, the noise that B / A cannot be told from.
+KINDS = {"A": "alone", "B": "baton", "C": "control"}
+ORDERS = ("ABC", "BCA", "CAB", "CBA", "ACB", "BAC")  # each kind in each place equally often
+
+
+def placement():
+    """The one CPU that the throughput rounds' servers and load generator share: the last this
+    process may use. Left to the scheduler on 2 CPUs, the app's two workers and the load
+    generator's two threads share the CPUs differently from run to run (both workers on one CPU
+    or one on each, one worker holding most keep-alive connections or half), each way with its
+    own req/s, so a run's ratio says which way it drew more than what baton costs. Split pinning
+    (servers on one CPU, load generator on the other) ends that, but then req/s is whichever side
+    saturates first, and a cost on the other side would not show. On one shared CPU every run has
+    the same placement, and every CPU cost of every party (app, supervisor, load generator, the
+    kernel's work for either) comes out of the same CPU, so req/s falls with any of them."""
+    return {sorted(os.sched_getaffinity(0))[-1]}
+
+
 def steady(bins, work, raw, shape, p):
-    """Throughput of the app alone (A) and under baton run (B) in interleaved rounds: A B, B A,
-    A B... (a drift over the rounds hits both alike, and each round's ratio compares two runs a
-    few seconds apart); both servers stay up, idle while the other is loaded. Then baton run of
-    the 1 s start-up app with reloads, for the p99 in reload windows."""
+    """Throughput of the app alone (A), under baton run (B) and alone again (C, the control), in
+    rounds: each round starts the three afresh (so nothing one instance happened to settle into
+    lasts over rounds), loads them in turn in the round's order (ORDERS: a drift over the round
+    hits each kind alike over three rounds), stops them; servers and load generator all on the
+    one CPU of placement(). Then baton run of the 1 s start-up app with reloads, for the p99 in
+    reload windows."""
     out = {"rounds": [], "baton_reloads": []}
     wd = os.path.join(work, f"steady-{shape}")
     os.makedirs(wd)
-    port = d.free_port()
-    log = os.path.join(wd, "alone.log")
-    open(log, "w").close()
-    alone = d.spawn([bins["app"], "--init-seconds", "0", "--threads", "2", "--listen",
-                     f"127.0.0.1:{port}", "--mode", "plain"], log)
-    b = None
-    try:
-        d.wait_log(log, r"pid \d+ ready on", 30, alone)
-        bwd = os.path.join(wd, "baton")
-        os.makedirs(bwd)
-        b = Baton(bins, bwd, None, (), init_s=0.0)
-        urls = {"alone": f"http://127.0.0.1:{port}/", "baton": b.url}
-        for i in range(p["rounds"]):
+    cpus = placement()
+    out["placement"] = sorted(cpus)
+    for i in range(p["rounds"]):
+        rwd = os.path.join(wd, f"round-{i + 1}")
+        os.makedirs(rwd)
+        alone = {}
+        b = None
+        try:
+            for k in "AC":
+                port = d.free_port()
+                log = os.path.join(rwd, f"{KINDS[k]}.log")
+                open(log, "w").close()
+                alone[k] = (d.spawn([bins["app"], "--init-seconds", "0", "--threads", "2",
+                                     "--listen", f"127.0.0.1:{port}", "--mode", "plain"], log,
+                                    cpus=cpus), f"http://127.0.0.1:{port}/", log)
+            for k in "AC":
+                d.wait_log(alone[k][2], r"pid \d+ ready on", 30, alone[k][0])
+            bwd = os.path.join(rwd, "baton")
+            os.makedirs(bwd)
+            b = Baton(bins, bwd, None, (), init_s=0.0, cpus=cpus)
             r = {}
-            for kind in (("alone", "baton") if i % 2 == 0 else ("baton", "alone")):
+            for k in ORDERS[i % len(ORDERS)]:
+                kind = KINDS[k]
                 jpath = os.path.join(raw, f"steady-{kind}-{shape}-{i + 1}.json")
-                pids = [alone.pid] if kind == "alone" else [b.proc.pid] + d.descendants(b.proc.pid)
+                if k == "B":
+                    url, pids = b.url, [b.proc.pid] + d.descendants(b.proc.pid)
+                else:
+                    url, pids = alone[k][1], [alone[k][0].pid]
                 c0, b0, k0 = cpu_ns(pids), cpu_ns([b.proc.pid]), children_cpu_s()
-                r[kind] = soak(bins, urls[kind], shape, p["round_duration"], jpath)
+                r[kind] = soak(bins, url, shape, p["round_duration"], jpath, cpus=cpus)
                 # CPU time of the servers (app, and supervisor under baton) and of the load
                 # generator over the run: the requests per CPU second are the throughput the
                 # machine would give if nothing else ran on it.
                 x = r[kind]
                 x["cpu_s"] = (cpu_ns(pids) - c0) / 1e9 + (children_cpu_s() - k0)
                 x["per_cpu_s"] = x["requests"] / x["cpu_s"] if x["cpu_s"] > 0 else 0
-                if kind == "baton":
+                x["order"] = ORDERS[i % len(ORDERS)].index(k) + 1
+                if k == "B":
                     # The supervisor's own CPU time over the run: its share of the machine.
                     x["baton_cpu_ms"] = (cpu_ns([b.proc.pid]) - b0) / 1e6
             out["rounds"].append(r)
-            a, z = r["alone"], r["baton"]
-            d.log(f"steady {shape} round {i + 1}/{p['rounds']}: alone {a['rps']:.0f} req/s "
-                  f"({a['per_cpu_s']:.0f} per CPU s), baton {z['rps']:.0f} req/s "
-                  f"({z['per_cpu_s']:.0f} per CPU s), ratio {z['rps'] / a['rps']:.3f}, per CPU "
-                  f"second {z['per_cpu_s'] / a['per_cpu_s'] if a['per_cpu_s'] else 0:.3f}")
-    finally:
-        if b is not None:
-            b.stop()
-        d.stop_pids([alone.pid], grace_s=35)
+            a, z, c = r["alone"], r["baton"], r["control"]
+            d.log(f"steady {shape} round {i + 1}/{p['rounds']} ({ORDERS[i % len(ORDERS)]}): "
+                  f"alone {a['rps']:.0f} req/s, baton {z['rps']:.0f}, control {c['rps']:.0f}; "
+                  f"baton / alone {z['rps'] / a['rps']:.3f}, control / alone "
+                  f"{c['rps'] / a['rps']:.3f}")
+        finally:
+            if b is not None:
+                b.stop()
+            d.stop_pids([x[0].pid for x in alone.values()], grace_s=35)
     for i in range(p["reload_runs"]):
         bwd = os.path.join(wd, f"reloads-{i + 1}")
         os.makedirs(bwd)
@@ -395,11 +432,21 @@ def children_cpu_s():
     return ru.ru_utime + ru.ru_stime
 
 
-def steady_rounds(st):
-    """[(alone, baton)] of a throughput result; also reads the older layout (lists per kind)."""
+def steady_rounds(st, kind="baton"):
+    """[(alone, kind)] of a throughput result (kind: baton, or control for the second app alone,
+    which older results lack); also reads the older layout (lists per kind)."""
     if "rounds" in st:
-        return [(r["alone"], r["baton"]) for r in st["rounds"]]
-    return list(zip(st.get("alone", []), st.get("baton", [])))
+        return [(r["alone"], r[kind]) for r in st["rounds"] if kind in r]
+    return list(zip(st.get("alone", []), st.get(kind, [])))
+
+
+def spread(xs):
+    """"median (middle half q1-q3, all min-max)" of ratios."""
+    if len(xs) < 2:
+        return f"{xs[0]:.3f}" if xs else "-"
+    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return (f"{statistics.median(xs):.3f} (middle half {q1:.3f}-{q3:.3f}, all "
+            f"{min(xs):.3f}-{max(xs):.3f})")
 
 
 class RuntimeServer:
@@ -654,6 +701,10 @@ def ratios_summary(summary):
         out[f"throughput_{shape}"] = statistics.median(ratios)
         out[f"throughput_{shape}_min"], out[f"throughput_{shape}_max"] = min(ratios), max(ratios)
         out[f"throughput_{shape}_rounds"] = len(ratios)
+        control = [c["rps"] / a["rps"] for a, c in steady_rounds(st, "control")]
+        if control:
+            out[f"control_{shape}"] = statistics.median(control)
+            out[f"control_{shape}_min"], out[f"control_{shape}_max"] = min(control), max(control)
         per_cpu = [b["per_cpu_s"] / a["per_cpu_s"] for a, b in rounds
                    if a.get("per_cpu_s") and b.get("per_cpu_s")]
         if per_cpu:
@@ -719,10 +770,16 @@ def targets(summary):
                 cpu = (f"requests per CPU second (app, supervisor and load generator) {c:.3f} "
                        f"(rounds {clo:.3f}-{chi:.3f}: {verdict(c, clo, chi)}); ")
             w = h.get(f"p99_window_over_steady_{shape}")
+            control = ""
+            if f"control_{shape}" in h:
+                control = (f"; the control, a second app alone over the first, req/s "
+                           f"{h[f'control_{shape}']:.3f} (rounds {h[f'control_{shape}_min']:.3f}"
+                           f"-{h[f'control_{shape}_max']:.3f}): what this machine gives for two "
+                           "identical servers")
             L.append(f"- throughput under baton over the app alone, {d.SHAPES[shape]}, median "
                      f"of {h[f'throughput_{shape}_rounds']} interleaved rounds (target ≥ "
                      f"{THROUGHPUT_TARGET}): {cpu}req/s {t:.3f} (rounds {lo:.3f}-{hi:.3f}: "
-                     f"{verdict(t, lo, hi)}); p99 in reload windows over steady p99: "
+                     f"{verdict(t, lo, hi)}){control}; p99 in reload windows over steady p99: "
                      f"{f'{w:.2f}' if w else '-'}.")
     over = [f"`{mode}` {h['overhead_' + mode + '_ms_p50']:.0f} ms"
             for mode in (m["mode"] for m in r["readiness"]) if f"overhead_{mode}_ms_p50" in h]
@@ -894,42 +951,65 @@ def render(summary):
     L.append("")
     rounds_n = p.get("rounds", p.get("pairs"))
     round_s = p.get("round_duration", p.get("steady_duration"))
-    L.append(f"**Throughput and tail latency** (`baton soak`, 50 connections; the same app "
-             f"alone (`--mode plain`, its own socket) and under `baton run`, both up, loaded in "
-             f"turn for {round_s} s each in {rounds_n} interleaved rounds: alone then baton, "
-             f"baton then alone, and so on, so that the machine's drift hits both alike and each "
-             f"round's ratio compares two runs seconds apart. The ratio is the median of the "
-             f"rounds' ratios, with their spread. Then `baton run` of the 1 s start-up app with "
-             f"{p['reloads']} reloads, {p.get('reload_runs', rounds_n)} run(s) of "
-             f"{p.get('reload_duration', round_s)} s, for the p99 in reload windows, over the "
-             f"steady p99 of the baton rounds):")
+    steady_runs = [st for st in r["steady"].values() if "error" not in st]
+    with_control = any(steady_rounds(st, "control") for st in steady_runs)
+    where = next((st["placement"] for st in steady_runs if st.get("placement")), None)
+    reloads_text = (f"Then `baton run` of the 1 s start-up app with {p['reloads']} reloads, "
+                    f"{p.get('reload_runs', rounds_n)} run(s) of "
+                    f"{p.get('reload_duration', round_s)} s, for the p99 in reload windows, over "
+                    "the steady p99 of the baton rounds")
+    if with_control:
+        pinned = (f"Servers (the apps alone, `baton run` and so its generations) and load "
+                  f"generator all pinned to one CPU ({','.join(map(str, where or []))}), so "
+                  "that every run has the same placement (left to the scheduler, the app's and "
+                  "the load generator's threads share 2 CPUs differently from run to run, each "
+                  "way with its own req/s), and any CPU that baton costs, in the app, the "
+                  "supervisor or the kernel, comes out of the requests' one CPU; req/s are "
+                  "therefore those of one CPU")
+        L.append(f"**Throughput and tail latency** (`baton soak`, 50 connections; {rounds_n} "
+                 f"rounds, each of three servers started afresh: the app alone (`--mode plain`, "
+                 f"its own socket), the same app under `baton run`, and a second app alone, the "
+                 f"control; loaded in turn for {round_s} s each, in an order that rotates over "
+                 "the six possible, so that the machine's drift hits each alike and each round's "
+                 "ratios compare runs seconds apart. The ratio is the median of the rounds' "
+                 "ratios, with the middle half and all of them. The control over the app alone "
+                 "is what this machine gives for two identical servers: a baton / alone ratio "
+                 f"within its spread cannot be told from noise. {pinned}. {reloads_text}):")
+    else:
+        L.append(f"**Throughput and tail latency** (`baton soak`, 50 connections; the same app "
+                 f"alone (`--mode plain`, its own socket) and under `baton run`, both up, loaded "
+                 f"in turn for {round_s} s each in {rounds_n} interleaved rounds: alone then "
+                 f"baton, baton then alone, and so on, so that the machine's drift hits both "
+                 f"alike and each round's ratio compares two runs seconds apart. The ratio is the "
+                 f"median of the rounds' ratios, with their spread. {reloads_text}):")
     L.append("")
     L.append(f"| load | app alone req/s | under baton req/s | baton / alone, req/s (target ≥ "
-             f"{THROUGHPUT_TARGET}): median (spread) | app alone requests per CPU s | under "
-             "baton per CPU s | baton / alone, per CPU second: median (spread) | steady p99 "
-             "(alone) | steady p99 (baton) | reload-window p99 | window p99 / steady p99 | "
-             "failed (reload runs) | baton's CPU time per run |")
-    L.append("|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+             f"{THROUGHPUT_TARGET}): median (spread) | control / alone, req/s: median (spread) "
+             "| app alone requests per CPU s | under baton per CPU s | baton / alone, per CPU "
+             "second: median (spread) | steady p99 (alone) | steady p99 (baton) | reload-window "
+             "p99 | window p99 / steady p99 | failed (reload runs) | baton's CPU time per run |")
+    L.append("|---|---:|---:|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     each = []
     for shape, st in r["steady"].items():
         rounds = [] if "error" in st else steady_rounds(st)
         if not rounds:
             L.append(f"| {d.SHAPES[shape]} | error: {st.get('error', 'no round')[:80]} |"
-                     + " |" * 11)
+                     + " |" * 12)
             continue
         med = lambda xs: statistics.median(xs)
         ratios = [y["rps"] / x["rps"] for x, y in rounds]
+        control = [c["rps"] / x["rps"] for x, c in steady_rounds(st, "control")]
         cpu = [(x, y) for x, y in rounds if x.get("per_cpu_s") and y.get("per_cpu_s")]
         cpu_ratios = [y["per_cpu_s"] / x["per_cpu_s"] for x, y in cpu]
         sp = med([y["p99_us"] for _, y in rounds])
         rel = st.get("baton_reloads", [])
         wp = med([x["win_p99_us"] for x in rel]) if rel else None
         cpu_cells = (f"{med([x['per_cpu_s'] for x, _ in cpu]):,.0f} | "
-                     f"{med([y['per_cpu_s'] for _, y in cpu]):,.0f} | {med(cpu_ratios):.3f} "
-                     f"({min(cpu_ratios):.3f}-{max(cpu_ratios):.3f})" if cpu else "- | - | -")
+                     f"{med([y['per_cpu_s'] for _, y in cpu]):,.0f} | {spread(cpu_ratios)}"
+                     if cpu else "- | - | -")
         L.append(f"| {d.SHAPES[shape]} | {med([x['rps'] for x, _ in rounds]):,.0f} | "
-                 f"{med([y['rps'] for _, y in rounds]):,.0f} | {med(ratios):.3f} "
-                 f"({min(ratios):.3f}-{max(ratios):.3f}) | {cpu_cells} | "
+                 f"{med([y['rps'] for _, y in rounds]):,.0f} | {spread(ratios)} | "
+                 f"{spread(control)} | {cpu_cells} | "
                  f"{d.fmt_us(med([x['p99_us'] for x, _ in rounds]))} | {d.fmt_us(sp)} | "
                  f"{d.fmt_us(wp) if wp else '-'} | {f'{wp / sp:.2f}' if wp and sp else '-'} | "
                  f"{' / '.join(str(x['failed']) for x in rel) or '-'} | "
@@ -937,16 +1017,19 @@ def render(summary):
                  f"{med([x.get('baton_cpu_ms', 0) for x in rel]) if rel else 0:.0f} ms with "
                  "reloads |")
         each.append(f"- {d.SHAPES[shape]}: req/s {', '.join(f'{x:.2f}' for x in ratios)}"
+                    + (f"; control {', '.join(f'{x:.2f}' for x in control)}" if control else "")
                     + (f"; per CPU second {', '.join(f'{x:.2f}' for x in cpu_ratios)}"
                        if cpu_ratios else ""))
     L.append("")
     if each:
-        L.append("Each round's ratio, in order (odd rounds loaded the app alone first, even "
-                 "rounds baton first). *Per CPU second*: requests over the CPU time that the "
-                 "servers (the app, and under baton the supervisor too) and the load generator "
-                 "used in the run, from `/proc/PID/task/*/schedstat` and the load generator's "
-                 "rusage: on a machine shared with other work, wall-clock req/s follows whoever "
-                 "else is running, while the CPU a request costs does not.")
+        order = (f"round i loaded the servers in the i-th order of {', '.join(ORDERS)}, "
+                 "repeated; A the app alone, B baton, C the control" if with_control else
+                 "odd rounds loaded the app alone first, even rounds baton first")
+        L.append(f"Each round's ratio, in order ({order}). *Per CPU second*: requests over the "
+                 "CPU time that the servers (the app, and under baton the supervisor too) and "
+                 "the load generator used in the run, from `/proc/PID/task/*/schedstat` and the "
+                 "load generator's rusage: on a machine shared with other work, wall-clock req/s "
+                 "follows whoever else is running, while the CPU a request costs does not.")
         L.append("")
         L.extend(each)
         L.append("")
