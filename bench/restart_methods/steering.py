@@ -335,8 +335,8 @@ def steady(bins, work, raw, shape, p):
     rounds: each round starts the three afresh (so nothing one instance happened to settle into
     lasts over rounds), loads them in turn in the round's order (ORDERS: a drift over the round
     hits each kind alike over three rounds), stops them; servers and load generator all on the
-    one CPU of placement(). Then baton run of the 1 s start-up app with reloads, for the p99 in
-    reload windows."""
+    one CPU of placement(). Then baton run of the 1 s start-up app with reloads, on the same CPU,
+    for the p99 in reload windows."""
     out = {"rounds": [], "baton_reloads": []}
     wd = os.path.join(work, f"steady-{shape}")
     os.makedirs(wd)
@@ -393,11 +393,13 @@ def steady(bins, work, raw, shape, p):
     for i in range(p["reload_runs"]):
         bwd = os.path.join(wd, f"reloads-{i + 1}")
         os.makedirs(bwd)
-        b = Baton(bins, bwd, None, (), init_s=1.0)
+        # On the rounds' CPU too: the p99 of these windows is divided by the rounds' p99.
+        b = Baton(bins, bwd, None, (), init_s=1.0, cpus=cpus)
         try:
             c0 = d.task_counters(b.proc.pid)["cpu_ticks"]
             jpath = os.path.join(raw, f"steady-baton_reloads-{shape}-{i + 1}.json")
-            x = soak(bins, b.url, shape, p["reload_duration"], jpath, p["reloads"], b.control)
+            x = soak(bins, b.url, shape, p["reload_duration"], jpath, p["reloads"], b.control,
+                     cpus=cpus)
             x["baton_cpu_ms"] = ((d.task_counters(b.proc.pid)["cpu_ticks"] - c0) * 1000
                                  // os.sysconf("SC_CLK_TCK"))
             out["baton_reloads"].append(x)
@@ -974,7 +976,8 @@ def render(summary):
                  "ratios compare runs seconds apart. The ratio is the median of the rounds' "
                  "ratios, with the middle half and all of them. The control over the app alone "
                  "is what this machine gives for two identical servers: a baton / alone ratio "
-                 f"within its spread cannot be told from noise. {pinned}. {reloads_text}):")
+                 f"within its spread cannot be told from noise. {pinned}. {reloads_text}, "
+                 "pinned to the same CPU, so that the two p99 compare like with like):")
     else:
         L.append(f"**Throughput and tail latency** (`baton soak`, 50 connections; the same app "
                  f"alone (`--mode plain`, its own socket) and under `baton run`, both up, loaded "
