@@ -35,6 +35,35 @@ sys.dont_write_bytecode = True  # steering.py is imported from here: no __pycach
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
+
+def portable_text(text, build=None):
+    """A result file's text without this machine's paths, which the raw results (soak's JSON
+    records its reload command, the logs their directories) would otherwise carry into the
+    repository: the build directory becomes `build/`, the repository's own files repo-relative,
+    the interpreter `python3`, a run's scratch directory `$WORK`."""
+    if build:
+        text = text.replace(os.path.abspath(build) + "/", "build/")
+    text = text.replace(REPO + "/", "").replace(sys.executable, "python3")
+    return re.sub(re.escape(tempfile.gettempdir()) + r"/baton-[a-z]+-bench\.[A-Za-z0-9_]+",
+                  "$WORK", text)
+
+
+def make_portable(directory, build=None):
+    """portable_text() on every text file in `directory` (not below it)."""
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        new = portable_text(text, build)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+
 METHODS = {
     "kill-start": "1. plain kill, then start",
     "bind-retry": "2. start, init, kill old, bind with 150 ms retries",
@@ -836,6 +865,7 @@ def main():
     with open(os.path.join(args.raw, "summary.json"), "w") as f:
         json.dump({"meta": meta, "cells": results, "supervisor": idle, "wrk": wrk,
                    "commands": commands}, f, indent=1)
+    make_portable(args.raw, build)
     write_results(args)
     log(f"wrote {args.results} and {args.raw}/ in {meta['wall_s']:.0f} s")
     return 1 if rc or any("error" in r for r in results) else 0

@@ -669,7 +669,9 @@ def run(bins, args, raw):
     summary = {"meta": meta, "cells": cells, "ratios": ratios, "commands": commands}
     with open(os.path.join(raw, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    return summary
+    d.make_portable(raw, args.build_dir)
+    with open(os.path.join(raw, "summary.json")) as f:
+        return json.load(f)
 
 
 # ---------------------------------------------------------------------------------------------
