@@ -1,5 +1,6 @@
 #include "app_support.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -22,6 +23,14 @@ std::optional<std::vector<Listener>> inherited_listeners() {
     names = colon == std::string::npos ? "" : names.substr(colon + 1);
   }
   return out;
+}
+
+bool make_nonblocking(const std::vector<Listener>& listeners) {
+  for (const auto& l : listeners) {
+    const int flags = ::fcntl(l.fd, F_GETFL);
+    if (flags < 0 || ::fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) != 0) return false;
+  }
+  return true;
 }
 
 void notify(const char* text) {

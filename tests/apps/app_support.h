@@ -24,6 +24,16 @@ inline constexpr int kMaxListeners = 64;
 // is missing.
 std::optional<std::vector<Listener>> inherited_listeners();
 
+// Sets O_NONBLOCK on each listener; false (errno set) when fcntl fails. An app that waits in poll()
+// and then accepts needs it: another process may share the socket (a unix listener under `baton
+// run` is shared by every generation; so is a TCP one that baton cannot steer), take the
+// connection between that poll() and the accept(), and a blocking accept() then waits for the next
+// connection (accept(2), NOTES), deaf to everything else the app should do meanwhile. Non-blocking,
+// the loser's accept() fails with EAGAIN. O_NONBLOCK lives on the open file description, shared
+// with the supervisor and the other generations, as libbaton's listeners set it (docs/library.md);
+// Linux does not pass it on to accepted connections.
+bool make_nonblocking(const std::vector<Listener>& listeners);
+
 // Sends one sd_notify datagram ("READY=1\nSTATUS=serving") to $NOTIFY_SOCKET: a path, or "@name"
 // in the abstract namespace. Does nothing when it is unset; a failure is ignored, as sd_notify's
 // callers do.

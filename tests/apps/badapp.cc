@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -88,6 +89,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "badapp: no listeners for me\n");
     return 3;
   }
+  // Its misbehaviours are timed (crash, exit, stop accepting, READY=1), checked between two
+  // polls: a blocking accept() that lost its connection to another generation sharing the socket
+  // would wait for the next one and put them off, a hang nobody asked for (make_nonblocking).
+  if (!make_nonblocking(*listeners)) {
+    std::fprintf(stderr, "badapp: O_NONBLOCK on a listener: %s\n", std::strerror(errno));
+    return 3;
+  }
   if (!die_on_term) {
     struct sigaction ign {};
     ign.sa_handler = SIG_IGN;  // only --die-on-sigterm dies of it; the others are killed
@@ -132,7 +140,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < fds.size(); ++i) {
       if ((fds[i].revents & POLLIN) == 0) continue;
       int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn < 0) continue;
+      if (conn < 0) continue;  // EAGAIN: another generation took it
       if ((*listeners)[i].name != "baton-probe") {
         ++g_public;
         report();

@@ -13,10 +13,10 @@
 // A request with "Connection: close" gets its answer and the connection is closed; otherwise the
 // connection stays open for the next request until the client leaves (read returns 0).
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
                  std::getenv("LISTEN_PID") ?: "unset");
     return 3;
   }
+  if (!make_nonblocking(*listeners)) {
+    std::fprintf(stderr, "plainapp: O_NONBLOCK on a listener: %s\n", std::strerror(errno));
+    return 3;
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(init_ms));
   std::vector<pollfd> fds;
   for (const auto& l : *listeners) fds.push_back({l.fd, POLLIN, 0});
@@ -93,11 +97,11 @@ int main(int argc, char** argv) {
     if (::poll(fds.data(), fds.size(), -1) <= 0) continue;
     for (auto& p : fds) {
       if ((p.revents & POLLIN) == 0) continue;
-      // Nonblocking accept: another process may share the socket and take it first.
-      int conn = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      // The listener is non-blocking (make_nonblocking): EAGAIN means another process sharing
+      // the socket took the connection first. The accepted connection is blocking (Linux does
+      // not pass O_NONBLOCK on), as serve() wants.
+      int conn = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (conn < 0) continue;
-      int one = 0;
-      ::ioctl(conn, FIONBIO, &one);  // blocking from here on
       std::thread(serve, conn).detach();
     }
   }

@@ -15,13 +15,13 @@
 //         /healthz     200 once initialised (503 with --never-ready)
 // On SIGTERM: stops accepting, finishes in-flight requests, exits 0.
 #include <dirent.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -122,6 +122,10 @@ int main(int argc, char** argv) {
                  std::getenv("LISTEN_PID") ?: "unset");
     return 3;
   }
+  if (!make_nonblocking(*listeners)) {
+    std::fprintf(stderr, "testapp: O_NONBLOCK on a listener: %s\n", std::strerror(errno));
+    return 3;
+  }
   std::vector<pollfd> fds;
   for (const auto& l : *listeners) fds.push_back({l.fd, POLLIN, 0});
   if (!never_ready && !no_notify) notify("READY=1\nSTATUS=serving");
@@ -130,11 +134,11 @@ int main(int argc, char** argv) {
     if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
     for (auto& p : fds) {
       if ((p.revents & POLLIN) == 0) continue;
-      // Nonblocking accept: another generation may have taken the connection first.
-      int conn = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      // The listener is non-blocking (make_nonblocking): EAGAIN means another generation took
+      // the connection first. The accepted connection is blocking (Linux does not pass
+      // O_NONBLOCK on), as serve() wants.
+      int conn = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (conn < 0) continue;
-      int flags = ::fcntl(conn, F_GETFL);
-      ::fcntl(conn, F_SETFL, flags & ~O_NONBLOCK);
       ++g_inflight;
       std::thread(serve, conn, !never_ready).detach();
     }
