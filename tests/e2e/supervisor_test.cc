@@ -113,8 +113,8 @@ TEST(Supervisor, ReloadKeepsOldGenerationWhenNewIsNeverReady) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("was not ready within 2s"));
   load.stop();
-  // The unready generation shared the socket for 2 s and may have taken connections: it served
-  // them, so nothing failed, but the old generation must still be the one serving.
+  // The unready generation was handed no connection (steered: its own socket got none while it
+  // started), so nothing failed, and the old generation must still be the one serving.
   EXPECT_EQ(load.failed(), 0) << ::testing::PrintToString(load.failures());
   auto s = baton.status();
   EXPECT_EQ(s["serving_generation"], 1);
