@@ -184,20 +184,23 @@ void Supervisor::tell_manager() {
   }
 }
 
+void take_reloadable(const SupervisorConfig& fresh, SupervisorConfig& config,
+                     CoreOptions& options) {
+  config.command = fresh.command;
+  config.env = fresh.env;
+  config.working_dir = fresh.working_dir;
+  config.readiness = fresh.readiness;
+  config.prefix_output = fresh.prefix_output;
+  options.ready_timeout = fresh.core.ready_timeout;
+  options.drain_timeout = fresh.core.drain_timeout;
+  options.readiness = fresh.core.readiness;
+}
+
 Status Supervisor::prepare_reload(CoreOptions& options) {
   if (!config_.reload_config) return {};
   auto fresh = config_.reload_config();
   if (!fresh) return fresh.error();
-  // What a new generation may change; listeners, the control socket and the user stay as baton
-  // started (they are held, or bound, for the supervisor's life).
-  config_.command = fresh->command;
-  config_.env = fresh->env;
-  config_.working_dir = fresh->working_dir;
-  config_.readiness = fresh->readiness;
-  config_.prefix_output = fresh->prefix_output;
-  options.ready_timeout = fresh->core.ready_timeout;
-  options.drain_timeout = fresh->core.drain_timeout;
-  options.readiness = fresh->core.readiness;
+  take_reloadable(*fresh, config_, options);
   auto spelled = [](const SupervisorConfig& c) {
     std::string out;
     for (const auto& l : c.listens) out += l.name + "=" + l.address.to_string() + " ";

@@ -33,11 +33,16 @@ struct SupervisorConfig {
   bool prefix_output = false;  // `--prefix-output`: each app line starts "[gen N] " (log.h)
   // When set, called before each reload's generation is spawned: the settings read and checked
   // again (config file, env file). The reload takes from the result what may change between
-  // generations: command, environment, working directory, readiness, ready and drain timeouts,
-  // prefix_output.
+  // generations (take_reloadable).
   // An error fails that reload with its message, and the serving generation stays.
   std::function<Result<SupervisorConfig>()> reload_config;
 };
+
+// What a reload takes from the settings read again: command, environment, working directory,
+// readiness, ready and drain timeouts, prefix_output, into `config` and the core's `options`.
+// The rest (listeners, control socket, user...) stays as baton started: held, or bound, for the
+// supervisor's life.
+void take_reloadable(const SupervisorConfig& fresh, SupervisorConfig& config, CoreOptions& options);
 
 // Runs the supervisor until it is stopped; returns the process exit status. Errors in setting up
 // (port in use, control socket taken...) are printed as one line and give a non-zero status with

@@ -146,6 +146,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void end_upgrade(const std::string& error);
   void exec_upgrade(const std::string& new_version);
   UpgradeState carry();
+  CarriedSettings running_settings() const;  // what it runs with now, as the state carries it
   bool upgrade_reaped(pid_t pid, int status);
   void compare_settings_files();
   void answer_upgrade_waiter();

@@ -197,6 +197,12 @@ int upgrade_check(const SupervisorConfig& config, int state_fd) {
   return 0;
 }
 
+CarriedSettings Supervisor::running_settings() const {
+  CarriedSettings s{config_, static_cast<bool>(config_.reload_config)};
+  s.config.core = core_.options();  // the timeouts a reload took live in the core's options
+  return s;
+}
+
 UpgradeState Supervisor::carry() {
   UpgradeState s;
   s.from_version = config_.self_version;
@@ -204,10 +210,7 @@ UpgradeState Supervisor::carry() {
   s.started_at_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(started_at_.time_since_epoch()).count();
   s.core = core_.snapshot();
-  // What it runs with now: the timeouts a reload took live in the core's options.
-  s.settings.config = config_;
-  s.settings.config.core = core_.options();
-  s.settings.reread_at_reload = static_cast<bool>(config_.reload_config);
+  s.settings = running_settings();
   traffic_->listeners().carry(s);
   for (const auto& [id, io] : io_) {
     if (core_.find(id) == nullptr) continue;  // its record is gone: its output goes too
@@ -521,9 +524,8 @@ void Supervisor::compare_settings_files() {
   if (!fresh) {
     upgrade_note_ = fresh.error().what() + "; the next reload fails until it does";
   } else {
-    CarriedSettings running{config_, true};
-    running.config.core = core_.options();  // with the timeouts the reloads took
-    const auto diff = settings_difference(running, CarriedSettings{std::move(fresh).value(), true});
+    const auto diff =
+        settings_difference(running_settings(), CarriedSettings{std::move(fresh).value(), true});
     if (diff.empty()) return;
     std::string applies;
     if (!diff.reload_applies.empty()) {

@@ -2,8 +2,7 @@
 
 #include <signal.h>
 
-#include <algorithm>
-#include <iterator>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -162,48 +161,37 @@ CarriedSettings decode_run_settings(const json& j) {
 
 SettingsDifference settings_difference(const CarriedSettings& running,
                                        const CarriedSettings& file) {
-  // The encoder's keys, by the config file's names; those a reload takes (Supervisor's
-  // prepare_reload). "config" and "reread_at_reload" say where settings come from, not what
-  // they are.
-  struct Name {
-    const char* key;
-    const char* setting;
-    bool reload_takes;
-  };
-  static constexpr Name kNames[] = {
-      {"listen", "listen", false},
-      {"backlog", "backlog", false},
-      {"ipv6_only", "ipv6-only", false},
-      {"unix_mode", "unix-mode", false},
-      {"command", "command", true},
-      {"chdir", "chdir", true},
-      {"env", "env", true},
-      {"readiness", "ready", true},
-      {"ready_timeout_ms", "ready-timeout", true},
-      {"drain_timeout_ms", "drain-timeout", true},
-      {"drain_signal", "drain-signal", false},
-      {"drain_signal_group", "drain-signal-group", false},
-      {"drain", "drain", false},
-      {"max_draining", "max-draining", false},
-      {"hold_old_ms", "hold-old", false},
-      {"adopt_library", "adopt", false},
-      {"user", "user", false},
-      {"prefix_output", "prefix-output", true},
-  };
-  const json a = encode_run_settings(running);
-  const json b = encode_run_settings(file);
+  // The encoder's keys by the config file's names; a key not listed is told by its own.
+  static constexpr std::pair<const char*, const char*> kNames[] = {
+      {"ipv6_only", "ipv6-only"},
+      {"unix_mode", "unix-mode"},
+      {"readiness", "ready"},
+      {"ready_timeout_ms", "ready-timeout"},
+      {"drain_timeout_ms", "drain-timeout"},
+      {"drain_signal", "drain-signal"},
+      {"drain_signal_group", "drain-signal-group"},
+      {"max_draining", "max-draining"},
+      {"hold_old_ms", "hold-old"},
+      {"adopt_library", "adopt"},
+      {"prefix_output", "prefix-output"}};
+  // What a reload would make of the running settings: a difference it removes is the reload's.
+  CarriedSettings reloaded = running;
+  take_reloadable(file.config, reloaded.config, reloaded.config.core);
+  const json now = encode_run_settings(running);
+  const json after_reload = encode_run_settings(reloaded);
+  const json wanted = encode_run_settings(file);
   SettingsDifference out;
-  for (const auto& n : kNames) {
-    if (a.value(n.key, json()) == b.value(n.key, json())) continue;
-    (n.reload_takes ? out.reload_applies : out.restart_applies).emplace_back(n.setting);
-  }
-  // A key the encoder gained and the list above did not: told by its own name, as a setting
-  // only a restart applies (the cautious side).
-  for (const auto& [key, value] : a.items()) {
-    if (key == "config" || key == "reread_at_reload") continue;
-    const bool named = std::any_of(std::begin(kNames), std::end(kNames),
-                                   [&key = key](const Name& n) { return key == n.key; });
-    if (!named && value != b.value(key, json())) out.restart_applies.push_back(key);
+  for (const auto& [key, value] : now.items()) {
+    // "config" and "reread_at_reload" say where settings come from, not what they are.
+    if (key == "config" || key == "reread_at_reload" || value == wanted.value(key, json())) {
+      continue;
+    }
+    std::string name = key;
+    for (const auto& [k, n] : kNames) {
+      if (key == k) name = n;
+    }
+    (value != after_reload.value(key, json()) ? out.reload_applies : out.restart_applies)
+        .push_back(std::move(name));
   }
   return out;
 }

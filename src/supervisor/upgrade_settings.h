@@ -42,10 +42,10 @@ nlohmann::json encode_run_settings(const CarriedSettings& settings);
 CarriedSettings decode_run_settings(const nlohmann::json& j);
 
 // Where two sets of settings differ, by the names the config file gives them (`ready-timeout`,
-// `command`...), in the encoder's order; split into what a reload takes (supervisor.h,
-// reload_config) and what only a restart of baton applies. After an upgrade the supervisor
-// compares what it runs with to what the files say now, so that an operator who edited the
-// config file and upgraded hears that the upgrade did not apply the edit (docs/upgrade.md).
+// `command`...), in the order of the state's keys; split into what a reload takes
+// (take_reloadable, supervisor.h) and what only a restart of baton applies. After an upgrade the
+// supervisor compares what it runs with to what the files say now, so that an operator who edited
+// the config file and upgraded hears that the upgrade did not apply the edit (docs/upgrade.md).
 struct SettingsDifference {
   std::vector<std::string> reload_applies;
   std::vector<std::string> restart_applies;

@@ -239,7 +239,7 @@ TEST(UpgradeStateTest, SettingsDifferenceNamesWhatDiffersAndWhatWouldApplyIt) {
   file.config.bind.backlog = 128;
   file.config.run_as->groups.push_back(4);
   const auto diff = settings_difference(running, file);
-  EXPECT_EQ(diff.reload_applies, (std::vector<std::string>{"env", "drain-timeout"}));
+  EXPECT_EQ(diff.reload_applies, (std::vector<std::string>{"drain-timeout", "env"}));
   EXPECT_EQ(diff.restart_applies, (std::vector<std::string>{"backlog", "user"}));
 }
 
