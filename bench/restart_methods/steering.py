@@ -701,19 +701,18 @@ def ratios_summary(summary):
         rounds = [] if "error" in st else steady_rounds(st)
         if not rounds:
             continue
+        def median_and_range(name, ratios):
+            if ratios:
+                out[name] = statistics.median(ratios)
+                out[f"{name}_min"], out[f"{name}_max"] = min(ratios), max(ratios)
+
         ratios = [b["rps"] / a["rps"] for a, b in rounds]
-        out[f"throughput_{shape}"] = statistics.median(ratios)
-        out[f"throughput_{shape}_min"], out[f"throughput_{shape}_max"] = min(ratios), max(ratios)
+        median_and_range(f"throughput_{shape}", ratios)
         out[f"throughput_{shape}_rounds"] = len(ratios)
-        control = [c["rps"] / a["rps"] for a, c in steady_rounds(st, "control")]
-        if control:
-            out[f"control_{shape}"] = statistics.median(control)
-            out[f"control_{shape}_min"], out[f"control_{shape}_max"] = min(control), max(control)
-        per_cpu = [b["per_cpu_s"] / a["per_cpu_s"] for a, b in rounds
-                   if a.get("per_cpu_s") and b.get("per_cpu_s")]
-        if per_cpu:
-            out[f"per_cpu_{shape}"] = statistics.median(per_cpu)
-            out[f"per_cpu_{shape}_min"], out[f"per_cpu_{shape}_max"] = min(per_cpu), max(per_cpu)
+        median_and_range(f"control_{shape}",
+                         [c["rps"] / a["rps"] for a, c in steady_rounds(st, "control")])
+        median_and_range(f"per_cpu_{shape}", [b["per_cpu_s"] / a["per_cpu_s"] for a, b in rounds
+                                              if a.get("per_cpu_s") and b.get("per_cpu_s")])
         steady_p99 = statistics.median(b["p99_us"] for _, b in rounds)
         if st.get("baton_reloads") and steady_p99:
             win_p99 = statistics.median(x["win_p99_us"] for x in st["baton_reloads"])
