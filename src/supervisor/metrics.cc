@@ -96,6 +96,23 @@ void traffic(std::string& out, const SupervisorCore& core, const SupervisorFacts
   }
 }
 
+// The process_* families every Prometheus client exports; an unknown figure has no sample.
+void process_metrics(std::string& out, const ProcessStats& p) {
+  auto family = [&out](const char* name, const char* type, const char* help, auto value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    if (value) out += fmt::format("{} {}\n", name, *value);
+  };
+  family("process_start_time_seconds", "gauge",
+         "Start time of the supervisor process since the Unix epoch, in seconds.",
+         p.start_time_seconds);
+  family("process_cpu_seconds_total", "counter",
+         "User and system CPU time of the supervisor process, in seconds.", p.cpu_seconds);
+  family("process_resident_memory_bytes", "gauge", "Resident memory of the supervisor process.",
+         p.resident_bytes);
+  family("process_open_fds", "gauge", "Open file descriptors of the supervisor process.",
+         p.open_fds);
+}
+
 std::string response(int code, const char* reason, const std::string& content_type,
                      const std::string& body) {
   return fmt::format(
@@ -105,8 +122,8 @@ std::string response(int code, const char* reason, const std::string& content_ty
 
 }  // namespace
 
-std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime,
-                           const SupervisorFacts& facts) {
+std::string render_metrics(const SupervisorCore& core, std::string_view version,
+                           const ProcessStats& process, const SupervisorFacts& facts) {
   const Counters& c = core.counters();
   std::string out;
   counter(out, "reloads_total",
@@ -131,12 +148,13 @@ std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds
     for (const auto& g : core.generations()) n += g.state == state ? 1 : 0;
     out += fmt::format("baton_generations{{state=\"{}\"}} {}\n", to_string(state), n);
   }
-  gauge(out, "up_seconds", "Seconds since the supervisor started.");
-  out += fmt::format("baton_up_seconds {}\n", static_cast<double>(uptime.count()) / 1000.0);
   histogram(out, "ready_seconds", "From a generation's start to its proof of readiness.",
             c.ready_time);
   histogram(out, "reload_seconds", "From a reload's request to its end.", c.reload_time);
   traffic(out, core, facts);
+  gauge(out, "build_info", "Always 1: the version of the running baton.");
+  out += fmt::format("baton_build_info{{version=\"{}\"}} 1\n", label_value(version));
+  process_metrics(out, process);
   return out;
 }
 

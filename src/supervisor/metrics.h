@@ -9,7 +9,8 @@
 // the status shows, status_json.h) and nothing else, so a unit test checks it without sockets.
 // Metric names, all prefixed baton_:
 //   reloads_total{result="ok"|"failed"}   reloads_coalesced_total   crashes_total
-//   drain_kills_total   generations_started_total   serving_generation   up_seconds
+//   drain_kills_total   generations_started_total   serving_generation
+//   build_info{version} 1
 //   generations{state="starting"|"serving"|"held"|"draining"}
 //   ready_seconds (histogram: a generation's start to proven ready)
 //   reload_seconds (histogram: a reload's request to its end)
@@ -23,6 +24,9 @@
 // Cardinality: listeners are fixed at start; only live generations are shown (one starting, one
 // serving, at most CoreOptions::max_draining held or draining), so an exited generation's series
 // end with it.
+// And the supervisor process's own, unprefixed as every Prometheus client names them
+// (process_stats.h): process_start_time_seconds, process_cpu_seconds_total,
+// process_resident_memory_bytes, process_open_fds.
 #pragma once
 
 #include <chrono>
@@ -35,15 +39,16 @@
 #include "baton/result.h"
 #include "common/address.h"
 #include "supervisor/event_loop.h"
+#include "supervisor/process_stats.h"
 #include "supervisor/status_json.h"
 #include "supervisor/supervisor_core.h"
 
 namespace baton {
 
-// The exposition text for the supervisor's state now. Of `facts`, only `listeners` and `traffic`
-// are read.
-std::string render_metrics(const SupervisorCore& core, std::chrono::milliseconds uptime,
-                           const SupervisorFacts& facts);
+// The exposition text for the supervisor's state now. `version` is baton's own; of `facts`, only
+// `listeners` and `traffic` are read.
+std::string render_metrics(const SupervisorCore& core, std::string_view version,
+                           const ProcessStats& process, const SupervisorFacts& facts);
 
 // The answer to one request head ("GET /metrics HTTP/1.1\r\n..."): a whole HTTP response.
 // `body` is called only for GET /metrics.

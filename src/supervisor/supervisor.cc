@@ -130,8 +130,7 @@ Status Supervisor::setup() {
   log("control socket " + config_.control_path);
   if (config_.metrics) {
     auto metrics = MetricsServer::open(*config_.metrics, loop_, [this] {
-      return render_metrics(core_, std::chrono::duration_cast<Duration>(Clock::now() - started_at_),
-                            facts());
+      return render_metrics(core_, config_.self_version, read_process_stats(), facts());
     });
     if (!metrics) return metrics.error();
     metrics_ = std::move(metrics).value();

@@ -467,8 +467,7 @@ Status Supervisor::resume(UpgradeState s) {
   }
   if (s.metrics_fd >= 0) {
     auto metrics = MetricsServer::adopt(Fd(s.metrics_fd), loop_, [this] {
-      return render_metrics(core_, std::chrono::duration_cast<Duration>(Clock::now() - started_at_),
-                            facts());
+      return render_metrics(core_, config_.self_version, read_process_stats(), facts());
     });
     if (!metrics) return metrics.error();
     metrics_ = std::move(metrics).value();

@@ -20,6 +20,7 @@
 namespace baton::test {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
@@ -250,6 +251,14 @@ TEST(Metrics, CountsTheReloadInPrometheusText) {
   ASSERT_TRUE(before.ok()) << before.error().what();
   EXPECT_EQ(before->status, 200);
   EXPECT_THAT(before->body, HasSubstr("baton_reloads_total{result=\"ok\"} 0\n"));
+  // The conventions' families: the build's version, and the supervisor process's own figures.
+  EXPECT_THAT(before->body,
+              ContainsRegex("\nbaton_build_info\\{version=\"[0-9]+\\.[0-9.]+\"\\} 1\n"));
+  for (const char* family : {"process_start_time_seconds", "process_cpu_seconds_total",
+                             "process_resident_memory_bytes", "process_open_fds"}) {
+    EXPECT_THAT(before->body, ContainsRegex(std::string("\n") + family + " [0-9][0-9.e+]*\n"))
+        << family;
+  }
 
   auto r = baton.ctl({"reload", "--wait"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
