@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "baton/result.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/supervisor_config.h"
 
 namespace baton::cli {
 

@@ -159,19 +159,6 @@ CarriedSettings decode_run_settings(const json& j) {
   return out;
 }
 
-// Here, beside its other user, so that the state's fuzz target has it too.
-void take_reloadable(const SupervisorConfig& fresh, SupervisorConfig& config,
-                     CoreOptions& options) {
-  config.command = fresh.command;
-  config.env = fresh.env;
-  config.working_dir = fresh.working_dir;
-  config.readiness = fresh.readiness;
-  config.prefix_output = fresh.prefix_output;
-  options.ready_timeout = fresh.core.ready_timeout;
-  options.drain_timeout = fresh.core.drain_timeout;
-  options.readiness = fresh.core.readiness;
-}
-
 SettingsDifference settings_difference(const CarriedSettings& running,
                                        const CarriedSettings& file) {
   // The encoder's keys by the config file's names; a key not listed is told by its own.

@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "supervisor/supervisor.h"
+#include "supervisor/supervisor_config.h"
 
 namespace baton {
 
@@ -43,9 +43,10 @@ CarriedSettings decode_run_settings(const nlohmann::json& j);
 
 // Where two sets of settings differ, by the names the config file gives them (`ready-timeout`,
 // `command`...), in the order of the state's keys; split into what a reload takes
-// (take_reloadable, supervisor.h) and what only a restart of baton applies. After an upgrade the
-// supervisor compares what it runs with to what the files say now, so that an operator who edited
-// the config file and upgraded hears that the upgrade did not apply the edit (docs/upgrade.md).
+// (take_reloadable, supervisor_config.h) and what only a restart of baton applies. After an upgrade
+// the supervisor compares what it runs with to what the files say now, so that an operator who
+// edited the config file and upgraded hears that the upgrade did not apply the edit
+// (docs/upgrade.md).
 struct SettingsDifference {
   std::vector<std::string> reload_applies;
   std::vector<std::string> restart_applies;
