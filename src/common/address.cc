@@ -155,7 +155,9 @@ std::string Address::host_port() const {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&storage);
     if (length <= offsetof(sockaddr_un, sun_path)) return "(unnamed)";
     if (un->sun_path[0] == '\0') {
-      return "@" + std::string(un->sun_path + 1, length - offsetof(sockaddr_un, sun_path) - 1);
+      // An abstract name: its bytes after the leading NUL, up to the address's length.
+      return fmt::format(
+          "@{}", std::string_view(un->sun_path + 1, length - offsetof(sockaddr_un, sun_path) - 1));
     }
     return std::string(un->sun_path);
   }
