@@ -2,11 +2,16 @@
 // the hint given when it never became ready.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 #include "supervisor/failure_hint.h"
 #include "supervisor/generation_env.h"
 
 namespace baton {
 namespace {
+
+using Env = std::map<std::string, std::string>;
 
 OwnedListener listener(const std::string& name, const std::string& spec) {
   OwnedListener l;
@@ -22,18 +27,19 @@ TEST(GenerationEnv, ListenersInOrderThenTheProbeListener) {
   ls.push_back(listener("http", "127.0.0.1:8080"));
   ls.push_back(listener("dns", "udp:127.0.0.1:5353"));
   ls.push_back(listener("admin", "unix:/run/app.sock"));
-  auto env = listen_env(ls, true);
-  EXPECT_EQ(env["LISTEN_FDS"], "4");
-  EXPECT_EQ(env["LISTEN_FDNAMES"], "http:dns:admin:baton-probe");
-  // Server::Starter has no UDP: left out, the others keep their own fd numbers.
-  EXPECT_EQ(env["SERVER_STARTER_PORT"], "127.0.0.1:8080=3;/run/app.sock=5");
+  // The whole map is compared: a variable missing (or one too many) fails, where reading
+  // env["KEY"] would create the entry it checks.
+  EXPECT_EQ(listen_env(ls, true),
+            (Env{{"LISTEN_FDS", "4"},
+                 {"LISTEN_FDNAMES", "http:dns:admin:baton-probe"},
+                 // Server::Starter has no UDP: left out, the others keep their own fd numbers.
+                 {"SERVER_STARTER_PORT", "127.0.0.1:8080=3;/run/app.sock=5"}}));
 }
 
 TEST(GenerationEnv, NoListenersNoProbe) {
-  auto env = listen_env({}, false);
-  EXPECT_EQ(env["LISTEN_FDS"], "0");
-  EXPECT_EQ(env["LISTEN_FDNAMES"], "");
-  EXPECT_EQ(env["SERVER_STARTER_PORT"], "");
+  // Each variable is still there, empty.
+  EXPECT_EQ(listen_env({}, false),
+            (Env{{"LISTEN_FDS", "0"}, {"LISTEN_FDNAMES", ""}, {"SERVER_STARTER_PORT", ""}}));
 }
 
 TEST(FailureHint, AutoReadinessSaysWhatTheAppDidNotDo) {
