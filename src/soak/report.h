@@ -74,5 +74,7 @@ size_t full_slices(const Stats& stats, double elapsed_s);
 
 // "1.2ms", "850us", "2.41s": latency in microseconds, 3 significant digits.
 std::string format_us(uint64_t us);
+// 1234567 -> "1,234,567": counts are read at a glance.
+std::string grouped(uint64_t n);
 
 }  // namespace baton::soak
