@@ -31,7 +31,7 @@ void add_check_command(CLI::App& app, Action& action) {
       "Exit status: 0 with a summary when all is well; 2 with one line per problem.");
   add_run_flags(cmd, *source);
   cmd->callback([&action, source, cmd] {
-    collect_given(cmd, *source);
+    collect_given(cmd, *source, words_after_dashes());
     action = [source] { return check(*source); };
   });
 }

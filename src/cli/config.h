@@ -2,18 +2,11 @@
 // all of them together: what `baton check` prints, what `run` starts with, and what every reload
 // reads again.
 //
-// The file's keys are the names of run's flags without the leading dashes; every flag has one:
+// The settings, their defaults and bounds are those of the table in common/run_settings.h; the
+// file's keys are the names of run's flags without the leading dashes (docs/configuration.md):
 //   listen = ["http=127.0.0.1:8080", "unix:/run/app.sock"]
 //   command = ["./server", "--port", "8080"]
-//   ready = "http:/healthz"          ready-timeout = "30s"     drain-timeout = "30s"
-//   drain-signal = "TERM"            drain = "watch"           max-draining = 4
-//   drain-signal-group = false
-//   backlog = 4096
-//   ipv6-only = false                unix-mode = "0660"        control = "/run/app/control.sock"
-//   adopt = false                    chdir = "/srv/app/current"
-//   env-file = "/etc/app/env"        env = { LOG_LEVEL = "info" }   (or ["LOG_LEVEL=info"])
-//   user = "app:app"                 metrics = "127.0.0.1:9100"
-//   prefix-output = false
+//   ready = "http:/healthz"          env = { LOG_LEVEL = "info" }   (or ["LOG_LEVEL=info"])
 // Durations take the one duration syntax (common/duration.h) as a string, or a number of
 // seconds. A flag given on the command line replaces the file's key (lists too: they are not
 // merged). Unknown keys are problems: a typo must not pass silently.
@@ -28,38 +21,13 @@
 #include <vector>
 
 #include "baton/result.h"
+#include "common/run_settings.h"
 #include "supervisor/supervisor_config.h"
 
 namespace baton::cli {
 
-// Everything `run` takes, as the user spelt it (checked by check_run_settings).
-struct RunSettings {
-  std::vector<std::string> listen;
-  std::string ready = "auto";
-  std::string ready_timeout = "60s";
-  std::string drain_timeout = "30s";
-  std::string drain_signal = "TERM";
-  bool drain_signal_group = false;  // the drain signal to the generation's whole process group
-  std::string drain = "watch";      // watch | signal
-  int max_draining = 4;
-  std::string hold_old = "0s";  // --hold-old
-  int backlog = 4096;
-  bool ipv6_only = false;
-  std::string unix_mode = "0666";
-  std::string control;
-  bool adopt = false;
-  std::string chdir;
-  std::string env_file;
-  std::vector<std::string> env;  // KEY=VALUE
-  std::string user;              // USER[:GROUP]
-  std::string metrics;           // ADDR for /metrics
-  bool prefix_output = false;    // "[gen N] " before each app line
-  std::vector<std::string> command;
-};
-
 // Setting names, as keys of the file and flags (without "--"); "command" for the positional.
 using KeySet = std::set<std::string>;
-const std::vector<std::string>& run_setting_keys();
 
 // Where the settings of one `run` come from: a file (optional) and the flags given.
 struct RunSource {
@@ -92,6 +60,9 @@ std::function<Result<SupervisorConfig>()> settings_reader(const RunSource& sourc
 
 // The summary `baton check` prints: one line per setting that matters.
 std::vector<std::string> describe_config(const SupervisorConfig& config);
+
+// An environment variable's name: letters, digits and '_', not starting with a digit.
+bool valid_env_name(std::string_view name);
 
 // Reads an env file: KEY=VALUE lines; blank lines and lines starting with '#' are skipped; an
 // optional "export " before KEY and one pair of matching quotes around VALUE are removed. At most

@@ -60,7 +60,7 @@ void add_run_command(CLI::App& app, Action& action) {
       "use, another supervisor on the control socket), 2 for bad options.");
   add_run_flags(run_app, *source);
   run_app->callback([&action, source, run_app] {
-    collect_given(run_app, *source);
+    collect_given(run_app, *source, words_after_dashes());
     action = [source] { return run(*source); };
   });
 }

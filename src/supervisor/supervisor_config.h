@@ -42,7 +42,9 @@ struct SupervisorConfig {
 };
 
 // What a reload takes from the settings read again: command, environment, working directory,
-// readiness, ready and drain timeouts, prefix_output, into `config` and the core's `options`.
+// readiness, ready and drain timeouts, prefix_output, into `config` and the core's `options`:
+// the settings whose entry in common/run_settings.h says `reload_applies` (upgrade_state_test
+// holds the two together).
 // The rest (listeners, control socket, user...) stays as baton started: held, or bound, for the
 // supervisor's life.
 void take_reloadable(const SupervisorConfig& fresh, SupervisorConfig& config, CoreOptions& options);

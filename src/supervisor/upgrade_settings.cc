@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "common/listen_fds.h"
+#include "common/run_settings.h"
 #include "supervisor/checked_json.h"
 
 namespace baton {
@@ -15,9 +16,17 @@ namespace {
 using json = nlohmann::json;
 using namespace checked;
 
-constexpr std::int64_t kMaxDurationMs = 24LL * 3600 * 1000;  // what config.cc accepts
-constexpr std::int64_t kMaxHoldMs = 3600LL * 1000;
+constexpr std::int64_t kMaxDurationMs = 24LL * 3600 * 1000;  // a readiness delay's
 constexpr std::int64_t kMaxId = 0xfffffffeLL;  // uid_t and gid_t; (uid_t)-1 means "none"
+
+// A setting's key in the state, and a number of it within its bounds, from the table of
+// common/run_settings.h: what a successor accepts is what a start accepts.
+std::string key(std::string_view name) { return std::string(run_setting(name).state_key); }
+
+std::int64_t bounded(const json& j, std::string_view name) {
+  const RunSetting& setting = run_setting(name);
+  return integer(j, key(name).c_str(), setting.min, setting.max);
+}
 
 // The delay is carried in milliseconds (ReadinessSpec::to_string() rounds it); the rest is
 // checked as `--ready` is.
@@ -49,7 +58,7 @@ std::vector<std::string> decode_strings(const json& j, const char* key, size_t m
 }
 
 std::optional<RunAs> decode_user(const json& j) {
-  const json& u = field(j, "user");
+  const json& u = field(j, key("user").c_str());
   if (u.is_null()) return std::nullopt;
   RunAs r;
   r.uid = static_cast<uid_t>(integer(u, "uid", 0, kMaxId));
@@ -80,35 +89,34 @@ json encode_run_settings(const CarriedSettings& settings) {
             {"groups", c.run_as->groups}};
   }
   const CoreOptions& o = c.core;
-  return {{"listen", listens},
-          {"backlog", c.bind.backlog},
-          {"ipv6_only", c.bind.ipv6_only},
-          {"unix_mode", c.bind.unix_mode},
-          {"command", c.command},
-          {"chdir", c.working_dir},
-          {"env", c.env},
-          {"readiness",
-           {{"kind", ReadinessSpec::kind_name(c.readiness.kind)},
-            {"argument", c.readiness.argument},
-            {"delay_ms", c.readiness.delay.count()}}},
-          {"ready_timeout_ms", o.ready_timeout.count()},
-          {"drain_timeout_ms", o.drain_timeout.count()},
-          {"drain_signal", o.drain_signal},
-          {"drain_signal_group", o.drain_signal_group},
-          {"drain", o.drain_mode == DrainMode::kSignal ? "signal" : "watch"},
-          {"max_draining", o.max_draining},
-          {"hold_old_ms", o.hold_old.count()},
-          {"adopt_library", c.adopt_library},
-          {"user", user},
-          {"config", c.config_file},
-          {"prefix_output", c.prefix_output},
-          {"reread_at_reload", settings.reread_at_reload}};
+  json out = {{"config", c.config_file}, {"reread_at_reload", settings.reread_at_reload}};
+  out[key("listen")] = listens;
+  out[key("backlog")] = c.bind.backlog;
+  out[key("ipv6-only")] = c.bind.ipv6_only;
+  out[key("unix-mode")] = c.bind.unix_mode;
+  out[key("command")] = c.command;
+  out[key("chdir")] = c.working_dir;
+  out[key("env")] = c.env;
+  out[key("ready")] = {{"kind", ReadinessSpec::kind_name(c.readiness.kind)},
+                       {"argument", c.readiness.argument},
+                       {"delay_ms", c.readiness.delay.count()}};
+  out[key("ready-timeout")] = o.ready_timeout.count();
+  out[key("drain-timeout")] = o.drain_timeout.count();
+  out[key("drain-signal")] = o.drain_signal;
+  out[key("drain-signal-group")] = o.drain_signal_group;
+  out[key("drain")] = o.drain_mode == DrainMode::kSignal ? "signal" : "watch";
+  out[key("max-draining")] = o.max_draining;
+  out[key("hold-old")] = o.hold_old.count();
+  out[key("adopt")] = c.adopt_library;
+  out[key("user")] = user;
+  out[key("prefix-output")] = c.prefix_output;
+  return out;
 }
 
 CarriedSettings decode_run_settings(const json& j) {
   CarriedSettings out;
   SupervisorConfig& c = out.config;
-  for (const auto& l : array(j, "listen", kMaxListeners)) {
+  for (const auto& l : array(j, key("listen").c_str(), kMaxListeners)) {
     ListenSpec spec;
     spec.name = c_text(l, "name");
     if (!spec.name.empty() && !valid_listener_name(spec.name)) {
@@ -119,16 +127,16 @@ CarriedSettings decode_run_settings(const json& j) {
     spec.address = *address;
     c.listens.push_back(std::move(spec));
   }
-  c.bind.backlog = small(j, "backlog", 1, 1 << 20);
-  c.bind.ipv6_only = flag(j, "ipv6_only");
-  c.bind.unix_mode = static_cast<mode_t>(small(j, "unix_mode", 0, 0777));
-  c.command = decode_strings(j, "command", kMaxCarriedArgs);
+  c.bind.backlog = static_cast<int>(bounded(j, "backlog"));
+  c.bind.ipv6_only = flag(j, key("ipv6-only").c_str());
+  c.bind.unix_mode = static_cast<mode_t>(bounded(j, "unix-mode"));
+  c.command = decode_strings(j, key("command").c_str(), kMaxCarriedArgs);
   if (c.command.empty() || c.command[0].empty()) throw Bad{"the command is empty"};
-  c.working_dir = c_text(j, "chdir");
+  c.working_dir = c_text(j, key("chdir").c_str());
   if (!c.working_dir.empty() && c.working_dir.front() != '/') {
     throw Bad{"the working directory is not an absolute path"};
   }
-  const json& env = field(j, "env");
+  const json& env = field(j, key("env").c_str());
   if (!env.is_object() || env.size() > kMaxCarriedEnv) throw Bad{"\"env\" is not a short object"};
   for (auto it = env.begin(); it != env.end(); ++it) {
     const std::string& name = it.key();
@@ -139,41 +147,28 @@ CarriedSettings decode_run_settings(const json& j) {
     }
     c.env[name] = value.get<std::string>();
   }
-  c.readiness = decode_readiness(field(j, "readiness"));
+  c.readiness = decode_readiness(field(j, key("ready").c_str()));
   CoreOptions& o = c.core;
-  o.ready_timeout = Duration(integer(j, "ready_timeout_ms", 1, kMaxDurationMs));
-  o.drain_timeout = Duration(integer(j, "drain_timeout_ms", 0, kMaxDurationMs));
-  o.drain_signal = small(j, "drain_signal", 1, NSIG - 1);
-  o.drain_signal_group = flag(j, "drain_signal_group");
-  const std::string drain = text(j, "drain");
+  o.ready_timeout = Duration(bounded(j, "ready-timeout"));
+  o.drain_timeout = Duration(bounded(j, "drain-timeout"));
+  o.drain_signal = static_cast<int>(bounded(j, "drain-signal"));
+  o.drain_signal_group = flag(j, key("drain-signal-group").c_str());
+  const std::string drain = text(j, key("drain").c_str());
   if (drain != "watch" && drain != "signal") throw Bad{"\"drain\" is neither watch nor signal"};
   o.drain_mode = drain == "signal" ? DrainMode::kSignal : DrainMode::kWatch;
-  o.max_draining = small(j, "max_draining", 1, 64);
-  o.hold_old = Duration(integer(j, "hold_old_ms", 0, kMaxHoldMs));
+  o.max_draining = static_cast<int>(bounded(j, "max-draining"));
+  o.hold_old = Duration(bounded(j, "hold-old"));
   o.readiness = c.readiness.to_string();
-  c.adopt_library = c_text(j, "adopt_library");
+  c.adopt_library = c_text(j, key("adopt").c_str());
   c.run_as = decode_user(j);
   c.config_file = c_text(j, "config");
-  c.prefix_output = flag(j, "prefix_output");
+  c.prefix_output = flag(j, key("prefix-output").c_str());
   out.reread_at_reload = flag(j, "reread_at_reload");
   return out;
 }
 
 SettingsDifference settings_difference(const CarriedSettings& running,
                                        const CarriedSettings& file) {
-  // The encoder's keys by the config file's names; a key not listed is told by its own.
-  static constexpr std::pair<const char*, const char*> kNames[] = {
-      {"ipv6_only", "ipv6-only"},
-      {"unix_mode", "unix-mode"},
-      {"readiness", "ready"},
-      {"ready_timeout_ms", "ready-timeout"},
-      {"drain_timeout_ms", "drain-timeout"},
-      {"drain_signal", "drain-signal"},
-      {"drain_signal_group", "drain-signal-group"},
-      {"max_draining", "max-draining"},
-      {"hold_old_ms", "hold-old"},
-      {"adopt_library", "adopt"},
-      {"prefix_output", "prefix-output"}};
   // What a reload would make of the running settings: a difference it removes is the reload's.
   CarriedSettings reloaded = running;
   take_reloadable(file.config, reloaded.config, reloaded.config.core);
@@ -181,16 +176,15 @@ SettingsDifference settings_difference(const CarriedSettings& running,
   const json after_reload = encode_run_settings(reloaded);
   const json wanted = encode_run_settings(file);
   SettingsDifference out;
-  for (const auto& [key, value] : now.items()) {
+  for (const auto& [state_key, value] : now.items()) {
     // "config" and "reread_at_reload" say where settings come from, not what they are.
-    if (key == "config" || key == "reread_at_reload" || value == wanted.value(key, json())) {
+    if (state_key == "config" || state_key == "reread_at_reload" ||
+        value == wanted.value(state_key, json())) {
       continue;
     }
-    std::string name = key;
-    for (const auto& [k, n] : kNames) {
-      if (key == k) name = n;
-    }
-    (value != after_reload.value(key, json()) ? out.reload_applies : out.restart_applies)
+    const RunSetting* setting = run_setting_by_state_key(state_key);
+    std::string name = setting != nullptr ? std::string(setting->name) : state_key;
+    (value != after_reload.value(state_key, json()) ? out.reload_applies : out.restart_applies)
         .push_back(std::move(name));
   }
   return out;

@@ -15,7 +15,8 @@
 // are baton's own and no setting), adopt_library, working_dir, env, run_as, config_file,
 // prefix_output. Not carried: control_path and the metrics address (the state carries their
 // sockets), self_argv and self_version (the successor's own), reload_config (the successor builds
-// it from the same command line; `reread_at_reload` says whether there was one).
+// it from the same command line; `reread_at_reload` says whether there was one). Each setting's
+// key in the state and its bounds are its entry's in common/run_settings.h.
 #pragma once
 
 #include <string>

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/run_settings.h"
+
 namespace baton {
 namespace {
 
@@ -361,6 +363,62 @@ TEST(UpgradeStateTest, RejectsSettingsThatDoNotFit) {
   EXPECT_TRUE(mutated([](auto& s) { s["env"] = nlohmann::json::object(); }));
   // A field a later baton may add is ignored (and what it adds is optional: no version bump).
   EXPECT_TRUE(mutated([](auto& s) { s["some_later_setting"] = true; }));
+}
+
+// What the encoder writes is the table's (common/run_settings.h): every key but the two that say
+// where the settings came from is a setting's state key.
+TEST(UpgradeStateTest, EverySettingCarriedIsASettingOfTheTable) {
+  const nlohmann::json j = encode_run_settings(sample().settings);
+  for (const auto& [key, value] : j.items()) {
+    EXPECT_TRUE(key == "config" || key == "reread_at_reload" ||
+                run_setting_by_state_key(key) != nullptr)
+        << key;
+  }
+  for (const auto& setting : run_settings()) {
+    if (!setting.state_key.empty()) {
+      EXPECT_TRUE(j.contains(setting.state_key)) << setting.name;
+    }
+  }
+}
+
+// The table says which settings a reload applies; take_reloadable must take exactly those. Each
+// carried setting is changed alone, and its difference must fall on the side the table names.
+TEST(UpgradeStateTest, AReloadTakesExactlyTheSettingsTheTableSaysItApplies) {
+  const CarriedSettings running = sample().settings;
+  const nlohmann::json base = encode_run_settings(running);
+  for (const auto& setting : run_settings()) {
+    if (setting.state_key.empty()) continue;
+    const std::string key(setting.state_key);
+    nlohmann::json changed = base;
+    nlohmann::json& v = changed.at(key);
+    if (v.is_boolean()) {
+      v = !v.get<bool>();
+    } else if (v.is_number()) {
+      v = v.get<std::int64_t>() == setting.min ? setting.max : setting.min;
+    } else if (key == "listen") {
+      v = nlohmann::json::array({{{"name", "other"}, {"address", "127.0.0.1:9"}}});
+    } else if (key == "command") {
+      v = {"/bin/other"};
+    } else if (key == "env") {
+      v = {{"OTHER", "1"}};
+    } else if (key == "readiness") {
+      v = {{"kind", "notify"}, {"argument", ""}, {"delay_ms", 0}};
+    } else if (key == "drain") {
+      v = v == "watch" ? "signal" : "watch";
+    } else if (key == "user") {
+      v = nullptr;
+    } else {
+      v = v.get<std::string>() + "/other";  // chdir, adopt_library
+    }
+    CarriedSettings file;
+    ASSERT_NO_THROW(file = decode_run_settings(changed)) << key << ": " << changed.dump();
+    const auto diff = settings_difference(running, file);
+    const std::vector<std::string> just = {std::string(setting.name)};
+    EXPECT_EQ(setting.reload_applies ? diff.reload_applies : diff.restart_applies, just)
+        << setting.name;
+    EXPECT_TRUE((setting.reload_applies ? diff.restart_applies : diff.reload_applies).empty())
+        << setting.name;
+  }
 }
 
 }  // namespace
