@@ -25,13 +25,15 @@ TEST(LibInstall, FindPackageAndPkgConfigConsumersBuildAndRun) {
   EXPECT_EQ(ran.exit_code, 0) << ran.output;
   EXPECT_NE(ran.output.find("consumer ready on 127.0.0.1:"), std::string::npos) << ran.output;
 
-  // pkg-config, through a shell since the flags are split into words there.
+  // pkg-config, through a shell since the flags are split into words there. --static: libbaton
+  // is a static library, and what it links (fmt, threads) is in the .pc's private fields. No
+  // -std= is given: the headers build with the compiler's default (C++17 for GCC 12).
   const std::string pc = "PKG_CONFIG_PATH=" + prefix + "/" + BATON_LIBDIR + "/pkgconfig";
-  auto pc_build =
-      run({"/bin/sh", "-c",
-           "c++ " + flags + " " + std::string(BATON_CONSUMER_SRC) + "/main.cc -o " +
-               dir.file("pc-consumer") + " $(" + pc + " pkg-config --cflags --libs baton)"},
-          300s);
+  auto pc_build = run(
+      {"/bin/sh", "-c",
+       "c++ " + flags + " " + std::string(BATON_CONSUMER_SRC) + "/main.cc -o " +
+           dir.file("pc-consumer") + " $(" + pc + " pkg-config --static --cflags --libs baton)"},
+      300s);
   ASSERT_EQ(pc_build.exit_code, 0) << pc_build.output;
   ran = run({dir.file("pc-consumer")}, 30s);
   EXPECT_EQ(ran.exit_code, 0) << ran.output;

@@ -1,14 +1,21 @@
-// baton as an operator installs it: `cmake --install` into a prefix, and `cpack -G DEB`.
+// baton as an operator installs it: `cmake --install` into a prefix, and `cpack -G DEB`: the
+// packages' contents and fields, and a service run from the unpacked package as its unit says.
+#include <signal.h>
 #include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "harness.h"
+#include "manager_socket.h"
 
 namespace baton::test {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -17,19 +24,49 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageAndCompletions) {
+// The man page's text, from the gzipped file that is installed.
+std::string gunzip(const std::string& path) { return run({"/bin/gzip", "-dc", path}, 30s).output; }
+
+// The value of `key=` in a unit file's text ("" when absent); the last one wins, as in systemd.
+std::string unit_value(const std::string& unit, const std::string& key) {
+  std::string value;
+  std::istringstream in(unit);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(key + "=")) value = line.substr(key.size() + 1);
+  }
+  return value;
+}
+
+std::vector<std::string> words(const std::string& line) {
+  std::vector<std::string> out;
+  std::istringstream in(line);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+void replace_all(std::string& text, const std::string& from, const std::string& to) {
+  for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) {
+    text.replace(at, from.size(), to);
+  }
+}
+
+TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageCompletionsAndUnit) {
   TempDir dir;
   const std::string prefix = dir.file("prefix");
   auto inst = run({BATON_CMAKE, "--install", BATON_BUILD_DIR, "--prefix", prefix}, 300s);
   ASSERT_EQ(inst.exit_code, 0) << inst.output;
   for (const std::string& path : std::vector<std::string>{
-           "/bin/baton", "/share/man/man1/baton.1", "/share/bash-completion/completions/baton",
+           "/bin/baton", "/share/man/man1/baton.1.gz", "/share/bash-completion/completions/baton",
            "/share/zsh/vendor-completions/_baton", "/share/doc/baton/configuration.md",
-           "/include/baton/baton.h",
+           "/share/doc/baton/copyright", "/include/baton/baton.h",
+           "/lib/systemd/system/baton@.service",
            std::string("/") + BATON_LIBDIR + "/baton/libbaton_adopt.so"}) {
     EXPECT_TRUE(exists(prefix + path)) << path;
   }
   EXPECT_FALSE(exists(prefix + "/bin/baton-example-http")) << "the example server is no tool";
+  // The unit outside /usr starts the binary of its own prefix.
+  const std::string unit = read_file(prefix + "/lib/systemd/system/baton@.service");
+  EXPECT_THAT(unit_value(unit, "ExecStart"), ::testing::StartsWith(prefix + "/bin/baton run "));
   // The installed binary finds its preload library in the prefix.
   auto check =
       run({prefix + "/bin/baton", "check", "--adopt", "--listen", "127.0.0.1:0", "--", "/bin/sh"},
@@ -44,52 +81,199 @@ TEST(Install, PrefixHoldsBinaryPreloadLibraryManPageAndCompletions) {
                              "echo \"${COMPREPLY[*]}\"; }; t baton ch; t baton status --ch"},
                         30s);
   EXPECT_EQ(completion.output, "check\n--check\n");
-  const std::string page = read_file(prefix + "/share/man/man1/baton.1");
+  const std::string page = gunzip(prefix + "/share/man/man1/baton.1.gz");
   EXPECT_THAT(page, ::testing::StartsWith(".TH BATON 1"));
   EXPECT_THAT(page, HasSubstr(".SS baton check"));
   EXPECT_THAT(page, Not(HasSubstr("@BATON_VERSION@")));
   if (exists("/usr/bin/man")) {  // man-db is not on every machine; the page must render where it is
     auto man =
-        run({"/bin/sh", "-c", "MANWIDTH=80 man -l " + prefix + "/share/man/man1/baton.1"}, 30s);
+        run({"/bin/sh", "-c", "MANWIDTH=80 man -l " + prefix + "/share/man/man1/baton.1.gz"}, 30s);
     EXPECT_EQ(man.exit_code, 0) << man.output;
     EXPECT_THAT(man.output, HasSubstr("baton check"));
   }
 }
 
-TEST(Package, CpackBuildsADebThatHoldsAndRunsBaton) {
-  TempDir dir;
-  auto pack = run({BATON_CPACK, "-G", "DEB", "-B", dir.path(), "--config",
-                   std::string(BATON_BUILD_DIR) + "/CPackConfig.cmake"},
-                  600s);
-  ASSERT_EQ(pack.exit_code, 0) << pack.output;
-  auto found = run({"/bin/sh", "-c", "ls " + dir.path() + "/*.deb"}, 10s);
-  ASSERT_EQ(found.exit_code, 0) << found.output;
-  const std::string deb = found.output.substr(0, found.output.find('\n'));
-
-  auto contents = run({"/usr/bin/dpkg-deb", "--contents", deb}, 30s);
-  ASSERT_EQ(contents.exit_code, 0) << contents.output;
-  EXPECT_THAT(contents.output, HasSubstr("./usr/bin/baton\n"));
-  EXPECT_THAT(contents.output, HasSubstr("./usr/share/man/man1/baton.1"));
-  EXPECT_THAT(contents.output, HasSubstr("./usr/share/bash-completion/completions/baton"));
-  EXPECT_THAT(contents.output, HasSubstr("libbaton_adopt.so"));
-  // dpkg-shlibdeps finds what the binaries load. With the C++ runtime linked in (the default:
-  // BATON_STATIC_CXX_RUNTIME), that is libc alone; otherwise toml++ and the rest come with it.
-  auto depends = run({"/usr/bin/dpkg-deb", "--field", deb, "Depends"}, 30s);
-  EXPECT_THAT(depends.output, HasSubstr("libc6"));
-  if (BATON_STATIC_CXX_RUNTIME) {
-    for (const char* shared : {"libstdc++", "libfmt", "libtomlplusplus"}) {
-      EXPECT_THAT(depends.output, Not(HasSubstr(shared)));
+// Both packages, built once for the tests below.
+class Package : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    auto pack = run({BATON_CPACK, "-G", "DEB", "-B", dir_->path(), "--config",
+                     std::string(BATON_BUILD_DIR) + "/CPackConfig.cmake"},
+                    600s);
+    pack_output_ = pack.exit_code == 0 ? "" : pack.output;
+    for (const char* name : {"baton", "libbaton-dev"}) {
+      auto found = run({"/bin/sh", "-c", "ls " + dir_->path() + "/" + name + "_*.deb"}, 10s);
+      debs_[name] = found.exit_code == 0 ? found.output.substr(0, found.output.find('\n')) : "";
     }
-  } else {
-    EXPECT_THAT(depends.output, HasSubstr("libstdc++"));
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_EQ(pack_output_, "") << "cpack failed";
+    ASSERT_FALSE(runtime().empty()) << "no baton_*.deb";
+    ASSERT_FALSE(dev().empty()) << "no libbaton-dev_*.deb";
+  }
+  static const std::string& runtime() { return debs_["baton"]; }
+  static const std::string& dev() { return debs_["libbaton-dev"]; }
+  static std::string contents(const std::string& deb) {
+    auto c = run({"/usr/bin/dpkg-deb", "--contents", deb}, 30s);
+    EXPECT_EQ(c.exit_code, 0) << c.output;
+    return c.output;
+  }
+  static std::string field(const std::string& deb, const std::string& name) {
+    return run({"/usr/bin/dpkg-deb", "--field", deb, name}, 30s).output;
+  }
+  // Unpacks `deb` under `root` as dpkg would, without touching this machine's /usr.
+  static void unpack(const std::string& deb, const std::string& root) {
+    auto u = run({"/usr/bin/dpkg-deb", "-x", deb, root}, 60s);
+    ASSERT_EQ(u.exit_code, 0) << u.output;
   }
 
-  // Unpacked (as dpkg would, without touching this machine's /usr), it runs.
-  auto unpack = run({"/usr/bin/dpkg-deb", "-x", deb, dir.file("root")}, 60s);
-  ASSERT_EQ(unpack.exit_code, 0) << unpack.output;
-  auto version = run({dir.file("root") + "/usr/bin/baton", "--version"}, 30s);
+  static TempDir* dir_;
+  static std::string pack_output_;
+  static std::map<std::string, std::string> debs_;
+};
+TempDir* Package::dir_ = nullptr;
+std::string Package::pack_output_;
+std::map<std::string, std::string> Package::debs_;
+
+TEST_F(Package, RuntimeHoldsTheCommandItsUnitAndManPageButNoDevelopmentFiles) {
+  const std::string files = contents(runtime());
+  for (const char* path :
+       {"./usr/bin/baton\n", "./usr/share/man/man1/baton.1.gz\n",
+        "./usr/share/bash-completion/completions/baton\n",
+        "./usr/share/zsh/vendor-completions/_baton\n", "/baton/libbaton_adopt.so\n",
+        "./lib/systemd/system/baton@.service\n", "./usr/share/doc/baton/copyright\n",
+        "./usr/share/doc/baton/changelog.gz\n"}) {
+    EXPECT_THAT(files, HasSubstr(path));
+  }
+  for (const char* dev_file : {"/include/", "libbaton.a", "baton.pc", "batonConfig.cmake"}) {
+    EXPECT_THAT(files, Not(HasSubstr(dev_file)));
+  }
+  EXPECT_THAT(files, Not(HasSubstr("man1/baton.1\n"))) << "the man page is gzipped";
+
+  // A real maintainer, dependencies found by dpkg-shlibdeps. With the C++ runtime linked in (the
+  // default: BATON_STATIC_CXX_RUNTIME), that is libc alone; otherwise libstdc++ too.
+  EXPECT_THAT(field(runtime(), "Maintainer"), ContainsRegex("^[^<]+ <[^@ ]+@[^@ ]+\\.[a-z]+>\n$"));
+  EXPECT_THAT(field(runtime(), "Maintainer"), Not(HasSubstr("localhost")));
+  auto depends = field(runtime(), "Depends");
+  EXPECT_THAT(depends, HasSubstr("libc6 (>="));
+  if (BATON_STATIC_CXX_RUNTIME) {
+    for (const char* shared : {"libstdc++", "libfmt", "libtomlplusplus"}) {
+      EXPECT_THAT(depends, Not(HasSubstr(shared)));
+    }
+  } else {
+    EXPECT_THAT(depends, HasSubstr("libstdc++"));
+  }
+
+  TempDir root;
+  unpack(runtime(), root.path());
+  auto version = run({root.file("usr/bin/baton"), "--version"}, 30s);
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_THAT(version.output, HasSubstr("0."));
+  // The preload library has a soname, and the unpacked binary finds it beside itself.
+  auto dynamic = run(
+      {"/bin/sh", "-c", "find " + root.path() + " -name libbaton_adopt.so -exec readelf -d {} +"},
+      30s);
+  EXPECT_THAT(dynamic.output, HasSubstr("(SONAME)"));
+  auto check = run(
+      {root.file("usr/bin/baton"), "check", "--adopt", "--listen", "127.0.0.1:0", "--", "/bin/sh"},
+      30s, SpawnOptions{{}, {"BATON_ADOPT_LIBRARY"}});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_THAT(check.output, HasSubstr(root.path()));
+
+  const std::string unit = read_file(root.file("lib/systemd/system/baton@.service"));
+  EXPECT_EQ(unit_value(unit, "Type"), "notify");
+  EXPECT_EQ(unit_value(unit, "ExecStart"),
+            "/usr/bin/baton run --config /etc/baton/%i.toml --control %t/baton/%i/control.sock");
+  EXPECT_THAT(unit_value(unit, "ExecReload"),
+              ::testing::StartsWith("/usr/bin/baton reload --wait"));
+  EXPECT_EQ(unit_value(unit, "KillMode"), "mixed") << "SIGTERM to baton alone: baton drains";
+  EXPECT_EQ(unit_value(unit, "NoNewPrivileges"), "yes");
+  if (exists("/usr/bin/systemd-analyze")) {  // systemd's own check, with the unpacked binary
+    std::string local = unit;
+    replace_all(local, "/usr/bin/baton", root.file("usr/bin/baton"));
+    std::ofstream(root.file("baton@shop.service")) << local;
+    auto verify = run(
+        {"/usr/bin/systemd-analyze", "verify", "--man=no", root.file("baton@shop.service")}, 60s);
+    EXPECT_EQ(verify.exit_code, 0) << verify.output;
+    EXPECT_EQ(verify.output, "");
+  }
+  const std::string page = gunzip(root.file("usr/share/man/man1/baton.1.gz"));
+  EXPECT_THAT(page, ::testing::StartsWith(".TH BATON 1"));
+}
+
+TEST_F(Package, DevHoldsTheLibraryHeadersCMakePackageAndACleanPkgConfigFile) {
+  const std::string files = contents(dev());
+  for (const char* path :
+       {"./usr/include/baton/baton.h\n", "/libbaton.a\n", "/pkgconfig/baton.pc\n",
+        "/cmake/baton/batonConfig.cmake\n", "./usr/share/doc/libbaton-dev/copyright\n"}) {
+    EXPECT_THAT(files, HasSubstr(path));
+  }
+  EXPECT_THAT(files, Not(HasSubstr("./usr/bin/")));
+  EXPECT_THAT(field(dev(), "Depends"), HasSubstr("libfmt-dev")) << "libbaton.a calls into fmt";
+  TempDir root;
+  unpack(dev(), root.path());
+  auto pc = run({"/bin/sh", "-c", "find " + root.path() + " -name baton.pc -exec cat {} +"}, 30s);
+  EXPECT_THAT(pc.output, HasSubstr("Libs: -L${libdir} -lbaton\n"));
+  EXPECT_THAT(pc.output, Not(HasSubstr("-std="))) << "the consumer picks its C++ standard";
+  EXPECT_THAT(pc.output, Not(ContainsRegex("\nRequires:"))) << "the headers need no fmt";
+  EXPECT_THAT(pc.output, HasSubstr("Requires.private: fmt\n")) << "a static link does";
+}
+
+TEST_F(Package, LintianFindsNoErrors) {
+  if (!exists("/usr/bin/lintian")) GTEST_SKIP() << "lintian is not installed";
+  auto lint = run({"/usr/bin/lintian", runtime(), dev()}, 300s);
+  EXPECT_THAT(lint.output, Not(ContainsRegex("(^|\n)E: "))) << lint.output;
+}
+
+// The unit's own ExecStart= and ExecReload= lines, run from the unpacked package with this test as
+// the service manager (a NOTIFY_SOCKET, the runtime directory, SIGTERM to baton alone to stop it,
+// as KillMode=mixed does): baton says READY=1 once the app serves, a reload is RELOADING=1 then
+// READY=1 and exits 0, and a stop drains and exits 0.
+TEST_F(Package, ServiceRunsFromTheUnpackedPackageAsItsUnitSays) {
+  TempDir root;
+  unpack(runtime(), root.path());
+  const std::string unit = read_file(root.file("lib/systemd/system/baton@.service"));
+  auto expand = [&](std::string line) {
+    replace_all(line, "/usr/bin/baton", root.file("usr/bin/baton"));
+    replace_all(line, "/etc/baton/", root.file("etc/baton/"));
+    replace_all(line, "%t", root.file("run"));
+    replace_all(line, "%i", "shop");
+    return words(line);
+  };
+  ASSERT_EQ(::mkdir(root.file("etc").c_str(), 0755), 0);  // the package has no /etc
+  ASSERT_EQ(::mkdir(root.file("etc/baton").c_str(), 0755), 0);
+  std::ofstream(root.file("etc/baton/shop.toml"))
+      << "listen = [\"127.0.0.1:0\"]\ncommand = [\"" << testapp_binary() << "\"]\n";
+  ManagerSocket manager(root.file("notify"));
+  ASSERT_TRUE(manager.bound());
+  SpawnOptions options;
+  options.env["NOTIFY_SOCKET"] = manager.path();
+  options.unset_env = {"BATON_CONTROL", "BATON_ADOPT_LIBRARY"};
+  auto baton = Process::spawn(expand(unit_value(unit, "ExecStart")), options);
+  auto ready = manager.next(60s);
+  ASSERT_TRUE(ready) << baton.output();
+  EXPECT_THAT(ready->text, HasSubstr("READY=1"));
+  EXPECT_EQ(ready->sender, baton.pid());
+
+  auto reload = run(expand(unit_value(unit, "ExecReload")), 120s, options);
+  EXPECT_EQ(reload.exit_code, 0) << reload.output << baton.output();
+  auto reloading = manager.next();
+  ASSERT_TRUE(reloading) << baton.output();
+  EXPECT_THAT(reloading->text, ::testing::StartsWith("RELOADING=1"));
+  auto reloaded = manager.next();
+  ASSERT_TRUE(reloaded) << baton.output();
+  EXPECT_THAT(reloaded->text, ::testing::StartsWith("READY=1"));
+
+  baton.signal(SIGTERM);
+  auto stopping = manager.next();
+  ASSERT_TRUE(stopping) << baton.output();
+  EXPECT_THAT(stopping->text, ::testing::StartsWith("STOPPING=1"));
+  EXPECT_EQ(baton.wait_exit_code(60s), 0) << baton.output();
 }
 
 }  // namespace

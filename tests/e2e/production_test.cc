@@ -29,6 +29,7 @@ extern "C" {
 
 #include "baton_run.h"
 #include "harness.h"
+#include "manager_socket.h"
 
 namespace baton::test {
 namespace {
@@ -103,62 +104,6 @@ TEST(NeverOrphan, SigquitIsAGracefulStop) {
   EXPECT_THAT(baton.process().output(), HasSubstr("draining"));
   EXPECT_THAT(baton.process().output(), HasSubstr("exited with status 0"));
 }
-
-// A test-owned service manager's notify socket: what baton sends to $NOTIFY_SOCKET.
-class ManagerSocket {
- public:
-  explicit ManagerSocket(std::string path) : path_(std::move(path)) {
-    fd_ = bind_unix(path_, SOCK_DGRAM);
-    bound_ = fd_.valid();
-    int on = 1;
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
-  }
-  bool bound() const { return bound_; }
-  const std::string& path() const { return path_; }
-
-  struct Datagram {
-    std::string text;
-    pid_t sender = -1;
-  };
-  // The next datagram that is not only a STATUS= line, within `timeout`.
-  std::optional<Datagram> next(std::chrono::milliseconds timeout = 30s) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      pollfd pfd{fd_.get(), POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) != 1) {
-        return std::nullopt;
-      }
-      char buf[4096];
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-      iovec iov{buf, sizeof(buf)};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      ssize_t n = ::recvmsg(fd_.get(), &msg, 0);
-      if (n < 0) return std::nullopt;
-      Datagram d{std::string(buf, static_cast<size_t>(n)), -1};
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-          ucred cred{};
-          std::memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-          d.sender = cred.pid;
-        }
-      }
-      statuses_.push_back(d.text);
-      if (!d.text.starts_with("STATUS=")) return d;
-    }
-  }
-  const std::vector<std::string>& seen() const { return statuses_; }
-
- private:
-  std::string path_;
-  Fd fd_;
-  bool bound_ = false;
-  std::vector<std::string> statuses_;
-};
 
 TEST(ManagerNotify, ReadyReloadingReadyStoppingReachTheManager) {
   TempDir dir;
@@ -452,9 +397,8 @@ class ExampleUnits : public ::testing::Test {
   std::string verify(const std::string& name) {
     std::string text = read_file(std::string(BATON_TEST_SOURCE_DIR) + "/examples/systemd/" + name);
     EXPECT_FALSE(text.empty()) << name;
-    for (auto [from, to] :
-         {std::pair<std::string, std::string>{"/usr/local/bin/baton", baton_binary()},
-          {"/usr/local/bin/app", testapp_binary()}}) {
+    for (auto [from, to] : {std::pair<std::string, std::string>{"/usr/bin/baton", baton_binary()},
+                            {"/usr/local/bin/app", testapp_binary()}}) {
       for (size_t at; (at = text.find(from)) != std::string::npos;)
         text.replace(at, from.size(), to);
     }
