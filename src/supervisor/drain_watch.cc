@@ -98,6 +98,26 @@ Result<std::vector<TcpConnection>> dump_family(int family, std::uint16_t port) {
   return Error("sock_diag dump did not end");
 }
 
+// The peer of a sock_diag record, as an Address (port included).
+Address remote_of(const inet_diag_msg& msg) {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  if (msg.idiag_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = msg.id.idiag_dport;
+    std::memcpy(&in6->sin6_addr, msg.id.idiag_dst, sizeof(in6->sin6_addr));
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* in = reinterpret_cast<sockaddr_in*>(&storage);
+    in->sin_family = AF_INET;
+    in->sin_port = msg.id.idiag_dport;
+    std::memcpy(&in->sin_addr, msg.id.idiag_dst, sizeof(in->sin_addr));
+    len = sizeof(sockaddr_in);
+  }
+  return address_from_sockaddr(Transport::kTcp, reinterpret_cast<sockaddr*>(&storage), len);
+}
+
 }  // namespace
 
 std::string read_small(const std::string& path, size_t limit) {
@@ -200,6 +220,7 @@ Result<bool> parse_diag_datagram(std::span<const std::uint8_t> data,
       c.local_port = ntohs(msg.id.idiag_sport);
       c.remote_port = ntohs(msg.id.idiag_dport);
       c.recv_queue = msg.idiag_rqueue;
+      c.remote = remote_of(msg);
       c.send_queue = msg.idiag_wqueue;
       size_t at = NLMSG_ALIGN(sizeof(inet_diag_msg));
       while (at < payload_len && payload_len - at >= sizeof(rtattr)) {
@@ -280,7 +301,7 @@ Result<std::vector<TcpConnection>> tcp_sockets_on_port(std::uint16_t port) {
   return all;
 }
 
-Status shutdown_read(const HeldSocket& socket) {
+Result<Fd> take_read_side(const HeldSocket& socket) {
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, socket.pid, 0)));
   if (!pidfd) return Error::from_errno(fmt::format("pidfd_open {}", socket.pid));
   // The copy is CLOEXEC; it shares the app's open file description, so shutdown reaches the app.
@@ -294,13 +315,13 @@ Status shutdown_read(const HeldSocket& socket) {
         fmt::format("pid {} fd {} is no longer socket {}", socket.pid, socket.fd, socket.inode));
   }
   if (::shutdown(copy.get(), SHUT_RD) != 0) return Error::from_errno("shutdown(SHUT_RD)");
-  return {};
+  return copy;
 }
 
 GenerationWatch::GenerationWatch(pid_t pid, std::vector<int> listener_fds)
     : pid_(pid), listener_fds_(std::move(listener_fds)) {}
 
-Result<DrainCheck> GenerationWatch::look(bool close_idle) {
+Result<DrainCheck> GenerationWatch::look(bool take_idle, const UpstreamCheck& upstream) {
   DrainCheck result;
   std::vector<std::uint32_t> queues;
   std::set<std::uint16_t> ports;
@@ -330,7 +351,6 @@ Result<DrainCheck> GenerationWatch::look(bool close_idle) {
     struct stat st {};
     if (::fstat(fd, &st) == 0) by_inode.erase(static_cast<std::uint64_t>(st.st_ino));
   }
-  std::set<std::uint64_t> still_shut;
   if (!by_inode.empty()) {
     for (auto port : ports) {
       auto sockets = tcp_sockets_on_port(port);
@@ -339,22 +359,43 @@ Result<DrainCheck> GenerationWatch::look(bool close_idle) {
         auto it = by_inode.find(c.inode);
         if (c.inode == 0 || it == by_inode.end()) continue;  // another generation's, or orphaned
         ++result.connections;
-        if (shut_.contains(c.inode)) {
-          still_shut.insert(c.inode);  // already told; the app has yet to close it
+        if (shut_.contains(c.inode)) continue;  // already taken over; the app has yet to close it
+        if (!take_idle || !is_idle_keepalive(c)) continue;
+        // baton's own relayed connection: the relay lets it go (relay.h), not a takeover.
+        if (auto detaching = upstream ? upstream(c.remote) : std::nullopt) {
+          if (*detaching) ++result.detached;
           continue;
         }
-        if (!close_idle || !is_idle_keepalive(c)) continue;
         // A connection the app no longer holds, or one that changed under us, is left alone.
-        if (shutdown_read(it->second)) {
-          ++result.idle_closed;
-          still_shut.insert(c.inode);
+        if (auto copy = take_read_side(it->second)) {
+          ++result.idle_taken;
+          shut_.emplace(c.inode, TakenConnection{std::move(copy).value(), port});
         }
       }
     }
   }
-  shut_ = std::move(still_shut);  // forget the ones that are gone: bounded by what it holds
+  // The taken-over connections no process of the generation holds any more are baton's alone.
+  for (auto it = shut_.begin(); it != shut_.end();) {
+    if (by_inode.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    result.taken.push_back(std::move(it->second));
+    it = shut_.erase(it);
+  }
   result.quiet = is_quiet(queues, result.connections);
   return result;
+}
+
+}  // namespace baton
+
+namespace baton {
+
+std::vector<TakenConnection> GenerationWatch::release_all() {
+  std::vector<TakenConnection> out;
+  for (auto& [inode, taken] : shut_) out.push_back(std::move(taken));
+  shut_.clear();
+  return out;
 }
 
 }  // namespace baton

@@ -10,10 +10,16 @@
 //     NETLINK_SOCK_DIAG dump (IPv4 and IPv6, with tcp_info) of the sockets on the listeners'
 //     local ports. Connections the app opened itself (to a database, say) have other local ports
 //     and are not counted.
-// An idle keep-alive connection (see is_idle_keepalive) is closed gracefully: baton takes a copy
-// of the app's descriptor with pidfd_getfd and calls shutdown(SHUT_RD) on it. The app's next read
-// returns end-of-file, exactly as if the client had left, and its write side still works, so a
-// response being written still reaches the client.
+// An idle keep-alive connection (see is_idle_keepalive) is taken over, never closed under its
+// client: baton takes a copy of the app's descriptor with pidfd_getfd and calls shutdown(SHUT_RD)
+// on it. The app's next read returns end-of-file, exactly as if the client had left, and its write
+// side still works, so a response being written still reaches the client. The app then closes its
+// descriptor, but baton's copy keeps the connection open: no FIN reaches the client. Once no
+// process of the generation holds it any more, the copy is handed to the caller (DrainCheck::
+// taken), which relays the client's next request to the serving generation (relay.h). Until
+// then baton never reads from it: the app may still be reading a request that came meanwhile.
+// A connection whose client is baton itself (a relayed connection, whose upstream end is
+// baton's) is not taken over but detached by the relay (UpstreamCheck).
 // A generation is quiet when its accept queues are empty and it holds no connection on them: then
 // the drain signal can end it with nothing lost.
 //
@@ -29,12 +35,17 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <string_view>
 #include <vector>
 
+#include "baton/fd.h"
 #include "baton/result.h"
+#include "common/address.h"
 
 namespace baton {
 
@@ -51,6 +62,7 @@ struct TcpConnection {
   std::uint8_t state = 0;  // TCP_ESTABLISHED, TCP_CLOSE_WAIT... (netinet/tcp.h)
   std::uint16_t local_port = 0;
   std::uint16_t remote_port = 0;
+  Address remote;                // the peer's address and port
   std::uint32_t recv_queue = 0;  // bytes received, not yet read by the app
   std::uint32_t send_queue = 0;  // bytes written by the app, not yet acknowledged by the peer
   bool has_info = false;         // the fields below are valid (INET_DIAG_INFO was present)
@@ -120,17 +132,31 @@ Result<std::vector<HeldSocket>> held_sockets(pid_t leader);
 // Every TCP socket on local port `port` (IPv4 and IPv6, any state but LISTEN and TIME_WAIT).
 Result<std::vector<TcpConnection>> tcp_sockets_on_port(std::uint16_t port);
 
-// Closes the read side of `socket` in its process, through a pidfd_getfd copy. An Error when the
-// process or descriptor is gone, the copy is not that socket any more, or access is denied.
-Status shutdown_read(const HeldSocket& socket);
+// Takes a pidfd_getfd copy of `socket` and closes the read side of the connection through it:
+// the app reads end-of-file. Returns the copy, which keeps the connection open once the app has
+// closed its own descriptor. An Error when the process or descriptor is gone, the copy is not
+// that socket any more, or access is denied.
+Result<Fd> take_read_side(const HeldSocket& socket);
+
+// A taken-over connection no process of the generation holds any more: baton's copy is the last.
+struct TakenConnection {
+  Fd fd;
+  std::uint16_t local_port = 0;  // the listener's port it came in on
+};
 
 // What one look at a generation found.
 struct DrainCheck {
-  std::uint32_t accept_queue = 0;  // connections waiting in its listeners' accept queues
-  size_t connections = 0;          // connections it holds on the listeners' ports
-  size_t idle_closed = 0;          // idle keep-alive connections closed by this look
-  bool quiet = false;              // is_quiet(): it may be signalled now
+  std::uint32_t accept_queue = 0;      // connections waiting in its listeners' accept queues
+  size_t connections = 0;              // connections it holds on the listeners' ports
+  size_t idle_taken = 0;               // idle keep-alive connections taken over by this look
+  size_t detached = 0;                 // relayed connections the relay began to detach
+  std::vector<TakenConnection> taken;  // released by the generation, now baton's alone
+  bool quiet = false;                  // is_quiet(): it may be signalled now
 };
+
+// For a connection of the generation whose peer is `remote`: nullopt when the peer is not one of
+// baton's own relayed upstream connections; otherwise whether the relay is detaching it (relay.h).
+using UpstreamCheck = std::function<std::optional<bool>(const Address& remote)>;
 
 // Watches one generation: its main pid and the listeners it owns (baton's copies, which stay
 // owned by the caller and must outlive the watch).
@@ -138,18 +164,22 @@ class GenerationWatch {
  public:
   GenerationWatch(pid_t pid, std::vector<int> listener_fds);
 
-  // Looks once, closing the idle keep-alive connections it finds (each at most once). An Error
-  // when a look was impossible (netlink refused, a listener is not one): then nothing is known
-  // and the caller should not call the generation quiet.
-  Result<DrainCheck> check() { return look(true); }
-  // The same look, closing nothing (for `baton status`).
-  Result<DrainCheck> count() { return look(false); }
+  // Looks once, taking over the idle keep-alive connections it finds (each at most once), and
+  // handing back those the generation no longer holds. An Error when a look was impossible
+  // (netlink refused, a listener is not one): then nothing is known and the caller should not
+  // call the generation quiet.
+  Result<DrainCheck> check(const UpstreamCheck& upstream = {}) { return look(true, upstream); }
+  // The same look, taking nothing (for `baton status`).
+  Result<DrainCheck> count() { return look(false, {}); }
+  // The copies of connections taken over that the generation may still hold: for a caller that
+  // stops watching, to hand on once the generation is gone.
+  std::vector<TakenConnection> release_all();
 
  private:
-  Result<DrainCheck> look(bool close_idle);
+  Result<DrainCheck> look(bool take_idle, const UpstreamCheck& upstream);
   pid_t pid_;
   std::vector<int> listener_fds_;
-  std::set<std::uint64_t> shut_;  // inodes already given shutdown(SHUT_RD)
+  std::map<std::uint64_t, TakenConnection> shut_;  // by inode: given shutdown(SHUT_RD), copy kept
 };
 
 }  // namespace baton

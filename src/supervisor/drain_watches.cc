@@ -2,13 +2,17 @@
 
 #include <fmt/format.h>
 
+#include "supervisor/accept_probe.h"
+
 namespace baton {
 
 QuietCheck DrainWatches::check(const ListenerSet& listeners, const Generation& g) {
   ++looks_;
-  std::erase_if(watches_, [&](const auto& entry) {
-    return entry.first != g.id && looks_ - entry.second.last_look > kStaleLooks;
-  });
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    auto next = std::next(it);
+    if (it->first != g.id && looks_ - it->second.last_look > kStaleLooks) stop_watching(it);
+    it = next;
+  }
   auto it = watches_.find(g.id);
   if (it == watches_.end()) {
     std::vector<int> own;
@@ -19,23 +23,60 @@ QuietCheck DrainWatches::check(const ListenerSet& listeners, const Generation& g
       if (fd < 0) return QuietCheck::kUnwatchable;  // shared with the generations after it
       own.push_back(fd);
     }
-    it = watches_.emplace(g.id, Watch{GenerationWatch(g.pid, std::move(own)), 0, 0}).first;
+    it = watches_.emplace(g.id, Watch{GenerationWatch(g.pid, std::move(own)), 0, 0, 0}).first;
   }
   it->second.last_look = looks_;
-  auto result = it->second.watch.check();
+  auto result = it->second.watch.check([this](const Address& remote) -> std::optional<bool> {
+    if (!relay_.is_upstream(remote)) return std::nullopt;
+    return relay_.detach(remote);
+  });
   if (!result) {
     log_(fmt::format("generation {}: cannot watch it drain: {}", g.id, result.error().what()));
-    watches_.erase(it);
+    stop_watching(it);
     return QuietCheck::kUnwatchable;
   }
-  it->second.idle_closed += result->idle_closed;
+  it->second.idle_taken += result->idle_taken;
+  it->second.detached += result->detached;
+  hand_over(listeners, std::move(result->taken));
   if (!result->quiet) return QuietCheck::kBusy;
-  if (it->second.idle_closed > 0) {
-    log_(fmt::format("generation {} quiet after baton closed {} idle keep-alive connection{}", g.id,
-                     it->second.idle_closed, it->second.idle_closed == 1 ? "" : "s"));
+  if (it->second.idle_taken > 0 || it->second.detached > 0) {
+    log_(fmt::format("generation {} quiet after baton took over {} idle keep-alive connection{}{}",
+                     g.id, it->second.idle_taken, it->second.idle_taken == 1 ? "" : "s",
+                     it->second.detached > 0
+                         ? fmt::format(" and moved {} relayed one{}", it->second.detached,
+                                       it->second.detached == 1 ? "" : "s")
+                         : ""));
+  }
+  stop_watching(it);
+  return QuietCheck::kQuiet;
+}
+
+void DrainWatches::gone(const ListenerSet& listeners, int id) {
+  if (auto it = watches_.find(id); it != watches_.end()) stop_watching(it);
+  auto left = leftover_.find(id);
+  if (left == leftover_.end()) return;
+  auto taken = std::move(left->second);
+  leftover_.erase(left);
+  hand_over(listeners, std::move(taken));
+}
+
+void DrainWatches::stop_watching(std::map<int, Watch>::iterator it) {
+  auto held = it->second.watch.release_all();
+  if (!held.empty()) {
+    auto& left = leftover_[it->first];
+    for (auto& t : held) left.push_back(std::move(t));
   }
   watches_.erase(it);
-  return QuietCheck::kQuiet;
+}
+
+void DrainWatches::hand_over(const ListenerSet& listeners, std::vector<TakenConnection> taken) {
+  for (auto& t : taken) {
+    for (const auto& l : listeners.listeners()) {
+      if (l.address.transport != Transport::kTcp || l.address.port() != t.local_port) continue;
+      relay_.adopt(std::move(t.fd), connect_address(l.address));
+      break;
+    }
+  }
 }
 
 }  // namespace baton

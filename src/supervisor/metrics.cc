@@ -155,6 +155,21 @@ std::string render_metrics(const SupervisorCore& core, std::string_view version,
   gauge(out, "build_info", "Always 1: the version of the running baton.");
   out += fmt::format("baton_build_info{{version=\"{}\"}} 1\n", label_value(version));
   process_metrics(out, process);
+  const TakeoverCounts& t = facts.takeover;
+  counter(out, "keepalive_taken_over_total",
+          "Idle keep-alive connections of old generations baton took over instead of closing.");
+  out += fmt::format("baton_keepalive_taken_over_total {}\n", t.taken_over);
+  counter(out, "keepalive_relayed_total",
+          "Requests on taken-over connections relayed to the serving generation.");
+  out += fmt::format("baton_keepalive_relayed_total {}\n", t.relayed);
+  counter(out, "keepalive_closed_total",
+          "Taken-over connections baton closed, by reason: refused (not plaintext HTTP/1.x), "
+          "idle (no request in time), over_cap (too many held).");
+  out += fmt::format("baton_keepalive_closed_total{{reason=\"refused\"}} {}\n", t.refused);
+  out += fmt::format("baton_keepalive_closed_total{{reason=\"idle\"}} {}\n", t.idle_closed);
+  out += fmt::format("baton_keepalive_closed_total{{reason=\"over_cap\"}} {}\n", t.over_cap);
+  gauge(out, "keepalive_held", "Taken-over connections baton holds now.");
+  out += fmt::format("baton_keepalive_held {}\n", t.held_now);
   return out;
 }
 

@@ -1,14 +1,28 @@
 #include "supervisor/relay.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <string>
 
+#include <fmt/format.h>
+
 #include "common/syscall.h"
+#include "supervisor/request_sniff.h"
 
 namespace baton {
+namespace {
+
+using Clock = EventLoop::Clock;
+
+// How often the relay looks at its pairs' deadlines, while it has any.
+constexpr std::chrono::seconds kSweepEvery{1};
+// An upstream connection to the serving generation that has not completed by then is given up.
+constexpr std::chrono::seconds kConnectWait{10};
+constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 // One direction: bytes read from `from` wait in `buffer` until written to the other side.
 struct Direction {
@@ -17,15 +31,84 @@ struct Direction {
   bool shut = false;  // passed on: the other side was shut for writing
 };
 
+// Whether end-of-file read from `fd` is the peer's: a taken-over connection's read side was shut
+// (drain_watch.h), so its reads return 0 whenever nothing is waiting, yet the client is still
+// there (the connection established) and its next request will be read.
+bool peer_left(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;
+  return info.tcpi_state != TCP_ESTABLISHED;
+}
+
+// Moves what `from` has to `to` through `d`; at `from`'s end, shuts `to` for writing when
+// `pass_eof`. False when the pair must end (an error). Every call is non-blocking whatever the
+// descriptors' flags: a taken-over connection shares its file description with the app, whose
+// flags are not baton's to change.
+bool pump(int from, int to, Direction& d, bool pass_eof = true) {
+  char buf[16384];
+  while (!d.eof && d.buffer.size() < kRelayBuffer) {
+    ssize_t n = retry_eintr(::recv, from, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) {
+      d.buffer.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 && peer_left(from)) {
+      d.eof = true;
+    } else if (n == 0 || errno == EAGAIN) {
+      break;
+    } else {
+      return false;
+    }
+  }
+  while (!d.buffer.empty()) {
+    ssize_t n =
+        retry_eintr(::send, to, d.buffer.data(), d.buffer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      d.buffer.erase(0, static_cast<size_t>(n));
+    } else if (n < 0 && errno == EAGAIN) {
+      break;
+    } else {
+      return false;
+    }
+  }
+  if (pass_eof && d.eof && d.buffer.empty() && !d.shut) {
+    ::shutdown(to, SHUT_WR);
+    d.shut = true;
+  }
+  return true;
+}
+
+std::string local_key(int fd) {
+  sockaddr_storage local{};
+  socklen_t len = sizeof(local);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return {};
+  return address_from_sockaddr(Transport::kTcp, reinterpret_cast<sockaddr*>(&local), len)
+      .to_string();
+}
+
+}  // namespace
+
 struct Relay::Pair {
-  Fd client;    // accepted from the orphaned socket
-  Fd upstream;  // to the serving generation
-  bool connected = false;
-  Direction up;    // client -> upstream
-  Direction down;  // upstream -> client
+  enum class Phase {
+    kAwaitRequest,  // taken over: nothing relayed until the client's next request is recognised
+    kConnecting,    // an upstream connection to the serving generation is being made
+    kRelaying,      // bytes flow both ways
+    kDetaching,     // the upstream was half-closed so its draining generation lets it go
+  };
+  Fd client;    // accepted from an orphaned socket, or taken over from an old generation
+  Fd upstream;  // to the serving generation (none while awaiting a request)
+  Address to;
+  bool taken = false;  // taken over (or detached once): its next request is sniffed
+  Phase phase = Phase::kConnecting;
+  Direction up;                    // client -> upstream
+  Direction down;                  // upstream -> client
+  bool awaiting_response = false;  // the last bytes moved went upstream
+  bool sniffing = false;           // part of a request line has arrived
+  std::string upstream_key;        // the upstream's local address, in upstreams_
+  Clock::time_point since;         // when the phase (or the half-close) began
+  bool half_closed = false;
 };
 
-Relay::Relay(EventLoop& loop) : loop_(loop) {}
+Relay::Relay(EventLoop& loop, Logger log) : loop_(loop), log_(std::move(log)) {}
 
 Relay::~Relay() {
   for (auto& [fd, to] : listeners_) {
@@ -33,8 +116,9 @@ Relay::~Relay() {
   }
   for (auto& [raw, pair] : pairs_) {
     loop_.remove(pair->client.get());
-    loop_.remove(pair->upstream.get());
+    if (pair->upstream) loop_.remove(pair->upstream.get());
   }
+  if (sweep_timer_ != 0) loop_.cancel_timer(sweep_timer_);
 }
 
 void Relay::take_over(int listener, const Address& to) {
@@ -56,7 +140,7 @@ void Relay::on_listener(int listener) {
   auto it = listeners_.find(listener);
   if (it == listeners_.end()) return;
   const Address to = it->second;
-  while (pairs_.size() < kMaxRelayed) {
+  while (stranded_now_ < kMaxRelayed) {
     // The member socket is blocking (its file description is the one generations get, so its
     // flags are not baton's to change): accept only what poll says is there. Nobody else
     // accepts on an orphaned socket, so what poll sees stays there.
@@ -64,91 +148,215 @@ void Relay::on_listener(int listener) {
     if (::poll(&p, 1, 0) != 1 || (p.revents & POLLIN) == 0) return;
     Fd client(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!client) return;
-    Fd upstream(::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!upstream ||
-        (::connect(upstream.get(), to.sockaddr_ptr(), to.length) != 0 && errno != EINPROGRESS)) {
-      continue;  // closing the client tells it at once
-    }
     auto pair = std::make_unique<Pair>();
     pair->client = std::move(client);
-    pair->upstream = std::move(upstream);
+    pair->to = to;
     Pair* raw = pair.get();
-    const uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    if (!loop_.add(raw->client.get(), ev, [this, raw](uint32_t) { on_event(raw); })) continue;
-    if (!loop_.add(raw->upstream.get(), ev, [this, raw](uint32_t) { on_event(raw); })) {
-      loop_.remove(raw->client.get());
-      continue;
-    }
+    if (!loop_.add(raw->client.get(), kEvents, [this, raw](uint32_t) { on_event(raw); })) continue;
     pairs_[raw] = std::move(pair);
+    ++stranded_now_;
     ++relayed_total_;
-    on_event(raw);
+    if (!connect_upstream(raw)) close_pair(raw);  // closing the client tells it at once
   }
   // Full: stop looking until a pair ends, or the loop would spin on the readable listener.
   loop_.remove(listener);
   paused_.insert(listener);
 }
 
-namespace {
+void Relay::adopt(Fd client, const Address& to) {
+  if (taken_now_ >= kMaxTakenOver) {
+    ++counts_.over_cap;
+    if (!logged_cap_) {
+      log_(
+          fmt::format("keep-alive takeover: {} connections held already; more are closed, as "
+                      "before baton took any over (counted in status)",
+                      kMaxTakenOver));
+      logged_cap_ = true;
+    }
+    return;  // closing baton's copy, the last one, closes the connection
+  }
+  auto pair = std::make_unique<Pair>();
+  pair->client = std::move(client);
+  pair->to = to;
+  pair->taken = true;
+  pair->phase = Pair::Phase::kAwaitRequest;
+  pair->since = Clock::now();
+  Pair* raw = pair.get();
+  if (!loop_.add(raw->client.get(), kEvents, [this, raw](uint32_t) { on_event(raw); })) return;
+  pairs_[raw] = std::move(pair);
+  ++taken_now_;
+  ++counts_.taken_over;
+  arm_sweep();
+  sniff(raw);  // the request may be waiting already
+}
 
-// Moves what `from` has to `to` through `d`. False when the pair must end (an error).
-bool pump(int from, int to, Direction& d) {
-  char buf[16384];
-  while (!d.eof && d.buffer.size() < kRelayBuffer) {
-    ssize_t n = retry_eintr(::recv, from, buf, sizeof(buf), 0);
-    if (n > 0) {
-      d.buffer.append(buf, static_cast<size_t>(n));
-    } else if (n == 0) {
-      d.eof = true;
-    } else if (errno == EAGAIN) {
-      break;
-    } else {
-      return false;
-    }
+bool Relay::detach(const Address& upstream) {
+  auto it = upstreams_.find(upstream.to_string());
+  if (it == upstreams_.end()) return false;
+  Pair* p = it->second;
+  if (p->phase == Pair::Phase::kDetaching) return true;
+  if (p->phase != Pair::Phase::kRelaying || p->half_closed || p->awaiting_response ||
+      !p->up.buffer.empty() || !p->down.buffer.empty()) {
+    return false;
   }
-  while (!d.buffer.empty()) {
-    ssize_t n = retry_eintr(::send, to, d.buffer.data(), d.buffer.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      d.buffer.erase(0, static_cast<size_t>(n));
-    } else if (n < 0 && errno == EAGAIN) {
-      break;
-    } else {
-      return false;
-    }
+  char c = 0;
+  const ssize_t n = ::recv(p->client.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0 || (n == 0 && peer_left(p->client.get()))) return false;  // a request, or the end
+  // The app reads end-of-file, as if the client had left; what it still sends is passed on.
+  if (::shutdown(p->upstream.get(), SHUT_WR) != 0) return false;
+  p->phase = Pair::Phase::kDetaching;
+  p->since = Clock::now();
+  if (!p->taken) {
+    p->taken = true;
+    --stranded_now_;
+    ++taken_now_;
   }
-  if (d.eof && d.buffer.empty() && !d.shut) {
-    ::shutdown(to, SHUT_WR);
-    d.shut = true;
-  }
+  ++counts_.detached;
+  arm_sweep();
   return true;
 }
 
-}  // namespace
+size_t Relay::busy() const {
+  size_t n = 0;
+  for (const auto& [raw, p] : pairs_) {
+    const bool waiting = p->phase == Pair::Phase::kAwaitRequest && !p->sniffing;
+    const bool idle = p->phase == Pair::Phase::kRelaying && !p->awaiting_response &&
+                      p->up.buffer.empty() && p->down.buffer.empty();
+    if (!p->taken || (!waiting && !idle)) ++n;
+  }
+  return n;
+}
+
+bool Relay::connect_upstream(Pair* pair) {
+  Fd upstream(::socket(pair->to.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!upstream || (::connect(upstream.get(), pair->to.sockaddr_ptr(), pair->to.length) != 0 &&
+                    errno != EINPROGRESS)) {
+    return false;
+  }
+  if (!loop_.add(upstream.get(), kEvents, [this, pair](uint32_t) { on_event(pair); })) return false;
+  pair->upstream = std::move(upstream);
+  pair->upstream_key = local_key(pair->upstream.get());
+  if (!pair->upstream_key.empty()) upstreams_[pair->upstream_key] = pair;
+  pair->phase = Pair::Phase::kConnecting;
+  pair->since = Clock::now();
+  pair->up = {};
+  pair->down = {};
+  pair->half_closed = false;
+  arm_sweep();
+  on_event(pair);
+  return true;
+}
+
+void Relay::sniff(Pair* pair) {
+  char buf[kSniffLimit];
+  const ssize_t n = ::recv(pair->client.get(), buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) {
+    if (peer_left(pair->client.get())) close_pair(pair);  // the client left
+    return;  // nothing waiting (its read side is shut, so reads say 0)
+  }
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EINTR) close_pair(pair);
+    return;
+  }
+  switch (sniff_request(std::string_view(buf, static_cast<size_t>(n)))) {
+    case Sniffed::kNeedMore:
+      if (!pair->sniffing) {
+        pair->sniffing = true;
+        pair->since = Clock::now();
+      }
+      return;
+    case Sniffed::kOther:
+      ++counts_.refused;
+      if (!logged_refused_) {
+        log_(
+            "keep-alive takeover: a client sent something other than a plaintext HTTP/1.x "
+            "request on a taken-over connection; closed, not relayed (counted in status)");
+        logged_refused_ = true;
+      }
+      return close_pair(pair);
+    case Sniffed::kHttp1:
+      ++counts_.relayed;
+      pair->sniffing = false;
+      if (!connect_upstream(pair)) close_pair(pair);
+      return;
+  }
+}
 
 void Relay::on_event(Pair* pair) {
   if (!pairs_.contains(pair)) return;
-  if (!pair->connected) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ::getsockopt(pair->upstream.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) return close_pair(pair);
-    sockaddr_storage peer{};
-    len = sizeof(peer);
-    if (::getpeername(pair->upstream.get(), reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
-      return;  // still connecting
+  switch (pair->phase) {
+    case Pair::Phase::kAwaitRequest:
+      return sniff(pair);
+    case Pair::Phase::kDetaching:
+      return on_detaching(pair);
+    case Pair::Phase::kConnecting: {
+      int err = 0;
+      socklen_t len = sizeof(err);
+      ::getsockopt(pair->upstream.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) return close_pair(pair);
+      sockaddr_storage peer{};
+      len = sizeof(peer);
+      if (::getpeername(pair->upstream.get(), reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
+        return;  // still connecting
+      }
+      pair->phase = Pair::Phase::kRelaying;
+      break;
     }
-    pair->connected = true;
+    case Pair::Phase::kRelaying:
+      break;
   }
+  const size_t up_before = pair->up.buffer.size();
+  const bool up_eof = pair->up.eof;
+  const size_t down_before = pair->down.buffer.size();
+  const bool down_eof = pair->down.eof;
   if (!pump(pair->client.get(), pair->upstream.get(), pair->up) ||
       !pump(pair->upstream.get(), pair->client.get(), pair->down)) {
     return close_pair(pair);
   }
-  if (pair->up.shut && pair->down.shut) close_pair(pair);
+  if (pair->down.buffer.size() != down_before || pair->down.eof != down_eof) {
+    pair->awaiting_response = false;
+  }
+  if (pair->up.buffer.size() != up_before || pair->up.eof != up_eof) {
+    pair->awaiting_response = true;
+  }
+  if (pair->up.shut && pair->down.shut) return close_pair(pair);
+  if ((pair->up.shut || pair->down.shut) && !pair->half_closed) {
+    pair->half_closed = true;
+    pair->since = Clock::now();
+  }
+}
+
+void Relay::on_detaching(Pair* pair) {
+  // The end of a response may still come: passed on, but not the upstream's end-of-file, and
+  // the client's next request waits in its socket until a new upstream connection is made.
+  if (!pump(pair->upstream.get(), pair->client.get(), pair->down, false)) {
+    if (!pair->down.buffer.empty()) return close_pair(pair);
+    pair->down.eof = true;  // an error from the old generation ends it like end-of-file
+  }
+  if (!pair->down.eof || !pair->down.buffer.empty()) return;
+  loop_.remove(pair->upstream.get());
+  upstreams_.erase(pair->upstream_key);
+  pair->upstream.reset();
+  pair->upstream_key.clear();
+  pair->phase = Pair::Phase::kAwaitRequest;
+  pair->since = Clock::now();
+  pair->sniffing = false;
+  pair->up = {};
+  pair->down = {};
+  sniff(pair);
 }
 
 void Relay::close_pair(Pair* pair) {
   loop_.remove(pair->client.get());
-  loop_.remove(pair->upstream.get());
+  if (pair->upstream) loop_.remove(pair->upstream.get());
+  if (!pair->upstream_key.empty()) upstreams_.erase(pair->upstream_key);
+  if (pair->taken) {
+    --taken_now_;
+  } else {
+    --stranded_now_;
+  }
   pairs_.erase(pair);
+  if (stranded_now_ >= kMaxRelayed) return;
   auto paused = std::move(paused_);
   paused_.clear();
   for (int listener : paused) {
@@ -157,6 +365,43 @@ void Relay::close_pair(Pair* pair) {
       listeners_.erase(listener);
     }
   }
+}
+
+void Relay::arm_sweep() {
+  if (sweep_timer_ != 0) return;
+  sweep_timer_ = loop_.add_timer(Clock::now() + kSweepEvery, [this] {
+    sweep_timer_ = 0;
+    sweep();
+  });
+}
+
+void Relay::sweep() {
+  const auto now = Clock::now();
+  std::vector<Pair*> expired;
+  for (const auto& [raw, p] : pairs_) {
+    const auto age = now - p->since;
+    switch (p->phase) {
+      case Pair::Phase::kAwaitRequest:
+        if (p->sniffing && age > kSniffWait) {
+          ++counts_.refused;
+          expired.push_back(raw);
+        } else if (!p->sniffing && age > kTakeoverIdle) {
+          ++counts_.idle_closed;
+          expired.push_back(raw);
+        }
+        break;
+      case Pair::Phase::kConnecting:
+        if (age > kConnectWait) expired.push_back(raw);
+        break;
+      case Pair::Phase::kRelaying:
+        if (p->half_closed && age > kHalfClosedWait) expired.push_back(raw);
+        break;
+      case Pair::Phase::kDetaching:
+        break;  // the old generation's drain deadline bounds it
+    }
+  }
+  for (Pair* p : expired) close_pair(p);
+  if (!pairs_.empty()) arm_sweep();
 }
 
 }  // namespace baton

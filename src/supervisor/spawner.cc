@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -90,6 +91,10 @@ struct ChildPlan {
 // writes nothing the supervisor owns, only calls the C library's thin system call wrappers, and
 // ends in execve or _exit. Uninstrumented under ASan: its frames live on a stack ASan does not
 // know, and end without returning.
+// The descriptor limit the apps get: baton's own, before raise_descriptor_limit() raised it.
+rlimit g_app_nofile{};
+bool g_nofile_raised = false;
+
 [[gnu::no_sanitize_address]] int child_main(void* arg) {
   const ChildPlan& plan = *static_cast<const ChildPlan*>(arg);
   const SpawnRequest& request = *plan.request;
@@ -150,10 +155,25 @@ struct ChildPlan {
       child_fail(report_fd, errno);
     }
   }
+  if (g_nofile_raised) ::setrlimit(RLIMIT_NOFILE, &g_app_nofile);
   if (plan.listen_pid != nullptr) format_pid(plan.listen_pid, ::getpid());
   ::execve(plan.argv[0], plan.argv, plan.envp);
   child_fail(report_fd, errno);
 }
+
+}  // namespace
+
+void raise_descriptor_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  rlimit raised = r;
+  raised.rlim_cur = r.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) return;
+  g_app_nofile = r;
+  g_nofile_raised = true;
+}
+
+namespace {
 
 // The child's stack: it needs little (no allocation, a few frames of system call wrappers).
 constexpr size_t kChildStack = 64 * 1024;

@@ -26,6 +26,11 @@ namespace baton {
 
 // Whom a generation runs as (`--user`): set in the child before exec, after the listeners are
 // in place (baton bound them, privileged ports included, before dropping anything).
+// Raises baton's own soft limit on open descriptors to its hard limit: each connection taken over
+// from an old generation costs one (relay.h). The generations are started with the limit baton
+// had before, so an app sees the limit its manager gave.
+void raise_descriptor_limit();
+
 struct RunAs {
   uid_t uid = 0;
   gid_t gid = 0;

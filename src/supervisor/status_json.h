@@ -71,6 +71,17 @@
 //     reloads_ok, reloads_failed, reloads_coalesced (asked while one was in progress and served
 //     by the next), crashes (a serving generation exited on its own), drain_kills (a draining
 //     generation killed at the drain deadline), generations_started: all int
+//   keepalive           object  idle keep-alive connections of old generations that baton took
+//                               over instead of closing (docs/drain.md), since it started
+//     taken_over        int     kept open across a drain
+//     relayed           int     requests on them relayed to the serving generation (each one
+//                               that began an upstream connection)
+//     refused           int     closed: their client sent something not plaintext HTTP/1.x
+//                               (TLS, another protocol), or began a request line and stopped
+//     idle_closed       int     closed after 60 s with no request
+//     over_cap          int     closed at once: 16384 were held already
+//     detached          int     relayed connections moved off a generation that drained
+//     held_now          int     taken-over connections held now
 #pragma once
 
 #include <sys/types.h>
@@ -85,6 +96,7 @@
 #include <nlohmann/json.hpp>
 
 #include "supervisor/supervisor_core.h"
+#include "supervisor/takeover_counts.h"
 
 namespace baton {
 
@@ -114,6 +126,7 @@ struct SupervisorFacts {
     std::optional<size_t> connections;
   };
   std::map<int, Traffic> traffic;  // by generation id (live ones, when a listener is steered)
+  TakeoverCounts takeover;
 };
 
 // The status object. `now` and `wall_now` are the same instant on the monotonic and the wall

@@ -250,6 +250,7 @@ SupervisorFacts Supervisor::facts() {
       facts.traffic[g.id] = {f->share_percent, f->accept_queue, f->connections};
     }
   }
+  facts.takeover = traffic_->takeover();
   facts.output_dropped_lines = out_sink_->dropped_lines_total() + err_sink_->dropped_lines_total();
   for (const auto& g : core_.generations()) {
     auto n = out_sink_->dropped_lines(g.id) + err_sink_->dropped_lines(g.id);
@@ -296,6 +297,7 @@ int run_supervisor(const SupervisorConfig& config) {
   } else {
     effective = config;
   }
+  raise_descriptor_limit();
   auto loop = EventLoop::create();
   if (!loop) {
     log_line(LogLevel::kError, loop.error().what());

@@ -41,6 +41,7 @@ Status Traffic::switch_to(int id) {
 }
 
 void Traffic::gone(int id) {
+  drains_.gone(listeners_, id);
   listeners_.release(id);
   relay_orphans();
 }

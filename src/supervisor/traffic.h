@@ -66,17 +66,20 @@ class Traffic {
   std::optional<TrafficFigures> figures(int id, pid_t pid) const;
   // One line per listener, for the log at start-up.
   std::vector<std::string> describe() const;
-  // Connections baton relays itself now (relay.h): an upgrade waits for them to end.
-  size_t relayed_now() const { return relay_.active(); }
+  // Connections baton relays itself now in the middle of an exchange (relay.h): an upgrade waits
+  // for them to end. Idle taken-over connections are not counted: an upgrade closes them.
+  size_t relayed_now() const { return relay_.busy(); }
+  // The keep-alive takeover's counts, and the taken-over connections baton holds now.
+  TakeoverCounts takeover() const { return relay_.takeover(); }
 
  private:
   Traffic(ListenerSet listeners, EventLoop& loop, Logger log)
-      : listeners_(std::move(listeners)), relay_(loop), drains_(std::move(log)) {}
+      : listeners_(std::move(listeners)), relay_(loop, log), drains_(relay_, std::move(log)) {}
   void relay_orphans();
 
   ListenerSet listeners_;
-  Relay relay_;  // declared after listeners_: destroyed first, while the sockets are open
-  DrainWatches drains_;
+  Relay relay_;          // declared after listeners_: destroyed first, while the sockets are open
+  DrainWatches drains_;  // hands what it takes over to relay_
 };
 
 }  // namespace baton

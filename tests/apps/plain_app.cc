@@ -6,16 +6,24 @@
 // drain it from outside.
 //
 //   --init-ms N   sleep N ms before serving (a slow start)
+//   --graceful    the opposite, as a well-written server is: on SIGTERM it stops accepting,
+//                 closes its idle keep-alive connections, finishes the requests in flight and
+//                 exits 0
 //
 // Routes: /            200 "generation G pid P"
 //         /slow?ms=N   the same after N ms (logged as "plainapp: pid P serving /slow?ms=N")
 //         /healthz     200
+// A request body (Content-Length) is read and ignored, so POSTs work.
 // A request with "Connection: close" gets its answer and the connection is closed; otherwise the
 // connection stays open for the next request until the client leaves (read returns 0).
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -31,19 +39,62 @@ namespace {
 
 using namespace baton::testapps;
 
+std::atomic<bool> g_graceful{false};
+std::atomic<bool> g_term{false};
+std::atomic<int> g_connections{0};
+
+std::string lower(const std::string& text) {
+  std::string out;
+  for (char c : text) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  return out;
+}
+
 bool has_close_header(const std::string& head) {
-  std::string lower;
-  for (char c : head)
-    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  return lower.find("\r\nconnection: close") != std::string::npos;
+  return lower(head).find("\r\nconnection: close") != std::string::npos;
+}
+
+// Reads and drops the request's body, if it has one; false when the client left first.
+bool skip_body(int conn, const std::string& head, std::string& pending) {
+  const std::string l = lower(head);
+  const auto at = l.find("\r\ncontent-length:");
+  if (at == std::string::npos) return true;
+  size_t left = std::strtoul(l.c_str() + at + 17, nullptr, 10);
+  const size_t from_pending = std::min(left, pending.size());
+  pending.erase(0, from_pending);
+  left -= from_pending;
+  char chunk[4096];
+  while (left > 0) {
+    const ssize_t n = ::recv(conn, chunk, std::min(sizeof(chunk), left), 0);
+    if (n <= 0) return false;
+    left -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Waits for the next request on an idle connection. A graceful server closes its idle
+// connections once told to stop: false then.
+bool await_request(int conn) {
+  for (;;) {
+    pollfd p{conn, POLLIN, 0};
+    const int r = ::poll(&p, 1, g_graceful ? 20 : -1);
+    if (r > 0) return true;
+    if (r < 0 && errno != EINTR) return false;
+    if (g_term) return false;
+  }
 }
 
 void serve(int conn) {
-  std::string pending;  // requests carry no body here: what follows a head is the next request
+  std::string pending;  // what follows a request is the next request
   for (;;) {
-    const auto read = read_request_head(conn, pending);
-    if (!read) {  // the client left (or sent garbage)
+    if (pending.empty() && !await_request(conn)) {
       ::close(conn);
+      --g_connections;
+      return;
+    }
+    const auto read = read_request_head(conn, pending);
+    if (!read || !skip_body(conn, *read, pending)) {  // the client left (or sent garbage)
+      ::close(conn);
+      --g_connections;
       return;
     }
     const std::string& head = *read;
@@ -61,6 +112,7 @@ void serve(int conn) {
     if (::send(conn, resp.data(), resp.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(resp.size()) ||
         close_after) {
       ::close(conn);
+      --g_connections;
       return;
     }
   }
@@ -74,6 +126,8 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--init-ms" && i + 1 < argc) {
       init_ms = std::atoi(argv[++i]);
+    } else if (a == "--graceful") {
+      g_graceful = true;
     } else {
       std::fprintf(stderr, "plainapp: unknown argument %s\n", a.c_str());
       return 2;
@@ -93,8 +147,13 @@ int main(int argc, char** argv) {
   std::vector<pollfd> fds;
   for (const auto& l : *listeners) fds.push_back({l.fd, POLLIN, 0});
   std::fprintf(stderr, "plainapp: pid %d serving %zu listeners\n", ::getpid(), fds.size());
-  for (;;) {
-    if (::poll(fds.data(), fds.size(), -1) <= 0) continue;
+  if (g_graceful) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_term = true; };
+    ::sigaction(SIGTERM, &sa, nullptr);
+  }
+  while (!g_term) {
+    if (::poll(fds.data(), fds.size(), g_graceful ? 50 : -1) <= 0) continue;
     for (auto& p : fds) {
       if ((p.revents & POLLIN) == 0) continue;
       // The listener is non-blocking (make_nonblocking): EAGAIN means another process sharing
@@ -102,7 +161,12 @@ int main(int argc, char** argv) {
       // not pass O_NONBLOCK on), as serve() wants.
       int conn = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (conn < 0) continue;
+      ++g_connections;
       std::thread(serve, conn).detach();
     }
   }
+  // Graceful: no more accepting; the idle connections close themselves, the busy ones finish.
+  while (g_connections > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::fprintf(stderr, "plainapp: pid %d drained, exiting\n", ::getpid());
+  return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "common/listener.h"
 #include "harness.h"
+#include "http_connection.h"
 #include "supervisor/drain_watch.h"
 #include "supervisor/drain_watches.h"
 #include "supervisor/listener_set.h"
@@ -20,58 +21,6 @@ namespace baton::test {
 namespace {
 
 std::string plainapp_binary() { return BATON_TEST_PLAINAPP_BIN; }
-
-// A keep-alive HTTP client connection.
-class Client {
- public:
-  explicit Client(const Address& address) {
-    fd_.reset(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-    connected_ = fd_ && ::connect(fd_.get(), address.sockaddr_ptr(), address.length) == 0;
-  }
-  bool connected() const { return connected_; }
-  bool send_get(const std::string& path) {
-    std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n";
-    return ::send(fd_.get(), req.data(), req.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(req.size());
-  }
-  // Reads one response (headers and Content-Length body); "" on EOF, error or timeout.
-  std::string read_response(std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-      auto end = buffer_.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        auto cl = buffer_.find("Content-Length: ");
-        size_t length = cl == std::string::npos ? 0 : std::stoul(buffer_.substr(cl + 16));
-        if (buffer_.size() >= end + 4 + length) {
-          std::string out = buffer_.substr(0, end + 4 + length);
-          buffer_.erase(0, out.size());
-          return out;
-        }
-      }
-      if (!readable(deadline)) return {};
-      char buf[4096];
-      ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), 0);
-      if (n <= 0) return {};
-      buffer_.append(buf, static_cast<size_t>(n));
-    }
-  }
-  // True when the server closed the connection (EOF) within `timeout`.
-  bool sees_close(std::chrono::milliseconds timeout = 10s) {
-    if (!readable(Clock::now() + timeout)) return false;
-    char c;
-    return ::recv(fd_.get(), &c, 1, 0) == 0;
-  }
-
- private:
-  bool readable(Clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    pollfd p{fd_.get(), POLLIN, 0};
-    return left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) == 1;
-  }
-  Fd fd_;
-  bool connected_ = false;
-  std::string buffer_;
-};
 
 struct App {
   Fd listener;
@@ -99,16 +48,16 @@ App start_app(bool wrapper = false) {
   return app;
 }
 
-TEST(DrainWatch, CountsHeldConnectionsAndClosesOnlyIdleKeepAlives) {
+TEST(DrainWatch, TakesOverOnlyIdleKeepAlivesAndNeverClosesThemUnderTheirClients) {
   App app = start_app();
-  std::vector<std::unique_ptr<Client>> idle;
+  std::vector<std::unique_ptr<HttpConnection>> idle;
   for (int i = 0; i < 3; ++i) {
-    idle.push_back(std::make_unique<Client>(app.address));
+    idle.push_back(std::make_unique<HttpConnection>(app.address));
     ASSERT_TRUE(idle.back()->connected());
     ASSERT_TRUE(idle.back()->send_get("/"));
     ASSERT_FALSE(idle.back()->read_response().empty());
   }
-  Client busy(app.address);
+  HttpConnection busy(app.address);
   ASSERT_TRUE(busy.send_get("/slow?ms=1500"));
   ASSERT_TRUE(app.process->wait_for_output("serving /slow?ms=1500", 10s));
 
@@ -117,32 +66,56 @@ TEST(DrainWatch, CountsHeldConnectionsAndClosesOnlyIdleKeepAlives) {
   ASSERT_TRUE(first.ok()) << first.error().what();
   EXPECT_EQ(first->accept_queue, 0u);
   EXPECT_EQ(first->connections, 4u);
-  EXPECT_EQ(first->idle_closed, 3u) << "the three answered keep-alive connections";
+  EXPECT_EQ(first->idle_taken, 3u) << "the three answered keep-alive connections";
   EXPECT_FALSE(first->quiet);
-  for (auto& c : idle) EXPECT_TRUE(c->sees_close()) << "the app saw the client leave and closed";
+  std::vector<TakenConnection> taken = std::move(first->taken);
 
-  // The request in flight is not cut: it is answered, then its connection is idle in turn.
+  // The request in flight is not cut: it is answered, then its connection is idle in turn. The
+  // app closes each connection taken over (it read end-of-file), and each comes back to baton.
   std::string slow = busy.read_response();
   EXPECT_NE(slow.find("200 OK"), std::string::npos) << slow;
-  bool quiet = false;
-  size_t closed = 0;
+  size_t taken_later = 0;
   ASSERT_TRUE(wait_until(
       [&] {
         auto r = watch.check();
         if (!r.ok()) return false;
-        closed += r->idle_closed;
-        quiet = r->quiet;
-        return quiet;
+        taken_later += r->idle_taken;
+        for (auto& t : r->taken) taken.push_back(std::move(t));
+        return r->quiet;
       },
       10s, 20ms));
-  EXPECT_EQ(closed, 1u);
-  EXPECT_TRUE(busy.sees_close());
+  EXPECT_EQ(taken_later, 1u);
+  ASSERT_EQ(taken.size(), 4u) << "every connection the app let go is baton's alone";
+  for (const auto& t : taken) EXPECT_EQ(t.local_port, app.address.port());
   EXPECT_TRUE(app.process->running()) << "watching never signals the app";
+  // No client saw its connection close: baton's copy holds it open.
+  for (auto& c : idle) EXPECT_FALSE(c->sees_close(100ms));
+  EXPECT_FALSE(busy.sees_close(100ms));
+  // The client's next request waits for baton on the copy, and the copy can answer it.
+  ASSERT_TRUE(busy.send_get("/next"));
+  pollfd p{taken.back().fd.get(), POLLIN, 0};
+  bool request_arrived = false;
+  for (auto& t : taken) {
+    p.fd = t.fd.get();
+    char buf[64];
+    if (::poll(&p, 1, 0) == 1 && ::recv(t.fd.get(), buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+      request_arrived = true;
+    }
+  }
+  if (!request_arrived) {  // the last look raced the send: wait on all copies
+    std::vector<pollfd> all;
+    for (auto& t : taken) all.push_back({t.fd.get(), POLLIN, 0});
+    ASSERT_GT(::poll(all.data(), all.size(), 10000), 0);
+    request_arrived = true;
+  }
+  EXPECT_TRUE(request_arrived);
+  taken.clear();  // baton lets go: now the clients see the close
+  EXPECT_TRUE(busy.sees_close());
 }
 
 TEST(DrainWatch, RequestReadButUnansweredIsNeverClosed) {
   App app = start_app();
-  Client busy(app.address);
+  HttpConnection busy(app.address);
   ASSERT_TRUE(busy.send_get("/slow?ms=800"));
   ASSERT_TRUE(app.process->wait_for_output("serving /slow?ms=800", 10s));
   GenerationWatch watch(app.process->pid(), {app.listener.get()});
@@ -151,7 +124,7 @@ TEST(DrainWatch, RequestReadButUnansweredIsNeverClosed) {
   while (Clock::now() < until) {
     auto r = watch.check();
     ASSERT_TRUE(r.ok()) << r.error().what();
-    EXPECT_EQ(r->idle_closed, 0u);
+    EXPECT_EQ(r->idle_taken, 0u);
     EXPECT_EQ(r->connections, 1u);
     std::this_thread::sleep_for(20ms);  // the poll step of a real watch, not a wait for an event
   }
@@ -163,7 +136,7 @@ TEST(DrainWatch, AcceptQueueOfAListenerNobodyAcceptsOn) {
   ASSERT_TRUE(fd.ok());
   Address address = bound_address(fd->get(), Transport::kTcp).value();
   EXPECT_EQ(accept_queue_length(fd->get()).value(), 0u);
-  Client a(address), b(address);
+  HttpConnection a(address), b(address);
   ASSERT_TRUE(a.connected() && b.connected());
   EXPECT_EQ(accept_queue_length(fd->get()).value(), 2u);
   // A process holding nothing, with two connections waiting for it: not quiet.
@@ -185,21 +158,32 @@ TEST(DrainWatch, ANonListenerIsRefused) {
 
 TEST(DrainWatch, WorkersInTheProcessGroupAreWatchedToo) {
   App app = start_app(/*wrapper=*/true);  // the main pid is a shell; the server is its child
-  Client c(app.address);
+  HttpConnection c(app.address);
   ASSERT_TRUE(c.send_get("/"));
   ASSERT_FALSE(c.read_response().empty());
   GenerationWatch watch(app.process->pid(), {app.listener.get()});
   auto r = watch.check();
   ASSERT_TRUE(r.ok()) << r.error().what();
   EXPECT_EQ(r->connections, 1u);
-  EXPECT_EQ(r->idle_closed, 1u);
-  EXPECT_TRUE(c.sees_close());
+  EXPECT_EQ(r->idle_taken, 1u);
+  // The shell's child closes it (end-of-file), and baton's copy comes back on a later look.
+  std::vector<TakenConnection> taken;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto again = watch.check();
+        if (!again.ok()) return false;
+        for (auto& t : again->taken) taken.push_back(std::move(t));
+        return again->quiet;
+      },
+      10s, 20ms));
+  EXPECT_EQ(taken.size(), 1u);
+  EXPECT_FALSE(c.sees_close(100ms));
 }
 
 TEST(DrainWatch, OtherProcessesConnectionsOnThePortAreNotCounted) {
   App app = start_app();
   // The app holds the server end of this connection; the watched process holds nothing.
-  Client c(app.address);
+  HttpConnection c(app.address);
   ASSERT_TRUE(c.send_get("/"));
   ASSERT_FALSE(c.read_response().empty());
   Process other = Process::spawn({"/bin/sleep", "30"});
@@ -218,7 +202,7 @@ TEST(DrainWatch, GoneProcessHoldsNothing) {
   ASSERT_TRUE(held.ok());
   EXPECT_TRUE(held->empty());
   HeldSocket gone{p.pid(), 3, 12345};
-  EXPECT_FALSE(shutdown_read(gone).ok());
+  EXPECT_FALSE(take_read_side(gone).ok());
 }
 
 TEST(DrainWatch, ShutdownRefusesADescriptorThatIsNoLongerTheListedSocket) {
@@ -228,7 +212,7 @@ TEST(DrainWatch, ShutdownRefusesADescriptorThatIsNoLongerTheListedSocket) {
   ASSERT_FALSE(held->empty()) << "its listener at fd 3";
   HeldSocket wrong = held->front();
   wrong.inode += 1;  // as if the fd number had been reused for another socket
-  auto s = shutdown_read(wrong);
+  auto s = take_read_side(wrong);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().what().find("no longer"), std::string::npos) << s.error().what();
 }
@@ -250,19 +234,36 @@ TEST(DrainWatches, WatchesAGenerationThroughItsOwnSocketUntilQuiet) {
   Process app =
       Process::spawn({"/bin/sh", "-c", "LISTEN_PID=$$ exec " + plainapp_binary()}, options);
   ASSERT_TRUE(app.wait_for_output("serving 1 listeners", 10s)) << app.output();
-  Client client(set->listeners()[0].address);
+  HttpConnection client(set->listeners()[0].address);
   ASSERT_TRUE(client.send_get("/"));
   ASSERT_FALSE(client.read_response().empty());
 
   Generation g;
   g.id = 1;
   g.pid = app.pid();
-  DrainWatches watches(log);
-  EXPECT_EQ(watches.check(*set, g), QuietCheck::kBusy) << "its idle connection is being closed";
-  EXPECT_TRUE(client.sees_close());
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  Relay relay(*loop, log);
+  DrainWatches watches(relay, log);
+  EXPECT_EQ(watches.check(*set, g), QuietCheck::kBusy) << "its idle connection is taken over";
   ASSERT_TRUE(wait_until([&] { return watches.check(*set, g) == QuietCheck::kQuiet; }, 10s, 20ms));
-  EXPECT_THAT(logs, ::testing::Contains("generation 1 quiet after baton closed 1 idle keep-alive "
-                                        "connection"));
+  EXPECT_THAT(logs, ::testing::Contains("generation 1 quiet after baton took over 1 idle "
+                                        "keep-alive connection"));
+  EXPECT_EQ(relay.taken_over_now(), 1u);
+  EXPECT_FALSE(client.sees_close(100ms)) << "the client never sees its connection close";
+  // Its next request is relayed, through the steering, to the generation that serves (here the
+  // same one, which is still running).
+  ASSERT_TRUE(client.send_get("/"));
+  const auto bound = loop->add_timer(Clock::now() + 10s, [&] { loop->stop(); });
+  loop->run([] { return std::optional<EventLoop::Clock::time_point>(Clock::now() + 5ms); },
+            [&] {
+              pollfd p{client.fd(), POLLIN, 0};
+              if (::poll(&p, 1, 0) == 1) loop->stop();
+            });
+  loop->cancel_timer(bound);
+  const std::string response = client.read_response();
+  EXPECT_NE(response.find("200 OK"), std::string::npos) << response;
+  EXPECT_EQ(relay.takeover().relayed, 1u);
 }
 
 TEST(DrainWatches, AGenerationSharingAStreamListenerCannotBeWatched) {
@@ -274,7 +275,10 @@ TEST(DrainWatches, AGenerationSharingAStreamListenerCannotBeWatched) {
   Generation g;
   g.id = 1;
   g.pid = ::getpid();
-  DrainWatches watches([](const std::string& line) { ADD_FAILURE() << line; });
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  Relay relay(*loop, [](const std::string&) {});
+  DrainWatches watches(relay, [](const std::string& line) { ADD_FAILURE() << line; });
   EXPECT_EQ(watches.check(*set, g), QuietCheck::kUnwatchable)
       << "a unix socket is shared by every generation: it keeps taking connections";
 }

@@ -215,7 +215,7 @@ void LoadClient::run_keep_alive() {
         break;
       }
       conn.reset();
-      if (ex.outcome == Outcome::kRetryable && attempt == 0) {
+      if (ex.outcome == Outcome::kRetryable && attempt == 0 && options_.retry) {
         ++retried_;
         continue;
       }

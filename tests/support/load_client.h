@@ -7,7 +7,9 @@
 //     request with "Connection: close"). A request on a REUSED connection that the server closed
 //     before sending a single byte is retried once on a new connection, as every HTTP client does
 //     (the server may close an idle connection while the request is in flight; RFC 9112 section
-//     9.3.1); such retries are counted apart. A refused connect is always a failure.
+//     9.3.1); such retries are counted apart, unless `retry` is off: then the failure counts, as
+//     for a load balancer or a POST client, which never retry. A refused connect is always a
+//     failure.
 // A request fails when it gets no complete response, a status other than 200, or a body that
 // does not start with `expect_body_prefix`. A failing thread pauses 1 ms before its next request,
 // so a refused connect (which returns at once) does not starve the server of CPU.
@@ -34,6 +36,7 @@ struct LoadOptions {
   int threads = 2;
   std::string path = "/";
   bool keep_alive = false;
+  bool retry = true;  // keep_alive: retry once a request the server closed a reused connection on
   std::string expect_body_prefix;
   std::string tally_header;  // case-insensitive; empty: tally by the body's first line
 };

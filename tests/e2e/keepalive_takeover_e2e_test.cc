@@ -1,0 +1,217 @@
+// Keep-alive takeover, end to end (docs/drain.md): an old generation's idle keep-alive connections
+// are never closed under their clients. Counted the way the strictest client counts: no retry.
+// Apps that drain gracefully and apps that die on SIGTERM, our own keep-alive clients, wrk, and
+// nginx in front with upstream keep-alive (where a closed upstream connection is a 502 for a POST).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include "adopt_support.h"
+#include "baton_run.h"
+#include "harness.h"
+#include "http_connection.h"
+#include "load_client.h"
+
+namespace baton::test {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string plainapp_binary() { return BATON_TEST_PLAINAPP_BIN; }
+
+// The line of `text` holding `needle` ("" when none).
+std::string line_with(const std::string& text, const std::string& needle) {
+  auto at = text.find(needle);
+  if (at == std::string::npos) return {};
+  auto begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  return text.substr(begin, text.find('\n', at) - begin);
+}
+
+struct AppKind {
+  std::string name;
+  std::vector<std::string> extra;  // plainapp's arguments
+};
+
+void PrintTo(const AppKind& kind, std::ostream* os) { *os << kind.name; }
+
+std::vector<AppKind> app_kinds() {
+  return {{"dies_on_sigterm", {}}, {"drains_gracefully", {"--graceful"}}};
+}
+
+std::vector<std::string> app_argv(const AppKind& kind) {
+  std::vector<std::string> argv = {plainapp_binary(), "--init-ms", "100"};
+  argv.insert(argv.end(), kind.extra.begin(), kind.extra.end());
+  return argv;
+}
+
+class KeepAliveTakeover : public ::testing::TestWithParam<AppKind> {};
+
+// 20 keep-alive clients that never retry, and wrk with keep-alive, across 10 reloads.
+TEST_P(KeepAliveTakeover, ClientsThatNeverRetryLoseNothing) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"}, app_argv(GetParam()));
+  const std::string address = baton.wait_address();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  LoadClient load(parse_address(address).value(),
+                  LoadOptions{.threads = 20, .keep_alive = true, .retry = false});
+  Process wrk = Process::spawn(
+      {"/usr/bin/wrk", "-t1", "-c8", "-d30s", "--timeout", "5s", "http://" + address + "/"});
+  ASSERT_TRUE(load.wait_for_successes(500, 30s)) << baton.process().output();
+  for (int i = 0; i < 10; ++i) {
+    auto r = baton.ctl({"reload", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << "reload " << i << ": " << r.output;
+    ASSERT_TRUE(load.wait_for_successes(200, 30s)) << "reload " << i;
+  }
+  load.stop();
+  ::kill(wrk.pid(), SIGINT);  // wrk prints its summary on SIGINT
+  ASSERT_TRUE(wrk.wait(30s).has_value()) << "wrk did not end";
+  const std::string wrk_out = wrk.output();
+  std::printf("[ figures  ] %s: 10 reloads: %ld requests, %ld failed, %ld retried; wrk: %s\n",
+              GetParam().name.c_str(), load.requests(), load.failed(), load.retried(),
+              line_with(wrk_out, "requests in").c_str());
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty())
+      << load.failed() << " of " << load.requests() << " failed\n"
+      << baton.process().output();
+  EXPECT_EQ(load.retried(), 0);
+  EXPECT_THAT(wrk_out, HasSubstr("requests in")) << wrk_out;
+  EXPECT_THAT(wrk_out, Not(HasSubstr("Socket errors"))) << wrk_out;
+  EXPECT_THAT(wrk_out, Not(HasSubstr("Non-2xx"))) << wrk_out;
+  auto s = baton.status();
+  EXPECT_EQ(s["counters"]["reloads_ok"], 10);
+  EXPECT_EQ(s["counters"]["drain_kills"], 0) << baton.process().output();
+  EXPECT_GT(s["keepalive"]["taken_over"].get<int>(), 0) << s.dump();
+  EXPECT_GT(s["keepalive"]["relayed"].get<int>(), 0) << s.dump();
+  EXPECT_EQ(s["keepalive"]["refused"], 0) << s.dump();
+}
+
+// nginx in front, with upstream keep-alive as production runs it: a POST on an upstream
+// connection the server closes is answered 502, since nginx retries only idempotent requests.
+TEST_P(KeepAliveTakeover, NginxWithUpstreamKeepAliveAnswersNoPostWith502) {
+  const std::string nginx = "/usr/sbin/nginx";
+  if (::access(nginx.c_str(), X_OK) != 0) GTEST_SKIP() << "nginx is not installed";
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"}, app_argv(GetParam()));
+  const std::string upstream = baton.wait_address();
+  ASSERT_FALSE(upstream.empty()) << baton.process().output();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  adopt::ReservedPort front;
+  const std::string front_address = "127.0.0.1:" + std::to_string(front.port());
+  const std::string d = dir.path();
+  {
+    std::ofstream conf(dir.file("nginx.conf"));
+    conf << (::geteuid() == 0 ? "user root;\n" : "") << "worker_processes 1;\n"
+         << "error_log " << d << "/error.log;\npid " << d << "/nginx.pid;\n"
+         << "events { worker_connections 512; }\n"
+         << "http {\n  access_log off;\n"
+         << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
+         << "  fastcgi_temp_path " << d << "/fcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
+         << "  scgi_temp_path " << d << "/scgi;\n"
+         << "  upstream app { server " << upstream << "; keepalive 16; }\n"
+         << "  server {\n    listen " << front_address << ";\n"
+         << "    location / { proxy_pass http://app; proxy_http_version 1.1;\n"
+         << "      proxy_set_header Connection \"\"; }\n  }\n}\n";
+  }
+  {
+    std::ofstream lua(dir.file("post.lua"));
+    lua << "wrk.method = \"POST\"\nwrk.body = \"item=42&note=takeover\"\n"
+        << "wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n";
+  }
+  front.release();
+  Process proxy = Process::spawn({nginx, "-p", d, "-c", dir.file("nginx.conf"), "-g",
+                                  "daemon off;"});
+  const std::string url = "http://" + front_address + "/";
+  ASSERT_TRUE(wait_until([&] { return http_get(parse_address(front_address).value(), "/", 1s).ok(); },
+                         20s, 50ms))
+      << proxy.output() << read_file(dir.file("error.log"));
+  Process posts = Process::spawn({"/usr/bin/wrk", "-t1", "-c8", "-d60s", "--timeout", "5s", "-s",
+                                  dir.file("post.lua"), url});
+  Process gets =
+      Process::spawn({"/usr/bin/wrk", "-t1", "-c4", "-d60s", "--timeout", "5s", url});
+  for (int i = 0; i < 10; ++i) {
+    auto r = baton.ctl({"reload", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << "reload " << i << ": " << r.output;
+  }
+  ::kill(posts.pid(), SIGINT);
+  ::kill(gets.pid(), SIGINT);
+  ASSERT_TRUE(posts.wait(30s).has_value());
+  ASSERT_TRUE(gets.wait(30s).has_value());
+  const std::string post_out = posts.output(), get_out = gets.output();
+  const std::string errors = read_file(dir.file("error.log"));
+  std::printf("[ figures  ] nginx, %s: POST %s; GET %s\n", GetParam().name.c_str(),
+              line_with(post_out, "requests in").c_str(), line_with(get_out, "requests in").c_str());
+  for (const auto* out : {&post_out, &get_out}) {
+    EXPECT_THAT(*out, HasSubstr("requests in")) << *out;
+    EXPECT_THAT(*out, Not(HasSubstr("Non-2xx"))) << *out << errors;
+    EXPECT_THAT(*out, Not(HasSubstr("Socket errors"))) << *out << errors;
+  }
+  EXPECT_THAT(errors, Not(HasSubstr("prematurely closed"))) << errors;
+  ::kill(proxy.pid(), SIGQUIT);
+  EXPECT_TRUE(proxy.wait(30s).has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Apps, KeepAliveTakeover, ::testing::ValuesIn(app_kinds()),
+                         [](const auto& info) { return info.param.name; });
+
+// One client connection, never reopened, across three generations: taken over from the first,
+// relayed to the second, moved off the second when it drains, relayed to the third.
+TEST(KeepAliveTakeoverOne, AConnectionSurvivesEveryLaterReloadWithOneHop) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"},
+              {plainapp_binary(), "--graceful"});
+  const std::string address = baton.wait_address();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  HttpConnection client(parse_address(address).value());
+  ASSERT_TRUE(client.connected());
+  for (int generation = 1; generation <= 3; ++generation) {
+    if (generation > 1) {
+      auto r = baton.ctl({"reload", "--wait"});
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+    ASSERT_TRUE(client.send_get("/")) << "generation " << generation;
+    const std::string response = client.read_response();
+    EXPECT_THAT(response, HasSubstr("generation " + std::to_string(generation) + " "))
+        << response << baton.process().output();
+  }
+  auto s = baton.status();
+  EXPECT_EQ(s["keepalive"]["taken_over"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["relayed"], 2) << s.dump();
+  EXPECT_EQ(s["keepalive"]["detached"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["held_now"], 1) << s.dump();
+  EXPECT_THAT(baton.process().output(), HasSubstr("moved 1 relayed one"));
+}
+
+// A taken-over connection whose client then speaks TLS (or anything not HTTP/1.x) is closed, not
+// relayed, and counted; baton goes on.
+TEST(KeepAliveTakeoverOne, ATlsRecordOnATakenOverConnectionIsNeverRelayed) {
+  TempDir dir;
+  Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"}, {plainapp_binary()});
+  const std::string address = baton.wait_address();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  HttpConnection client(parse_address(address).value());
+  ASSERT_TRUE(client.send_get("/"));
+  ASSERT_THAT(client.read_response(), HasSubstr("generation 1 "));
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // A TLS ClientHello's record header: content type 22, version 3.1.
+  ASSERT_TRUE(client.send_raw(std::string("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 11)));
+  EXPECT_TRUE(client.sees_end()) << baton.process().output();
+  auto s = baton.status();
+  EXPECT_EQ(s["keepalive"]["taken_over"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["refused"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["relayed"], 0) << s.dump();
+  EXPECT_THAT(baton.process().output(), HasSubstr("closed, not relayed"));
+  // Still serving.
+  EXPECT_TRUE(http_get(parse_address(address).value(), "/", 10s).ok());
+}
+
+}  // namespace
+}  // namespace baton::test
