@@ -124,16 +124,15 @@ TEST_P(KeepAliveTakeover, NginxWithUpstreamKeepAliveAnswersNoPostWith502) {
         << "wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n";
   }
   front.release();
-  Process proxy = Process::spawn({nginx, "-p", d, "-c", dir.file("nginx.conf"), "-g",
-                                  "daemon off;"});
+  Process proxy =
+      Process::spawn({nginx, "-p", d, "-c", dir.file("nginx.conf"), "-g", "daemon off;"});
   const std::string url = "http://" + front_address + "/";
-  ASSERT_TRUE(wait_until([&] { return http_get(parse_address(front_address).value(), "/", 1s).ok(); },
-                         20s, 50ms))
+  ASSERT_TRUE(wait_until(
+      [&] { return http_get(parse_address(front_address).value(), "/", 1s).ok(); }, 20s, 50ms))
       << proxy.output() << read_file(dir.file("error.log"));
-  Process posts = Process::spawn({"/usr/bin/wrk", "-t1", "-c8", "-d60s", "--timeout", "5s", "-s",
-                                  dir.file("post.lua"), url});
-  Process gets =
-      Process::spawn({"/usr/bin/wrk", "-t1", "-c4", "-d60s", "--timeout", "5s", url});
+  Process posts = Process::spawn(
+      {"/usr/bin/wrk", "-t1", "-c8", "-d60s", "--timeout", "5s", "-s", dir.file("post.lua"), url});
+  Process gets = Process::spawn({"/usr/bin/wrk", "-t1", "-c4", "-d60s", "--timeout", "5s", url});
   for (int i = 0; i < 10; ++i) {
     auto r = baton.ctl({"reload", "--wait"});
     ASSERT_EQ(r.exit_code, 0) << "reload " << i << ": " << r.output;
@@ -145,7 +144,8 @@ TEST_P(KeepAliveTakeover, NginxWithUpstreamKeepAliveAnswersNoPostWith502) {
   const std::string post_out = posts.output(), get_out = gets.output();
   const std::string errors = read_file(dir.file("error.log"));
   std::printf("[ figures  ] nginx, %s: POST %s; GET %s\n", GetParam().name.c_str(),
-              line_with(post_out, "requests in").c_str(), line_with(get_out, "requests in").c_str());
+              line_with(post_out, "requests in").c_str(),
+              line_with(get_out, "requests in").c_str());
   for (const auto* out : {&post_out, &get_out}) {
     EXPECT_THAT(*out, HasSubstr("requests in")) << *out;
     EXPECT_THAT(*out, Not(HasSubstr("Non-2xx"))) << *out << errors;
