@@ -15,6 +15,9 @@
 //                    the app's backlog, e.g. Python's 5, must not shrink baton's).
 //   shutdown(fd)     on an adopted socket: success, without touching it. On Linux, shutdown() of a
 //                    listening socket stops it listening for every process that shares it.
+//                    Also success without touching it: SHUT_WR or SHUT_RDWR of a connection baton
+//                    is taking over (its read side shut from outside while the peer is still
+//                    there, docs/drain.md), so that no FIN reaches a client baton keeps.
 //   close(fd)        not interposed: the app's fd is a duplicate, so close() drops only this
 //                    process's reference; baton and the other generation keep the socket.
 //   getsockname(fd)  not interposed: the app's fd is baton's socket, so it reports baton's address.

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <atomic>
 
@@ -46,7 +48,28 @@ BATON_EXPORT int listen(int fd, int n) {
   return REAL(listen)(fd, n);
 }
 
+namespace {
+
+// A connection whose read side baton shut to take it over when its generation drains
+// (docs/drain.md): its peer has not left (it is still established), yet a read says end-of-file.
+// Nothing else makes that so but a shutdown(SHUT_RD) of this socket, ours or baton's.
+bool read_side_shut_from_outside(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;  // not TCP
+  if (info.tcpi_state != TCP_ESTABLISHED) return false;
+  char c;
+  return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+}  // namespace
+
 BATON_EXPORT int shutdown(int fd, int how) {
+  // A runtime that answers end-of-file by shutting its write side (Node's http server does)
+  // would send the client a FIN that baton's copy cannot take back, and the client's next
+  // request would fail. The write side is left open instead: the app's close() that follows
+  // drops only its own reference, and baton relays the client's next request.
+  if (how != SHUT_RD && read_side_shut_from_outside(fd)) return 0;
   if (is_adopted(fd)) {
     static std::atomic<bool> logged{false};
     if (!logged.exchange(true)) {

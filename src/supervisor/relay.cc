@@ -41,30 +41,41 @@ bool peer_left(int fd) {
   return info.tcpi_state != TCP_ESTABLISHED;
 }
 
-// Moves what `from` has to `to` through `d`; at `from`'s end, shuts `to` for writing when
-// `pass_eof`. False when the pair must end (an error). Every call is non-blocking whatever the
-// descriptors' flags: a taken-over connection shares its file description with the app, whose
-// flags are not baton's to change.
-bool pump(int from, int to, Direction& d, bool pass_eof = true) {
-  char buf[16384];
-  while (!d.eof && d.buffer.size() < kRelayBuffer) {
-    ssize_t n = retry_eintr(::recv, from, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n > 0) {
-      d.buffer.append(buf, static_cast<size_t>(n));
-    } else if (n == 0 && peer_left(from)) {
-      d.eof = true;
-    } else if (n == 0 || errno == EAGAIN) {
-      break;
-    } else {
-      return false;
-    }
-  }
+// Sends what `d` holds to `to`; false on an error (EAGAIN is not one).
+bool flush(int to, Direction& d) {
   while (!d.buffer.empty()) {
     ssize_t n =
         retry_eintr(::send, to, d.buffer.data(), d.buffer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN;
+    d.buffer.erase(0, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Moves what `from` has to `to`: straight through, and into `d`'s buffer only what `to` does not
+// take at once (then `from` is not read until it drained). At `from`'s end, shuts `to` for
+// writing when `pass_eof`. Adds the bytes read to `moved`. False when the pair must end (an
+// error). Every call is non-blocking whatever the descriptors' flags: a taken-over connection
+// shares its file description with the app, whose flags are not baton's to change.
+bool pump(int from, int to, Direction& d, size_t& moved, bool pass_eof = true) {
+  if (!flush(to, d)) return false;
+  char buf[16384];
+  while (d.buffer.empty() && !d.eof) {
+    const ssize_t n = retry_eintr(::recv, from, buf, sizeof(buf), MSG_DONTWAIT);
     if (n > 0) {
-      d.buffer.erase(0, static_cast<size_t>(n));
-    } else if (n < 0 && errno == EAGAIN) {
+      moved += static_cast<size_t>(n);
+      ssize_t sent =
+          retry_eintr(::send, to, buf, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent < 0) {
+        if (errno != EAGAIN) return false;
+        sent = 0;
+      }
+      if (sent < n) d.buffer.assign(buf + sent, static_cast<size_t>(n - sent));
+      // A short read emptied the socket: what comes next raises a new edge.
+      if (static_cast<size_t>(n) < sizeof(buf)) break;
+    } else if (n == 0 && peer_left(from)) {
+      d.eof = true;
+    } else if (n == 0 || errno == EAGAIN) {
       break;
     } else {
       return false;
@@ -305,20 +316,14 @@ void Relay::on_event(Pair* pair) {
     case Pair::Phase::kRelaying:
       break;
   }
-  const size_t up_before = pair->up.buffer.size();
+  size_t up = 0, down = 0;
   const bool up_eof = pair->up.eof;
-  const size_t down_before = pair->down.buffer.size();
-  const bool down_eof = pair->down.eof;
-  if (!pump(pair->client.get(), pair->upstream.get(), pair->up) ||
-      !pump(pair->upstream.get(), pair->client.get(), pair->down)) {
+  if (!pump(pair->client.get(), pair->upstream.get(), pair->up, up) ||
+      !pump(pair->upstream.get(), pair->client.get(), pair->down, down)) {
     return close_pair(pair);
   }
-  if (pair->down.buffer.size() != down_before || pair->down.eof != down_eof) {
-    pair->awaiting_response = false;
-  }
-  if (pair->up.buffer.size() != up_before || pair->up.eof != up_eof) {
-    pair->awaiting_response = true;
-  }
+  if (down > 0) pair->awaiting_response = false;
+  if (up > 0 || pair->up.eof != up_eof) pair->awaiting_response = true;
   if (pair->up.shut && pair->down.shut) return close_pair(pair);
   if ((pair->up.shut || pair->down.shut) && !pair->half_closed) {
     pair->half_closed = true;
@@ -329,7 +334,8 @@ void Relay::on_event(Pair* pair) {
 void Relay::on_detaching(Pair* pair) {
   // The end of a response may still come: passed on, but not the upstream's end-of-file, and
   // the client's next request waits in its socket until a new upstream connection is made.
-  if (!pump(pair->upstream.get(), pair->client.get(), pair->down, false)) {
+  size_t moved = 0;
+  if (!pump(pair->upstream.get(), pair->client.get(), pair->down, moved, false)) {
     if (!pair->down.buffer.empty()) return close_pair(pair);
     pair->down.eof = true;  // an error from the old generation ends it like end-of-file
   }

@@ -213,5 +213,61 @@ TEST(KeepAliveTakeoverOne, ATlsRecordOnATakenOverConnectionIsNeverRelayed) {
   EXPECT_TRUE(http_get(parse_address(address).value(), "/", 10s).ok());
 }
 
+// Apps that bind their own port, under --adopt. Node's http server shuts its write side when it
+// reads end-of-file, which would send the client a FIN baton cannot take back; the adopt library
+// leaves that write side open (preload.cc). One connection, so what Node does to it is seen.
+TEST(KeepAliveTakeoverOne, NodeUnderAdoptSendsNoFinOnAConnectionBatonKeeps) {
+  const adopt::Runtime rt = adopt::node_runtime();
+  if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
+  TempDir dir;
+  adopt::ReservedPort reserved;  // held until baton binds it, so nobody else takes it
+  const std::string address = "127.0.0.1:" + std::to_string(reserved.port());
+  Baton baton(dir, {"--adopt", "--listen", address}, rt.argv(reserved.port(), "127.0.0.1"));
+  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
+  reserved.release();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  HttpConnection client(parse_address(address).value());
+  ASSERT_TRUE(client.send_get("/"));
+  const std::string first = client.read_response();
+  ASSERT_THAT(first, HasSubstr("node pid="));
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  EXPECT_FALSE(client.sees_close(300ms)) << "Node's FIN reached the client";
+  ASSERT_TRUE(client.send_get("/"));
+  const std::string second = client.read_response();
+  EXPECT_THAT(second, HasSubstr("node pid=")) << baton.process().output();
+  EXPECT_NE(first.substr(first.find("pid=")), second.substr(second.find("pid=")))
+      << "answered by the new generation";
+  EXPECT_EQ(baton.status()["keepalive"]["relayed"], 1);
+}
+
+// A JVM app under --adopt, with keep-alive clients that never retry.
+TEST(KeepAliveTakeoverOne, JvmAppUnderAdoptLosesNoKeepAliveRequest) {
+  const adopt::Runtime rt = adopt::java_runtime();
+  if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
+  TempDir dir;
+  adopt::ReservedPort reserved;
+  const std::string address = "127.0.0.1:" + std::to_string(reserved.port());
+  Baton baton(dir, {"--adopt", "--listen", address}, rt.argv(reserved.port(), "127.0.0.1"));
+  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
+  reserved.release();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  LoadClient load(parse_address(address).value(),
+                  LoadOptions{.threads = 16, .keep_alive = true, .retry = false});
+  ASSERT_TRUE(load.wait_for_successes(200, 60s)) << baton.process().output();
+  for (int i = 0; i < 6; ++i) {
+    auto r = baton.ctl({"reload", "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << "reload " << i << ": " << r.output << baton.process().output();
+    ASSERT_TRUE(load.wait_for_successes(500, 60s)) << "reload " << i;
+  }
+  load.stop();
+  std::printf("[ figures  ] java under --adopt: 6 reloads: %ld requests, %ld failed, %ld retried\n",
+              load.requests(), load.failed(), load.retried());
+  EXPECT_THAT(load.failures(), ::testing::IsEmpty())
+      << load.failed() << " of " << load.requests() << " failed\n"
+      << baton.process().output();
+  EXPECT_GT(baton.status()["keepalive"]["taken_over"].get<int>(), 0);
+}
+
 }  // namespace
 }  // namespace baton::test
