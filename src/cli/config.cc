@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "baton/fd.h"
+#include "cli/suggest.h"
 #include "common/syscall.h"
 
 namespace baton::cli {
@@ -157,6 +158,65 @@ class KeyReader {
   std::vector<std::string>& problems_;
 };
 
+// The file as TOML, with every syntax error it holds told: the parser stops at the first, so the
+// line of each is blanked and the rest parsed again (a bounded number of times). `damaged`: there
+// was one, and the table is what is left of the file without those lines. nullopt when nothing
+// parses.
+std::optional<toml::table> parse_toml(const std::string& path, std::string text,
+                                      std::vector<std::string>& problems, bool& damaged) {
+  constexpr int kMaxSyntaxErrors = 20;
+  damaged = false;
+  for (int attempt = 0; attempt < kMaxSyntaxErrors; ++attempt) {
+    try {
+      return toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+      damaged = true;
+      const auto line = e.source().begin.line;
+      problems.push_back(fmt::format("{}:{}: not valid TOML: {}", path, line, e.description()));
+      // Blank the line (keeping the count of lines, so later errors keep their numbers).
+      size_t start = 0;
+      for (toml::source_index n = 1; n < line && start != std::string::npos; ++n) {
+        start = text.find('\n', start);
+        if (start != std::string::npos) ++start;
+      }
+      if (line == 0 || start == std::string::npos || start >= text.size()) return std::nullopt;
+      const size_t end = std::min(text.find('\n', start), text.size());
+      if (text.find_first_not_of(' ', start) >= end) return std::nullopt;  // no progress
+      text.replace(start, end - start, "");
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> setting_names() {
+  std::vector<std::string> names;
+  for (const auto& setting : run_settings()) names.emplace_back(setting.name);
+  return names;
+}
+
+// The setting a problem of the check is about: it starts with the name ("ready-timeout: ...",
+// "hold-old needs ...") or, as the readiness parser says it, "bad --ready ...". "" for none.
+std::string setting_of(const std::string& problem) {
+  std::string best;
+  for (const auto& setting : run_settings()) {
+    const std::string name(setting.name);
+    const bool named = problem.starts_with(name + ":") || problem.starts_with(name + " ") ||
+                       problem.starts_with("bad --" + name + " ");
+    if (named && name.size() > best.size()) best = name;
+  }
+  return best;
+}
+
+// A problem of a value the file gave, as the file's: "FILE:LINE: NAME: ...", where the check
+// alone would say "bad --NAME ..." as of a flag.
+std::string in_file(const std::string& path, long line, const std::string& name,
+                    std::string problem) {
+  const std::string as_flag = "bad --" + name + " ";
+  if (problem.starts_with(as_flag)) problem = name + ": bad " + problem.substr(as_flag.size());
+  return line > 0 ? fmt::format("{}:{}: {}", path, line, problem)
+                  : fmt::format("{}: {}", path, problem);
+}
+
 std::string config_error_line(const std::vector<std::string>& problems) {
   std::string joined;
   for (const auto& p : problems) joined += (joined.empty() ? "" : "; ") + p;
@@ -175,33 +235,36 @@ bool valid_env_name(std::string_view name) {
   return true;
 }
 
-void read_config_file(const std::string& path, RunSettings& s, std::vector<std::string>& problems) {
+std::optional<FileKeys> read_config_file(const std::string& path, RunSettings& s,
+                                         std::vector<std::string>& problems) {
   auto text = read_trusted_file(path, "config");
   if (!text) {
     problems.push_back(text.error().what());
-    return;
+    return std::nullopt;
   }
-  toml::table table;
-  try {
-    table = toml::parse(*text, path);
-  } catch (const toml::parse_error& e) {
-    problems.push_back(
-        fmt::format("{}:{}: not valid TOML: {}", path, e.source().begin.line, e.description()));
-    return;
-  }
+  bool damaged = false;
+  auto table = parse_toml(path, *text, problems, damaged);
+  if (!table) return std::nullopt;
   // toml++ keeps keys sorted; the problems are told in the file's order.
   std::vector<std::string> found;
+  FileKeys keys;
   KeyReader r(path, found);
-  for (const auto& [k, v] : table) {
+  for (const auto& [k, v] : *table) {
     const std::string key(k.str());
     const auto& settings = run_settings();
     auto setting = std::find_if(settings.begin(), settings.end(),
                                 [&](const RunSetting& one) { return one.name == key; });
     if (setting == settings.end()) {
-      found.push_back(fmt::format("{}unknown key '{}'", where(path, v), key));
-    } else {
-      r.read(*setting, v, s);
+      found.push_back(fmt::format("{}unknown key '{}'{}", where(path, v), key,
+                                  did_you_mean(key, setting_names())));
+      continue;
     }
+    const size_t before = found.size();
+    r.read(*setting, v, s);
+    if (found.size() == before)
+      keys.line[key] = v.source().begin.line;
+    else
+      keys.unread.insert(key);
   }
   auto line_of = [&](const std::string& p) {
     return std::strtol(p.c_str() + std::min(p.size(), path.size() + 1), nullptr, 10);
@@ -209,6 +272,8 @@ void read_config_file(const std::string& path, RunSettings& s, std::vector<std::
   std::stable_sort(found.begin(), found.end(),
                    [&](const auto& a, const auto& b) { return line_of(a) < line_of(b); });
   problems.insert(problems.end(), found.begin(), found.end());
+  if (damaged) return std::nullopt;  // its keys are told about, but it is no file to run with
+  return keys;
 }
 
 void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys) {
@@ -221,12 +286,25 @@ void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys) {
 std::vector<std::string> load_run_config(const RunSource& source, SupervisorConfig& out) {
   RunSettings settings;
   std::vector<std::string> problems;
-  if (!source.config_path.empty()) read_config_file(source.config_path, settings, problems);
-  if (!problems.empty()) return problems;
+  std::optional<FileKeys> file;
+  if (!source.config_path.empty()) {
+    file = read_config_file(source.config_path, settings, problems);
+    // Nothing was read: the check would only add the problems of the settings' absence.
+    if (!file) return problems;
+  }
   overlay(settings, source.flags, source.given);
   out = SupervisorConfig{};
   out.config_file = source.config_path;
-  problems = check_run_settings(settings, out);
+  for (auto& problem : check_run_settings(settings, out)) {
+    const std::string name = setting_of(problem);
+    const bool from_file = file && !name.empty() && !source.given.contains(name);
+    // A key the file gave of the wrong type is told once, by the file's problem.
+    if (from_file && file->unread.contains(name)) continue;
+    if (from_file && file->line.contains(name)) {
+      problem = in_file(source.config_path, file->line.at(name), name, problem);
+    }
+    problems.push_back(std::move(problem));
+  }
   if (!problems.empty()) return problems;
   // What may change between reloads is read again before each one.
   if (!source.config_path.empty() || !settings.env_file.empty()) {

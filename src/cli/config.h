@@ -16,6 +16,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,10 +38,18 @@ struct RunSource {
   KeySet given;             // ...for these keys only
 };
 
+// Where a config file gave each key: its line, for the problems of the check (load_run_config).
+struct FileKeys {
+  std::map<std::string, long> line;  // every key read, by its line (0 when unknown)
+  std::set<std::string> unread;      // keys given but not read (of the wrong type): a problem each
+};
+
 // Reads a config file into `settings` (over what is there). Problems go to `problems`, one line
-// each, prefixed "FILE:LINE: " when the line is known.
-void read_config_file(const std::string& path, RunSettings& settings,
-                      std::vector<std::string>& problems);
+// each, prefixed "FILE:LINE: " when the line is known; an unknown key with the nearest known one.
+// nullopt when the file could not be read or is no TOML: then every syntax error is told, and
+// the problems of the keys on the lines around them, but the settings are not to be used.
+std::optional<FileKeys> read_config_file(const std::string& path, RunSettings& settings,
+                                         std::vector<std::string>& problems);
 
 // `top`'s values for `keys` replace `base`'s.
 void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys);
@@ -50,8 +60,9 @@ void overlay(RunSettings& base, const RunSettings& top, const KeySet& keys);
 std::vector<std::string> check_run_settings(const RunSettings& s, SupervisorConfig& c);
 
 // The defaults, the file, the flags, then the check: the whole of what `run` and `check` do
-// before starting anything. On problems, `out` is not to be used. When there is a config file or
-// an env file, out.reload_config is settings_reader(source).
+// before starting anything. Every problem is told: the file's, then the check's; a problem of a
+// value the file gave carries the file's name and line. On problems, `out` is not to be used. When
+// there is a config file or an env file, out.reload_config is settings_reader(source).
 std::vector<std::string> load_run_config(const RunSource& source, SupervisorConfig& out);
 
 // What a reload calls (SupervisorConfig::reload_config): load_run_config(source) again, its

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <exception>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/help_format.h"
+#include "cli/suggest.h"
 
 namespace baton::cli {
 std::vector<std::string>& words_after_dashes() {
@@ -28,6 +31,28 @@ bool& upgrade_check_mode() {
 }  // namespace baton::cli
 
 namespace {
+
+// "; did you mean --listen?" for the first unknown flag CLI11 names in `message` (after "not
+// expected: "), among `cmd`'s own; "" when none is near.
+std::string nearest_flag(const CLI::App& cmd, const std::string& message) {
+  std::vector<std::string> flags;
+  for (const CLI::Option* opt : cmd.get_options()) {
+    for (const auto& name : opt->get_lnames()) flags.push_back("--" + name);
+  }
+  const auto colon = message.rfind(": ");
+  std::string_view words(message);
+  words.remove_prefix(colon == std::string::npos ? words.size() : colon + 2);
+  while (!words.empty()) {
+    const auto end = std::min(words.find(' '), words.size());
+    std::string_view word = words.substr(0, end);
+    words.remove_prefix(end == words.size() ? end : end + 1);
+    if (!word.starts_with("--")) continue;
+    word = word.substr(0, word.find('='));
+    const std::string near = baton::cli::nearest(word, flags);
+    if (!near.empty()) return "; did you mean " + near + "?";
+  }
+  return "";
+}
 
 int dispatch(int argc, char** argv) {
   // Started with any of fds 0-2 closed, the next file baton opens (its lock file, a socket)
@@ -59,6 +84,7 @@ int dispatch(int argc, char** argv) {
       "  baton soak --url http://127.0.0.1:8080/ --reloads 100   prove it under load\n",
       "baton"};
   app.require_subcommand(1);
+  app.formatter(baton::cli::wrapping_formatter(baton::cli::help_width()));  // commands inherit it
   app.set_version_flag("--version", std::string(BATON_VERSION));
   baton::cli::Action action;
   // Each command's flags are defined only when that command is named: a control command starts
@@ -108,7 +134,11 @@ int dispatch(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::fprintf(stderr, "baton: %s\nRun 'baton %s--help' for usage.\n", e.what(),
+    std::string hint;
+    if (known && dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+      hint = nearest_flag(*app.get_subcommand(argv[1]), e.what());
+    }
+    std::fprintf(stderr, "baton: %s%s\nRun 'baton %s--help' for usage.\n", e.what(), hint.c_str(),
                  known ? (std::string(argv[1]) + " ").c_str() : "");
     return 2;
   }

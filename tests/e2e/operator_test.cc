@@ -76,9 +76,9 @@ TEST(Check, RejectsPort99999InOneLineWithExit2) {
   write(dir.file("app.toml"), text);
   auto r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.output,
-            "baton check: listen: bad address '127.0.0.1:99999': port must be a number from 0 to "
-            "65535\n");
+  EXPECT_EQ(r.output, "baton check: " + dir.file("app.toml") +
+                          ":1: listen: bad address '127.0.0.1:99999': port must be a number from "
+                          "0 to 65535\n");
 }
 
 TEST(Check, ReportsEveryProblemOnItsOwnLine) {
@@ -88,15 +88,16 @@ TEST(Check, ReportsEveryProblemOnItsOwnLine) {
         "colour = \"blue\"\n");
   auto r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
   EXPECT_EQ(r.exit_code, 2);
+  // The file's problems and the check's, each at the file's line of its key.
   EXPECT_THAT(r.output, HasSubstr(dir.file("app.toml") + ":4: unknown key 'colour'"));
-  // The file's problems stop the check before the rest is looked at.
-  write(dir.file("app.toml"),
-        "listen = [\"8080\"]\ncommand = [\"/no/such/server\"]\n"
-        "ready-timeout = \"30x\"\n");
-  r = run({baton_binary(), "check", "--config", dir.file("app.toml")});
+  EXPECT_THAT(r.output,
+              HasSubstr("baton check: " + dir.file("app.toml") + ":2: command: command /no/such"));
+  EXPECT_THAT(r.output, HasSubstr("baton check: " + dir.file("app.toml") +
+                                  ":3: ready-timeout: bad duration '30x'"));
+  // A flag's problem is the flag's.
+  r = run({baton_binary(), "check", "--config", dir.file("app.toml"), "--ready-timeout", "1x"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.output, HasSubstr("baton check: command: command /no/such/server"));
-  EXPECT_THAT(r.output, HasSubstr("baton check: ready-timeout: bad duration '30x'"));
+  EXPECT_THAT(r.output, HasSubstr("baton check: ready-timeout: bad duration '1x'"));
 }
 
 TEST(Check, FlagsOverrideTheFile) {
@@ -393,6 +394,28 @@ TEST(Cli, UnknownCommandIsNamed) {
   EXPECT_THAT(r.output, HasSubstr("baton: unknown command 'frobnicate'"));
   EXPECT_THAT(r.output, HasSubstr("Run 'baton --help' for usage."));
   EXPECT_THAT(r.output, ::testing::Not(HasSubstr("frobnicate --help")));
+}
+
+TEST(Cli, AnUnknownFlagNamesTheFlagItsTypoMeant) {
+  auto r = run({baton_binary(), "run", "--lsten", "8080", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--lsten"));
+  EXPECT_THAT(r.output, HasSubstr("did you mean --listen?"));
+  r = run({baton_binary(), "check", "--colour", "red", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("did you mean")));
+}
+
+TEST(Cli, RunHelpIsWrappedTo100ColumnsWhenNotATerminal) {
+  auto r = run({baton_binary(), "run", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("--drain-timeout"));
+  size_t start = 0;
+  while (start < r.output.size()) {
+    const size_t end = std::min(r.output.find('\n', start), r.output.size());
+    EXPECT_LE(end - start, 100u) << r.output.substr(start, end - start);
+    start = end + 1;
+  }
 }
 
 TEST(Cli, BracketedIpv6ListenIsReportedAsWritten) {

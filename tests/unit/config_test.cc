@@ -285,7 +285,8 @@ TEST(LoadRunConfig, ReloadRereadsTheFileAndFailsWithTheReasonWhenItNoLongerCheck
   write(dir, "a.toml", "listen = [\"0\"]\ncommand = [\"/bin/false\"]\nready = \"maybe\"\n");
   fresh = c.reload_config();
   ASSERT_FALSE(fresh.ok());
-  EXPECT_THAT(fresh.error().what(), HasSubstr(path + " no longer checks: bad --ready 'maybe'"));
+  EXPECT_THAT(fresh.error().what(),
+              HasSubstr(path + " no longer checks: " + path + ":3: ready: bad 'maybe'"));
 }
 
 TEST(LoadRunConfig, WithoutFileOrEnvFileNothingIsReadAgain) {
@@ -297,6 +298,64 @@ TEST(LoadRunConfig, WithoutFileOrEnvFileNothingIsReadAgain) {
   auto problems = load_run_config(source, c);
   ASSERT_TRUE(problems.empty()) << problems[0];
   EXPECT_FALSE(c.reload_config);
+}
+
+TEST(ConfigFile, AnUnknownKeyNamesTheKeyItsTypoMeant) {
+  TempDir dir;
+  auto path = write(dir, "a.toml", "drain-timout = \"5s\"\nlsten = [\"8080\"]\ncolour = 1\n");
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(path, s, problems);
+  EXPECT_THAT(problems,
+              ElementsAre(path + ":1: unknown key 'drain-timout'; did you mean 'drain-timeout'?",
+                          path + ":2: unknown key 'lsten'; did you mean 'listen'?",
+                          path + ":3: unknown key 'colour'"));
+}
+
+TEST(ConfigFile, EverySyntaxErrorIsToldWithItsLine) {
+  TempDir dir;
+  auto path = write(dir, "a.toml",
+                    "listen = [\"8080\"]\nready = \nbacklog = 12 12\nchdir = 1\nlsten = 1\n");
+  RunSettings s;
+  std::vector<std::string> problems;
+  EXPECT_FALSE(read_config_file(path, s, problems).has_value());
+  // Both syntax errors, then what the rest of the file says.
+  ASSERT_EQ(problems.size(), 4u);
+  EXPECT_THAT(problems[0], HasSubstr(path + ":2: not valid TOML"));
+  EXPECT_THAT(problems[1], HasSubstr(path + ":3: not valid TOML"));
+  EXPECT_EQ(problems[2], path + ":4: chdir: expected a string");
+  EXPECT_EQ(problems[3], path + ":5: unknown key 'lsten'; did you mean 'listen'?");
+}
+
+TEST(LoadRunConfig, AValueFromTheFileIsToldAtItsLineAndOneFromAFlagAsTheFlag) {
+  TempDir dir;
+  auto path = write(dir, "a.toml",
+                    "listen = [\"0\"]\ncommand = [\"/bin/true\"]\nready = \"maybe\"\n"
+                    "drain-timeout = \"25h\"\n");
+  RunSource source;
+  source.config_path = path;
+  SupervisorConfig c;
+  EXPECT_THAT(load_run_config(source, c),
+              ElementsAre(HasSubstr(path + ":3: ready: bad 'maybe': use auto, notify"),
+                          path + ":4: drain-timeout: at most 24h"));
+  source.flags.ready = "sometimes";
+  source.given = {"ready"};
+  EXPECT_THAT(load_run_config(source, c), ElementsAre(HasSubstr("bad --ready 'sometimes'"),
+                                                      path + ":4: drain-timeout: at most 24h"));
+}
+
+TEST(LoadRunConfig, TheFilesProblemsAndTheChecksAreToldTogetherEachOnce) {
+  TempDir dir;
+  auto path =
+      write(dir, "a.toml", "listen = 8080\ncommand = [\"/no/such/server\"]\ncolour = \"blue\"\n");
+  RunSource source;
+  source.config_path = path;
+  SupervisorConfig c;
+  auto problems = load_run_config(source, c);
+  ASSERT_EQ(problems.size(), 3u) << problems[0];
+  EXPECT_EQ(problems[0], path + ":1: listen: expected a string or an array of strings");
+  EXPECT_EQ(problems[1], path + ":3: unknown key 'colour'");
+  EXPECT_THAT(problems[2], HasSubstr(path + ":2: command: "));  // no second word on listen
 }
 
 }  // namespace
