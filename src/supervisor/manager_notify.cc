@@ -2,8 +2,12 @@
 
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -98,6 +102,47 @@ bool ManagerSocket::send(const std::string& datagram) {
   return retry_eintr(::sendto, fd_.get(), datagram.data(), datagram.size(), MSG_NOSIGNAL,
                      address_.sockaddr_ptr(),
                      address_.length) == static_cast<ssize_t>(datagram.size());
+}
+
+namespace {
+
+// A decimal number without sign, space or leading '+' (strtoull would take all three).
+std::optional<std::uint64_t> decimal(std::string_view text) {
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+Result<std::optional<std::chrono::microseconds>> parse_watchdog(const char* usec, const char* pid,
+                                                                pid_t self) {
+  using Timeout = std::optional<std::chrono::microseconds>;
+  if (usec == nullptr || *usec == '\0') return Timeout();
+  if (pid != nullptr && *pid != '\0') {
+    auto p = decimal(pid);
+    if (!p || *p == 0) return Error(fmt::format("WATCHDOG_PID={}: not a process id", pid));
+    if (*p != static_cast<std::uint64_t>(self)) return Timeout();  // another process's watchdog
+  }
+  auto v = decimal(usec);
+  if (!v || *v == 0) {
+    return Error(fmt::format("WATCHDOG_USEC={}: not a positive number of microseconds", usec));
+  }
+  return Timeout(std::chrono::microseconds(
+      std::min<std::uint64_t>(*v, static_cast<std::uint64_t>(kMaxWatchdog.count()))));
+}
+
+Result<std::optional<std::chrono::microseconds>> watchdog_from_environment() {
+  auto timeout =
+      parse_watchdog(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid());
+  ::unsetenv("WATCHDOG_USEC");
+  ::unsetenv("WATCHDOG_PID");
+  return timeout;
+}
+
+std::chrono::microseconds watchdog_interval(std::chrono::microseconds timeout) {
+  return std::max(timeout / 2, std::chrono::microseconds(1000));
 }
 
 std::uint64_t monotonic_usec() {

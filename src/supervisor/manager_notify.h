@@ -9,6 +9,11 @@
 //   STATUS=<the serving generation...>          whenever that line changes
 // Nothing is sent before the first READY=1 except STATUS= and STOPPING=1: to the manager a reload
 // exists only once the service is up.
+// With $WATCHDOG_USEC (systemd's WatchdogSec=) and $WATCHDOG_PID absent or naming baton, baton
+// also sends WATCHDOG=1 every half of that time, from a timer of its event loop: the pings stop
+// when the loop does (a callback that never returns, a stopped process), and the manager then
+// acts (systemd: kills and, with Restart=, restarts). Both variables are removed from the
+// environment, as NOTIFY_SOCKET is, and handed again to the binary of an in-place upgrade.
 //
 // ManagerNotifier decides what to send from successive snapshots of the supervisor's state
 // (ManagerView), taken after each batch of events, so the core stays free of I/O and of this
@@ -18,6 +23,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -90,6 +96,19 @@ class ManagerSocket {
   Address address_;
   std::string name_;
 };
+
+// The manager's watchdog timeout from the values of $WATCHDOG_USEC and $WATCHDOG_PID (null when
+// unset): nullopt when there is none for process `self` (no or an empty WATCHDOG_USEC, or a
+// WATCHDOG_PID naming another process); an error for a value that is not a positive number.
+// Timeouts over kMaxWatchdog are taken as kMaxWatchdog. Pure.
+constexpr std::chrono::microseconds kMaxWatchdog = std::chrono::hours(24);
+Result<std::optional<std::chrono::microseconds>> parse_watchdog(const char* usec, const char* pid,
+                                                                pid_t self);
+// parse_watchdog() of this process's environment, and both variables removed from it.
+Result<std::optional<std::chrono::microseconds>> watchdog_from_environment();
+// How often to send WATCHDOG=1 for a timeout: half of it (sd_watchdog_enabled(3) advises so),
+// and never more often than every millisecond.
+std::chrono::microseconds watchdog_interval(std::chrono::microseconds timeout);
 
 // CLOCK_MONOTONIC now, in microseconds.
 std::uint64_t monotonic_usec();

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "common/duration.h"
 #include "common/syscall.h"
 #include "supervisor/control_lock.h"
 #include "supervisor/process_group.h"
@@ -86,6 +87,7 @@ Status Supervisor::setup() {
   auto manager = ManagerSocket::from_environment();
   if (!manager) return manager.error();
   manager_ = std::move(manager).value();
+  if (auto s = start_watchdog(); !s) return s;
   // Early, while the supervisor holds few descriptors for the fork to copy.
   auto guard = OrphanGuard::start();
   if (!guard) return guard.error();
@@ -181,6 +183,29 @@ void Supervisor::tell_manager() {
                                           manager_->name(), std::strerror(errno)));
     }
   }
+}
+
+Status Supervisor::start_watchdog() {
+  auto timeout = watchdog_from_environment();
+  if (!timeout) return timeout.error();
+  if (!*timeout || !manager_) return {};  // no watchdog, or no manager to ping
+  watchdog_timeout_ = **timeout;
+  log(fmt::format("the service manager's watchdog: WATCHDOG=1 every {}",
+                  duration_to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                      watchdog_interval(watchdog_timeout_)))));
+  ping_watchdog();
+  return {};
+}
+
+// From a timer of the loop, so the pings stop when the loop does: a healthy loop is what the
+// manager watches. A ping that cannot be sent is tried again at the next one.
+void Supervisor::ping_watchdog() {
+  if (!manager_->send("WATCHDOG=1") && !manager_send_failed_) {
+    manager_send_failed_ = true;
+    log(LogLevel::kWarning, fmt::format("could not tell the service manager ({}): {}",
+                                        manager_->name(), std::strerror(errno)));
+  }
+  loop_.add_timer(Clock::now() + watchdog_interval(watchdog_timeout_), [this] { ping_watchdog(); });
 }
 
 Status Supervisor::prepare_reload(CoreOptions& options) {

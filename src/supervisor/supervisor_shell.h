@@ -81,6 +81,10 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   Status resume(UpgradeState state);
   int run();
   void tell_manager();
+  // Reads (and removes) the manager's watchdog from the environment; with one, WATCHDOG=1 now and
+  // every watchdog_interval() from the loop (manager_notify.h).
+  Status start_watchdog();
+  void ping_watchdog();
 
   // SupervisorOs
   TimePoint now() override { return Clock::now(); }
@@ -166,6 +170,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   std::optional<ManagerSocket> manager_;  // baton's own manager ($NOTIFY_SOCKET), if any
   ManagerNotifier notifier_{::getpid()};
   bool manager_send_failed_ = false;
+  std::chrono::microseconds watchdog_timeout_{0};  // the manager's WatchdogSec= (0: none)
   Fd signal_fd_;
   sigset_t old_mask_{};
   // Declared before io_: every generation's output writes into them until it is destroyed.

@@ -415,6 +415,10 @@ void Supervisor::exec_upgrade(const std::string& new_version) {
     }
   }
   env_strings.push_back(fmt::format("{}={}", kResumeFdVariable, state->get()));
+  if (watchdog_timeout_.count() > 0) {  // removed at start: the successor reads it as this one did
+    env_strings.push_back(fmt::format("WATCHDOG_USEC={}", watchdog_timeout_.count()));
+    env_strings.push_back(fmt::format("WATCHDOG_PID={}", ::getpid()));
+  }
   std::vector<char*> envp, argv;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -435,6 +439,7 @@ Status Supervisor::resume(UpgradeState s) {
     if (!manager) return manager.error();
     manager_ = std::move(manager).value();
   }
+  if (auto st = start_watchdog(); !st) return st;
   notifier_.resume(s.manager);
   guard_ = OrphanGuard::resume(Fd(s.guard_fd), s.guard_pid);
   if (config_.core.drain_signal_group) {

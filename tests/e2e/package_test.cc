@@ -193,6 +193,7 @@ TEST_F(Package, RuntimeHoldsTheCommandItsUnitAndManPageButNoDevelopmentFiles) {
               ::testing::StartsWith("/usr/bin/baton reload --wait"));
   EXPECT_EQ(unit_value(unit, "KillMode"), "mixed") << "SIGTERM to baton alone: baton drains";
   EXPECT_EQ(unit_value(unit, "NoNewPrivileges"), "yes");
+  EXPECT_EQ(unit_value(unit, "WatchdogSec"), "30s") << "baton pings while its loop runs";
   if (exists("/usr/bin/systemd-analyze")) {  // systemd's own check, with the unpacked binary
     std::string local = unit;
     replace_all(local, "/usr/bin/baton", root.file("usr/bin/baton"));

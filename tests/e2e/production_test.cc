@@ -172,6 +172,54 @@ TEST(ManagerNotify, TheAppNeverSeesTheManagersSocket) {
   EXPECT_THAT(ready->text, HasSubstr("READY=1"));
 }
 
+// The state letter of process `pid` (R, S, T...) from /proc/PID/stat; 0 when it cannot be read.
+char process_state(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? 0 : stat[close + 2];
+}
+
+// The manager's watchdog (WatchdogSec=): WATCHDOG=1 from baton itself while its loop runs, none
+// while the loop cannot run (baton stopped: what the manager sees of a wedged loop), and again
+// once it runs. The app never sees the variables.
+TEST(ManagerNotify, WatchdogPingsWhileTheLoopRunsAndStopWhileItIsWedged) {
+  TempDir dir;
+  ManagerSocket manager(dir.file("notify"));
+  ASSERT_TRUE(manager.bound());
+  SpawnOptions options;
+  options.env["NOTIFY_SOCKET"] = manager.path();
+  options.env["WATCHDOG_USEC"] = "200000";  // a ping every 100ms
+  options.unset_env = {"WATCHDOG_PID"};     // optional: absent means "whoever reads it"
+  Baton baton(dir, {"--listen", "127.0.0.1:0"},
+              {"/bin/sh", "-c",
+               "echo \"app watchdog=[$WATCHDOG_USEC$WATCHDOG_PID]\"; exec " + testapp_binary()},
+              options);
+  const pid_t pid = baton.process().pid();
+  auto ready = manager.next();
+  ASSERT_TRUE(ready) << baton.process().output();
+  EXPECT_THAT(ready->text, HasSubstr("READY=1"));
+  for (int i = 0; i < 3; ++i) {
+    auto ping = manager.next_watchdog(10s);
+    ASSERT_TRUE(ping) << baton.process().output();
+    EXPECT_EQ(ping->sender, pid) << "sent by baton itself";
+  }
+  EXPECT_TRUE(baton.process().wait_for_output("app watchdog=[]", 10s)) << baton.process().output();
+  EXPECT_THAT(baton.process().output(), HasSubstr("WATCHDOG=1 every 100ms"));
+
+  // Stopped, baton's loop runs no timer. Once the kernel shows it stopped, what it sent before is
+  // in the socket's queue, drained here; then no ping comes in ten intervals (this wait can only
+  // pass wrongly on a slow machine, never fail wrongly: a stopped process sends nothing).
+  baton.process().signal(SIGSTOP);
+  ASSERT_TRUE(wait_until([&] { return process_state(pid) == 'T'; }, 10s));
+  while (manager.next_watchdog(1ms)) {
+  }
+  EXPECT_FALSE(manager.next_watchdog(1s)) << "a ping from a stopped supervisor";
+  baton.process().signal(SIGCONT);
+  auto resumed = manager.next_watchdog(10s);
+  ASSERT_TRUE(resumed) << baton.process().output();
+  EXPECT_EQ(resumed->sender, pid);
+}
+
 // baton's stdout and stderr go into a fifo that is open but never read: what the apps write
 // (2 MB, more than the pipe and the 1 MiB queue) must cost dropped lines, not a stalled baton.
 TEST(NeverStall, UnreadOutputLeavesStatusAndReloadsWorking) {

@@ -112,5 +112,49 @@ TEST(ManagerNotifier, StatusFollowsACrashAndRestart) {
       << "a restart is no reload: no READY=1 again";
 }
 
+TEST(Watchdog, TimeoutFromTheManagersVariables) {
+  using std::chrono::microseconds;
+  auto none = parse_watchdog(nullptr, nullptr, 42);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto empty = parse_watchdog("", "42", 42);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->has_value());
+
+  auto mine = parse_watchdog("30000000", "42", 42);
+  ASSERT_TRUE(mine.ok());
+  ASSERT_TRUE(mine->has_value());
+  EXPECT_EQ(**mine, microseconds(30'000'000));
+  auto no_pid = parse_watchdog("200000", nullptr, 42);  // WATCHDOG_PID is optional
+  ASSERT_TRUE(no_pid.ok());
+  ASSERT_TRUE(no_pid->has_value());
+  EXPECT_EQ(**no_pid, microseconds(200'000));
+
+  // For another process (baton's parent's variables, leaked): not ours to answer.
+  auto other = parse_watchdog("30000000", "41", 42);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value());
+
+  auto huge = parse_watchdog("18446744073709551615", nullptr, 42);
+  ASSERT_TRUE(huge.ok());
+  ASSERT_TRUE(huge->has_value());
+  EXPECT_EQ(**huge, kMaxWatchdog);
+
+  for (const char* bad : {"0", "-5", "+5", " 5", "5s", "1e6", "18446744073709551616"}) {
+    auto r = parse_watchdog(bad, nullptr, 42);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().what(),
+              std::string("WATCHDOG_USEC=") + bad + ": not a positive number of microseconds");
+  }
+  EXPECT_FALSE(parse_watchdog("1000", "pid", 42).ok());
+  EXPECT_FALSE(parse_watchdog("1000", "0", 42).ok());
+}
+
+TEST(Watchdog, PingsAtHalfTheTimeoutAndNeverMoreOftenThanAMillisecond) {
+  using std::chrono::microseconds;
+  EXPECT_EQ(watchdog_interval(microseconds(30'000'000)), microseconds(15'000'000));
+  EXPECT_EQ(watchdog_interval(microseconds(3)), microseconds(1000));
+}
+
 }  // namespace
 }  // namespace baton
