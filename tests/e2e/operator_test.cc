@@ -121,6 +121,38 @@ TEST(Check, RefusesAConfigFileOthersCanWrite) {
   EXPECT_THAT(r.output, HasSubstr("writable by other users"));
 }
 
+// --user: the user must be able to execute the command and enter the working directory, or run
+// would fail at the first spawn; check says so first.
+TEST(Check, UserMustBeAbleToExecuteTheCommandAndEnterChdir) {
+  if (::geteuid() != 0) GTEST_SKIP() << "--user needs root";
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0711), 0);  // others may pass through, not list
+  for (const char* name : {"ok.sh", "private.sh"}) write(dir.file(name), "#!/bin/sh\nexit 0\n");
+  ASSERT_EQ(::chmod(dir.file("ok.sh").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir.file("private.sh").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir(dir.file("private").c_str(), 0700), 0);
+  auto check = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {baton_binary(), "check", "--listen", "127.0.0.1:0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  };
+
+  auto ok = check({"--user", "nobody", "--", dir.file("ok.sh")});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  auto as_root = check({"--", dir.file("private.sh")});  // baton's own user can
+  EXPECT_EQ(as_root.exit_code, 0) << as_root.output;
+
+  auto exec = check({"--user", "nobody", "--", dir.file("private.sh")});
+  EXPECT_EQ(exec.exit_code, 2) << exec.output;
+  EXPECT_EQ(exec.output, "baton check: user nobody cannot execute the command " +
+                             dir.file("private.sh") + ": Permission denied\n");
+
+  auto chdir = check({"--user", "nobody", "--chdir", dir.file("private"), "--", "/bin/true"});
+  EXPECT_EQ(chdir.exit_code, 2) << chdir.output;
+  EXPECT_EQ(chdir.output, "baton check: user nobody cannot enter chdir " + dir.file("private") +
+                              ": Permission denied\n");
+}
+
 TEST(Run, TakesDurationsInTheOneSyntax) {
   auto r = run({baton_binary(), "check", "--listen", "0", "--ready-timeout", "30s",
                 "--drain-timeout", "500ms", "--ready", "delay:2s", "--", "/bin/true"});
