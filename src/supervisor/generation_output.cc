@@ -10,6 +10,17 @@
 
 namespace baton {
 
+void trim_tail(std::string& tail) {
+  if (tail.size() <= kOutputTail) return;
+  size_t cut = tail.size() - kOutputTail;
+  // Whole lines: from the first line that starts inside the kept bytes, unless one line fills them.
+  if (tail[cut - 1] != '\n') {
+    const size_t nl = tail.find('\n', cut);
+    if (nl != std::string::npos && nl + 1 < tail.size()) cut = nl + 1;
+  }
+  tail.erase(0, cut);
+}
+
 GenerationOutput::GenerationOutput(EventLoop& loop, Fd out, Fd err, OutputSink& out_sink,
                                    OutputSink& err_sink, int source, std::string label)
     : loop_(loop),
@@ -64,7 +75,7 @@ void GenerationOutput::read(bool is_err) {
         sink.write(source_, data);
       }
       tail_.append(buf, static_cast<size_t>(n));
-      if (tail_.size() > kOutputTail) tail_.erase(0, tail_.size() - kOutputTail);
+      trim_tail(tail_);
       continue;
     }
     if (n < 0 && errno == EAGAIN) return;

@@ -24,6 +24,9 @@ namespace baton {
 
 // Bytes of a generation's output kept for failure reports.
 constexpr size_t kOutputTail = 4096;
+// Keeps at most the last kOutputTail bytes of `tail`, starting at the beginning of a line (one
+// line longer than that is cut where it must be). Pure.
+void trim_tail(std::string& tail);
 
 class GenerationOutput {
  public:

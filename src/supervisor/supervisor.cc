@@ -159,6 +159,9 @@ int Supervisor::run() {
       },
       [this] { core_.on_tick(); });
   tell_manager();
+  log(exit_code_ == 0 ? LogLevel::kNotice : LogLevel::kError,
+      exit_code_ == 0 ? std::string("stopped")
+                      : fmt::format("stopped, exit status {}", exit_code_));
   return exit_code_;
 }
 

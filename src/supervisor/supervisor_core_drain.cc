@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -88,7 +89,9 @@ void SupervisorCore::send_drain_signal(Generation& g, const std::string& why) {
   os_.log(fmt::format("generation {} (pid {}) draining{}: SIG{} sent{}{}, up to {:g}s", g.id, g.pid,
                       after, name != nullptr ? name : "?",
                       options_.drain_signal_group ? " to its process group" : "",
-                      why.empty() ? "" : " (" + why + ")", seconds(std::max(left, Duration{0}))));
+                      why.empty() ? "" : " (" + why + ")",
+                      // To a tenth: the deadline was set a moment before this line ("29.999s").
+                      std::round(seconds(std::max(left, Duration{0})) * 10) / 10));
   if (options_.drain_signal_group) {
     os_.signal_group(g, options_.drain_signal);
   } else {

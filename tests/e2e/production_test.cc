@@ -154,6 +154,8 @@ TEST(ManagerNotify, ReadyReloadingReadyStoppingReachTheManager) {
   ASSERT_TRUE(stopping);
   EXPECT_THAT(stopping->text, ::testing::StartsWith("STOPPING=1"));
   EXPECT_EQ(baton.process().wait_exit_code(30s), 0);
+  EXPECT_THAT(baton.process().output(), ::testing::EndsWith(": notice: stopped\n"))
+      << "the last line says it is over";
 }
 
 TEST(ManagerNotify, TheAppNeverSeesTheManagersSocket) {
@@ -535,7 +537,7 @@ TEST(Logs, OwnLinesCarryAUtcTimeAndALevelAppLinesTheirGeneration) {
   }
   EXPECT_GE(own_lines, 8);
   EXPECT_GE(levels["info"], 4);    // listening, started, ready...
-  EXPECT_EQ(levels["notice"], 2);  // reload 1 ok, stopping
+  EXPECT_EQ(levels["notice"], 3);  // reload 1 ok, stopping, stopped
   EXPECT_EQ(levels.count("error"), 0u);
   EXPECT_THAT(baton.process().output(), HasSubstr("[gen 1] out-line gen=1\n"));
   EXPECT_THAT(baton.process().output(), HasSubstr("[gen 2] out-line gen=2\n"));

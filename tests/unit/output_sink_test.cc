@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "supervisor/generation_output.h"
+
 namespace baton {
 namespace {
 
@@ -94,6 +96,24 @@ TEST_F(OutputSinkTest, AGoneReaderDropsEverythingAndCounts) {
   read_end_.reset();
   sink.write(3, "a\nb\n");
   EXPECT_EQ(sink.dropped_lines(3), 2u);
+}
+
+TEST(GenerationOutputTail, KeepsTheLastBytesFromTheStartOfALine) {
+  std::string tail = "first line, cut\n" + std::string(kOutputTail - 10, 'x') + "\nlast\n";
+  trim_tail(tail);
+  EXPECT_EQ(tail, std::string(kOutputTail - 10, 'x') + "\nlast\n") << "not the cut line's end";
+  std::string whole = std::string(100, 'a') + "\n";
+  trim_tail(whole);
+  EXPECT_EQ(whole, std::string(100, 'a') + "\n") << "short: kept as it is";
+  std::string cut_at_newline = std::string(10, 'a') + "\n" + std::string(kOutputTail, 'b');
+  trim_tail(cut_at_newline);
+  EXPECT_EQ(cut_at_newline, std::string(kOutputTail, 'b')) << "one line fills the tail";
+  std::string lines;
+  for (int i = 0; lines.size() < 2 * kOutputTail; ++i) lines += "line " + std::to_string(i) + "\n";
+  trim_tail(lines);
+  EXPECT_LE(lines.size(), kOutputTail);
+  EXPECT_TRUE(lines.starts_with("line ")) << lines.substr(0, 20);
+  EXPECT_TRUE(lines.ends_with("\n"));
 }
 
 }  // namespace
