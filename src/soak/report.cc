@@ -192,7 +192,9 @@ std::string render_text(const RunResult& run) {
     out += fmt::format("    {:>10}  {}\n", grouped(line.count), line.label);
   }
   uint64_t ka_first = s.first_kinds[static_cast<size_t>(Kind::kKeepaliveClosed)];
-  if (ka_first > 0 || s.first_try_failed() != s.failed()) {
+  // With keep-alive and retries, the first try is what a client that never retries (a load
+  // balancer, a POST) would have seen: always shown, 0 included.
+  if ((c.keep_alive && c.retry) || ka_first > 0 || s.first_try_failed() != s.failed()) {
     out += fmt::format(
         "  first try: {} failed ({} on a reused keep-alive connection the server "
         "closed); after one retry: {} failed\n",
