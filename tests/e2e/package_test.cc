@@ -1,5 +1,6 @@
 // baton as an operator installs it: `cmake --install` into a prefix, and `cpack -G DEB`: the
-// packages' contents and fields, and a service run from the unpacked package as its unit says.
+// packages' contents and fields, dpkg -i into a fresh root, and a service run from it as its unit
+// says.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -132,6 +133,26 @@ class Package : public ::testing::Test {
     ASSERT_EQ(u.exit_code, 0) << u.output;
   }
 
+  // Installs `debs` with dpkg into `root`, a fresh one: an empty dpkg database and nothing else.
+  // The root has no libc6 or libfmt-dev package, so their dependencies are forced (the binaries
+  // run with this machine's libraries); the maintainer scripts run outside the root
+  // (--force-script-chrootless), with DPKG_ROOT telling them whose root it is.
+  static void dpkg_install(const std::string& root, const std::vector<std::string>& debs) {
+    auto mkdirs =
+        run({"/bin/mkdir", "-p", root + "/var/lib/dpkg/info", root + "/var/lib/dpkg/updates"});
+    ASSERT_EQ(mkdirs.exit_code, 0) << mkdirs.output;
+    std::ofstream(root + "/var/lib/dpkg/status").flush();
+    std::vector<std::string> argv = {"/usr/bin/dpkg",
+                                     "--root=" + root,
+                                     "--log=/dev/null",
+                                     "--force-depends",
+                                     "--force-script-chrootless",
+                                     "-i"};
+    argv.insert(argv.end(), debs.begin(), debs.end());
+    auto install = run(argv, 120s);
+    ASSERT_EQ(install.exit_code, 0) << install.output;
+  }
+
   static TempDir* dir_;
   static std::string pack_output_;
   static std::map<std::string, std::string> debs_;
@@ -225,19 +246,41 @@ TEST_F(Package, DevHoldsTheLibraryHeadersCMakePackageAndACleanPkgConfigFile) {
   EXPECT_THAT(pc.output, HasSubstr("Requires.private: fmt\n")) << "a static link does";
 }
 
+TEST_F(Package, DpkgInstallsBothIntoAFreshRootAndRemovesThem) {
+  TempDir root;
+  dpkg_install(root.path(), {runtime(), dev()});
+  for (const char* package : {"baton", "libbaton-dev"}) {
+    auto status =
+        run({"/usr/bin/dpkg-query", "--root=" + root.path(), "-W", "-f=${Status}", package});
+    EXPECT_EQ(status.output, "install ok installed") << package;
+  }
+  auto version = run({root.file("usr/bin/baton"), "--version"}, 30s);
+  EXPECT_EQ(version.exit_code, 0) << version.output;
+  EXPECT_TRUE(exists(root.file("lib/systemd/system/baton@.service")));
+  EXPECT_TRUE(exists(root.file("usr/include/baton/baton.h")));
+
+  auto remove = run({"/usr/bin/dpkg", "--root=" + root.path(), "--log=/dev/null",
+                     "--force-script-chrootless", "-r", "libbaton-dev", "baton"},
+                    120s);
+  EXPECT_EQ(remove.exit_code, 0) << remove.output;
+  EXPECT_FALSE(exists(root.file("usr/bin/baton")));
+  EXPECT_FALSE(exists(root.file("lib/systemd/system/baton@.service")));
+  EXPECT_FALSE(exists(root.file("usr/include/baton/baton.h")));
+}
+
 TEST_F(Package, LintianFindsNoErrors) {
   if (!exists("/usr/bin/lintian")) GTEST_SKIP() << "lintian is not installed";
   auto lint = run({"/usr/bin/lintian", runtime(), dev()}, 300s);
   EXPECT_THAT(lint.output, Not(ContainsRegex("(^|\n)E: "))) << lint.output;
 }
 
-// The unit's own ExecStart= and ExecReload= lines, run from the unpacked package with this test as
+// The unit's own ExecStart= and ExecReload= lines, run from the installed package with this test as
 // the service manager (a NOTIFY_SOCKET, the runtime directory, SIGTERM to baton alone to stop it,
 // as KillMode=mixed does): baton says READY=1 once the app serves, a reload is RELOADING=1 then
 // READY=1 and exits 0, and a stop drains and exits 0.
-TEST_F(Package, ServiceRunsFromTheUnpackedPackageAsItsUnitSays) {
+TEST_F(Package, ServiceRunsFromTheInstalledPackageAsItsUnitSays) {
   TempDir root;
-  unpack(runtime(), root.path());
+  dpkg_install(root.path(), {runtime()});
   const std::string unit = read_file(root.file("lib/systemd/system/baton@.service"));
   auto expand = [&](std::string line) {
     replace_all(line, "/usr/bin/baton", root.file("usr/bin/baton"));
@@ -246,8 +289,7 @@ TEST_F(Package, ServiceRunsFromTheUnpackedPackageAsItsUnitSays) {
     replace_all(line, "%i", "shop");
     return words(line);
   };
-  ASSERT_EQ(::mkdir(root.file("etc").c_str(), 0755), 0);  // the package has no /etc
-  ASSERT_EQ(::mkdir(root.file("etc/baton").c_str(), 0755), 0);
+  ASSERT_EQ(run({"/bin/mkdir", "-p", root.file("etc/baton")}).exit_code, 0);
   std::ofstream(root.file("etc/baton/shop.toml"))
       << "listen = [\"127.0.0.1:0\"]\ncommand = [\"" << testapp_binary() << "\"]\n";
   ManagerSocket manager(root.file("notify"));
