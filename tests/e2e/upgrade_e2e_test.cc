@@ -21,6 +21,7 @@
 #include "baton_run.h"
 #include "harness.h"
 #include "load_client.h"
+#include "manager_socket.h"
 
 namespace baton::test {
 namespace {
@@ -246,6 +247,38 @@ TEST_F(Upgrade, UnderLoadNothingFailsAndPidsGenerationsAndCountersStay) {
   EXPECT_THAT(out, HasSubstr("upgrading: executing " + binary_ + " in place"));
   EXPECT_THAT(out, HasSubstr("upgraded: baton "));
   EXPECT_TRUE(baton->stop());
+}
+
+// The manager's watchdog variables left baton's environment at start; the exec hands them to the
+// new binary, which pings on from the same pid.
+TEST_F(Upgrade, TheNewBinaryPingsTheManagersWatchdogOn) {
+  ManagerSocket manager(dir_.file("manager"));
+  ASSERT_TRUE(manager.bound());
+  SpawnOptions options;
+  options.env["NOTIFY_SOCKET"] = manager.path();
+  options.env["WATCHDOG_USEC"] = "200000";
+  options.unset_env = {"WATCHDOG_PID"};
+  auto baton = start({"--listen", "127.0.0.1:0"}, {}, options);
+  const pid_t pid = baton->process().pid();
+  auto ready = manager.next();
+  ASSERT_TRUE(ready) << baton->process().output();
+  ASSERT_TRUE(manager.next_watchdog(10s)) << baton->process().output();
+
+  install(baton_binary(), binary_, kExecutable);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  // The answer came from the new image: whatever is queued now may be the old one's, drained;
+  // the next ping is the new one's.
+  while (manager.next_watchdog(1ms)) {
+  }
+  auto ping = manager.next_watchdog(10s);
+  ASSERT_TRUE(ping) << baton->process().output();
+  EXPECT_EQ(ping->sender, pid);
+  const std::string out = baton->process().output();
+  const std::string said = "the service manager's watchdog: WATCHDOG=1 every 100ms";
+  const size_t first = out.find(said);
+  ASSERT_NE(first, std::string::npos) << out;
+  EXPECT_NE(out.find(said, first + 1), std::string::npos) << "the new image read it too: " << out;
 }
 
 TEST_F(Upgrade, ADrainingGenerationAndTheReloadWaitingForItAreCarried) {
