@@ -73,6 +73,7 @@ struct ChildPlan {
   char** argv = nullptr;
   char** envp = nullptr;
   char* listen_pid = nullptr;  // where the child writes its pid, or null
+  int exec_fd = -1;            // the child's descriptor to execute, or -1: argv[0]'s path
   bool pipes = false;
   int nfds = 0;
   int out_w = -1, err_w = -1, report_w = -1, devnull = -1;
@@ -100,14 +101,6 @@ bool g_nofile_raised = false;
   const SpawnRequest& request = *plan.request;
   int report_fd = plan.report_w;
   const int nfds = plan.nfds;
-  // The generation dies with the supervisor (SIGKILL, OOM kill, crash): nobody would drain it,
-  // and it would keep the listeners bound, so the next supervisor could not bind them. The
-  // getppid check covers a supervisor that died before the prctl took effect. SIGKILL, not a
-  // drain signal: without a supervisor no deadline would ever end a drain. The setting is
-  // cleared for the app's own children; those of its process group outlive it only as long as
-  // the app lets them (most servers' workers watch their parent).
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(report_fd, errno);
-  if (::getppid() != plan.supervisor) ::_exit(127);
   // A session of its own, not just a process group: setpgid() can only join a group of the
   // caller's session, so no process outside this generation (another generation, or any
   // process of the same uid in baton's session) can join its group and speak for it on the
@@ -156,8 +149,20 @@ bool g_nofile_raised = false;
     }
   }
   if (g_nofile_raised) ::setrlimit(RLIMIT_NOFILE, &g_app_nofile);
+  // The generation dies with the supervisor (SIGKILL, OOM kill, crash): nobody would drain it,
+  // and it would keep the listeners bound, so the next supervisor could not bind them. After the
+  // change of user, which clears the setting. The getppid check covers a supervisor that died
+  // before the prctl took effect. SIGKILL, not a drain signal: without a supervisor no deadline
+  // would ever end a drain. The setting is cleared for the app's own children; those of its
+  // process group outlive it only as long as the app lets them (the orphan guard ends them).
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(report_fd, errno);
+  if (::getppid() != plan.supervisor) ::_exit(127);
   if (plan.listen_pid != nullptr) format_pid(plan.listen_pid, ::getpid());
-  ::execve(plan.argv[0], plan.argv, plan.envp);
+  if (plan.exec_fd >= 0) {
+    ::execveat(plan.exec_fd, "", plan.argv, plan.envp, AT_EMPTY_PATH);
+  } else {
+    ::execve(plan.argv[0], plan.argv, plan.envp);
+  }
   child_fail(report_fd, errno);
 }
 
@@ -234,6 +239,12 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request) {
   plan.listen_pid = listen_pid;
   plan.pipes = pipes;
   plan.nfds = nfds;
+  for (int i = 0; i < nfds; ++i) {
+    if (request.exec_fd >= 0 && request.listener_fds[i] == request.exec_fd) plan.exec_fd = 3 + i;
+  }
+  if (request.exec_fd >= 0 && plan.exec_fd < 0) {
+    return Error(EINVAL, "spawn: the descriptor to execute is not among those passed");
+  }
   plan.out_w = out_w.get();
   plan.err_w = err_w.get();
   plan.report_w = report_w.get();

@@ -50,6 +50,9 @@ struct SpawnRequest {
   enum class Output { kPipes, kSupervisorStderr };
   Output output = Output::kPipes;
   bool listen_pid = true;  // sets LISTEN_PID (socket activation); off for a readiness command
+  // One of listener_fds, open on the program to run: executed through that descriptor
+  // (execveat, AT_EMPTY_PATH), not looked up again by argv[0]'s path. -1: argv[0]'s path.
+  int exec_fd = -1;
 };
 
 struct SpawnedProcess {

@@ -56,6 +56,7 @@ struct UpgradeCheck {
   bool wait = false;         // `upgrade --wait`: the client crosses the exec
   bool client_gone = false;  // it hung up: the upgrade goes on, unanswered
   pid_t pid = -1;            // the check process (`baton upgrade-check`)
+  Fd binary;                 // the new binary, opened once: what is checked is what is executed
   Fd out, err;               // its output, read until EOF
   std::string said, complained;
   std::optional<int> wait_status;

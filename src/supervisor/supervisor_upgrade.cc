@@ -5,14 +5,17 @@
 //
 // The steps, each bounded:
 //   1. refuse what cannot be carried (SupervisorCore::upgrade_refusal, connections baton relays);
-//   2. the pre-flight check: the new binary, run as a child (`baton upgrade-check` with the
-//      original command line and a sealed copy of the state at fd 3), must answer within
+//   2. the pre-flight check: the new binary, opened once by its path and from then on run only
+//      through that descriptor (a file put at the path later is never run), run as a child
+//      (`baton upgrade-check` with the original command line and a sealed copy of the state at
+//      fd 3), must answer within
 //      kUpgradeCheckTimeout that it can resume this state. It is the gate: after a successful
 //      exec there is no way back, so anything it does not vouch for never gets that far; and
 //      nothing it vouched for may change before the exec: neither the check nor the resume reads
 //      a file (the settings travel in the state, upgrade_settings.h), only the command line;
 //   3. the exec: the state written again (things moved during the check), CLOEXEC cleared on
-//      exactly the descriptors it names, execve. A failed execve carries on as before;
+//      exactly the descriptors it names, execveat of the file the check ran. A failed exec
+//      carries on as before;
 //   4. in the new image: run_supervisor finds $BATON_RESUME_FD, checks every descriptor the
 //      state names, closes every other one, takes the state's settings as its own, and resume()
 //      adopts the descriptors instead of binding. Once it runs, compare_settings_files() reads
@@ -23,6 +26,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +35,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include <fmt/format.h>
@@ -275,10 +280,19 @@ void Supervisor::upgrade(WaiterId waiter, const ControlRequest& request) {
     upgrade_.reset();
     return refuse(state.error().what());
   }
+  // Opened once, here: the check runs this file and the exec executes it, so a binary put at the
+  // path in between (by whoever may write there) is never run as the supervisor. O_PATH: only
+  // the right to execute it is needed. Not close-on-exec where it is executed, so that a script
+  // there still runs (its interpreter opens it as /dev/fd/N); the new image closes it.
+  upgrade_->binary.reset(::open(self_path_.c_str(), O_PATH | O_CLOEXEC));
+  if (!upgrade_->binary) {
+    return end_upgrade(fmt::format("{} cannot be run: {}", self_path_, std::strerror(errno)));
+  }
   SpawnRequest check;
   check.argv = {self_path_, "upgrade-check"};
   for (size_t i = 1; i < config_.self_argv.size(); ++i) check.argv.push_back(config_.self_argv[i]);
-  check.listener_fds = {state->get()};
+  check.listener_fds = {state->get(), upgrade_->binary.get()};
+  check.exec_fd = upgrade_->binary.get();
   check.listen_pid = false;
   auto spawned = spawn_process(check);
   if (!spawned)
@@ -400,7 +414,7 @@ void Supervisor::exec_upgrade(const std::string& new_version) {
   }
   auto state = write_state(encode_upgrade_state(s));
   if (!state) return end_upgrade(state.error().what());
-  std::vector<int> passed{state->get()};
+  std::vector<int> passed{state->get(), upgrade_->binary.get()};
   for (const auto& p : passed_fds(s)) passed.push_back(p.fd);
   for (int fd : passed) {
     if (auto c = set_cloexec(fd, false); !c) {
@@ -425,7 +439,8 @@ void Supervisor::exec_upgrade(const std::string& new_version) {
   std::vector<std::string> args = config_.self_argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  ::execve(self_path_.c_str(), argv.data(), envp.data());
+  // The file the check ran, whatever is at the path now.
+  ::execveat(upgrade_->binary.get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
   const int e = errno;
   // Still the same image: nothing was handed over.
   for (int fd : passed) (void)set_cloexec(fd, true);
@@ -507,6 +522,9 @@ Status Supervisor::resume(UpgradeState s) {
     if (auto st = raw->output->watch([this, id] { forget_if_done(id); }); !st) return st;
   }
   self_path_ = s.binary;
+  // Executed through a descriptor, this process may be named after its number ("7") on kernels
+  // before 6.14: the name the binary had before, as ps and pidof show it.
+  ::prctl(PR_SET_NAME, std::filesystem::path(self_path_).filename().c_str());
   upgraded_from_ = s.from_version;
   resumed_ = true;
   const Generation* serving = core_.serving();

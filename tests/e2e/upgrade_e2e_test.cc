@@ -385,6 +385,46 @@ TEST_F(Upgrade, ABrokenBinaryAtThePathChangesNothing) {
   EXPECT_TRUE(baton->stop());
 }
 
+// Finding 3 of the review, as an attacker who may write the binary's directory plays it: the file
+// at the path passes the pre-flight check, and in the moment after, another is put in its place.
+// The exec runs the file that was checked, never the one swapped in.
+TEST_F(Upgrade, ABinarySwappedInAfterTheCheckIsNeverExecuted) {
+  auto baton = start({"--listen", "127.0.0.1:0"});
+  const std::string address = baton->wait_address();
+  ASSERT_FALSE(address.empty()) << baton->process().output();
+  const int supervisor = baton->process().pid();
+  const int app = baton->wait_serving_pid(1);
+  const std::string real = dir_.file("bin/baton.real");
+  install(baton_binary(), real, kExecutable);
+  const std::string marker = dir_.file("swapped-in-ran");
+  const std::string swapped = dir_.file("swapped.sh");
+  { std::ofstream(swapped) << "#!/bin/sh\ntouch " << marker << "\nexit 3\n"; }
+  fs::permissions(swapped, kExecutable);
+  // As the check: baton's own check answers, and the swap is done before the answer, so it is
+  // in place by the time the supervisor execs. Otherwise: baton itself.
+  const std::string wrapper = dir_.file("wrapper.sh");
+  {
+    std::ofstream(wrapper) << "#!/bin/sh\n"
+                           << "if [ \"$1\" = upgrade-check ]; then\n"
+                           << "  " << real << " \"$@\"; status=$?\n"
+                           << "  mv " << swapped << " " << binary_ << "\n"
+                           << "  exit $status\n"
+                           << "fi\n"
+                           << "exec " << real << " \"$@\"\n";
+  }
+  install(wrapper, binary_, kExecutable);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_FALSE(fs::exists(swapped)) << "the swap was done during the check";
+  EXPECT_FALSE(fs::exists(marker)) << "the binary swapped in after the check was executed";
+  auto s = baton->status();
+  ASSERT_TRUE(s.is_object()) << baton->process().output();
+  EXPECT_EQ(s["supervisor"]["pid"], supervisor);
+  EXPECT_EQ(generation_pid(s, 1), app);
+  EXPECT_EQ(running_inode(supervisor), file_inode(real));
+  EXPECT_TRUE(baton->stop());
+}
+
 TEST_F(Upgrade, RefusedWhileAnOldGenerationIsHeld) {
   auto baton = start({"--listen", "127.0.0.1:0", "--hold-old", "60"});
   ASSERT_FALSE(baton->wait_address().empty()) << baton->process().output();
