@@ -97,6 +97,19 @@ Status Supervisor::setup() {
     if (auto s = become_child_subreaper(); !s) return s;
   }
   if (auto s = watch_signals(); !s) return s;
+  // Whether the control directory is baton's own: created now, or one named for baton (/run/baton,
+  // $XDG_RUNTIME_DIR/baton, /tmp/baton-UID), not one named by the operator or systemd.
+  const std::string control_dir =
+      std::filesystem::path(config_.control_path).parent_path().string();
+  const std::string batons_own =
+      std::filesystem::path(
+          default_control_path(nullptr, nullptr, std::getenv("XDG_RUNTIME_DIR"), ::geteuid()))
+          .parent_path()
+          .string();
+  std::error_code exists_ec;
+  const bool dir_is_ours =
+      !std::filesystem::exists(control_dir.empty() ? "." : control_dir, exists_ec) ||
+      control_dir == batons_own;
   auto lock = lock_control_path(config_.control_path);
   if (!lock) return lock.error();
   lock_fd_ = std::move(lock).value();
@@ -117,11 +130,22 @@ Status Supervisor::setup() {
   if (config_.run_as) {
     // Generations running as another user must reach the notify socket (and nothing else here:
     // the control socket is 0600 and checks its peer): search on the directory, the socket theirs.
-    const std::string dir = std::filesystem::path(config_.control_path).parent_path().string();
+    // Only a directory baton made is opened up; of any other, the operator learns what it needs.
+    const std::string& dir = control_dir;
     struct stat st {};
-    if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && st.st_uid == ::geteuid() &&
-        (st.st_mode & 0777) == 0700) {
-      ::chmod(dir.c_str(), 0711);  // only baton's own private directory is opened up
+    if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && st.st_uid == ::geteuid()) {
+      const bool searchable = (st.st_mode & S_IXOTH) != 0 ||
+                              ((st.st_mode & S_IXGRP) != 0 && st.st_gid == config_.run_as->gid);
+      if (!searchable && dir_is_ours && (st.st_mode & 0777) == 0700) {
+        ::chmod(dir.c_str(), 0711);
+      } else if (!searchable) {
+        log(LogLevel::kWarning,
+            fmt::format("the generations run as uid {} cannot reach their notify socket: {} "
+                        "(mode {:04o}) is not searchable by them, and baton does not change a "
+                        "directory it did not create; chmod o+x it (0711) or pass a --control "
+                        "in a directory they can search",
+                        config_.run_as->uid, dir, st.st_mode & 07777));
+      }
     }
     if (::chown(notify_->path().c_str(), config_.run_as->uid, config_.run_as->gid) != 0) {
       return Error::from_errno("chown " + notify_->path());
