@@ -26,6 +26,8 @@ class AcceptProbe {
   // address is reached through the loopback address of its family).
   static Result<AcceptProbe> open(const Address& listener);
   std::uint16_t source_port() const { return source_port_; }
+  // Its own bound address and port: what the steering program matches it by.
+  const Address& source() const { return client_; }
   // Starts connecting (nonblocking).
   Status connect();
   // True once the connection is established and the server side has been accepted.

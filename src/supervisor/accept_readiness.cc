@@ -18,12 +18,12 @@ void AcceptReadiness::start() {
   if (!probing_) started_ = EventLoop::Clock::now();
   probing_ = true;
   auto probe = AcceptProbe::open(tcp->address);
-  Status steered = probe ? listeners_.add_probe(probe->source_port(), generation_) : probe.error();
+  Status steered = probe ? listeners_.add_probe(probe->source(), generation_) : probe.error();
   if (steered) steered = probe->connect();
   if (!steered) {
     hooks_.log(fmt::format("generation {}: accept probe: {}", generation_, steered.error().what()));
     if (probe) {
-      [[maybe_unused]] auto s = listeners_.remove_probe(probe->source_port());  // best effort
+      [[maybe_unused]] auto s = listeners_.remove_probe(probe->source());  // best effort
     }
     return retry_later();
   }
@@ -67,7 +67,7 @@ void AcceptReadiness::stop() {
   if (timer_ != 0) loop_.cancel_timer(timer_);
   timer_ = 0;
   if (probe_) {
-    [[maybe_unused]] auto s = listeners_.remove_probe(probe_->source_port());  // best effort
+    [[maybe_unused]] auto s = listeners_.remove_probe(probe_->source());  // best effort
     probe_.reset();
   }
 }

@@ -1,9 +1,11 @@
 #include "supervisor/listener_set.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -198,19 +200,42 @@ Status ListenerSet::canary(int id, int percent) {
   return apply();
 }
 
-Status ListenerSet::add_probe(std::uint16_t source_port, int id) {
+Result<SteeringPlan::Probe> probe_rule(const Address& source, int slot) {
+  SteeringPlan::Probe p;
+  p.source_port = static_cast<std::uint16_t>(source.port());
+  p.slot = slot;
+  if (source.family() == AF_INET) {
+    std::memcpy(p.source_address.data(),
+                &reinterpret_cast<const sockaddr_in*>(&source.storage)->sin_addr, 4);
+  } else if (source.family() == AF_INET6) {
+    p.ipv6 = true;
+    std::memcpy(p.source_address.data(),
+                &reinterpret_cast<const sockaddr_in6*>(&source.storage)->sin6_addr, 16);
+  } else {
+    return Error(EINVAL, "a probe comes from an IP address: " + source.to_string());
+  }
+  return p;
+}
+
+Status ListenerSet::add_probe(const Address& source, int id) {
   auto slot = slot_of(id);
   if (!slot) return Error(ENOENT, fmt::format("generation {} has no slot", id));
   if (static_cast<int>(probes_.size()) >= kMaxSteeringProbes) {
     return Error(EBUSY, "too many probe connections at once");
   }
-  probes_.push_back({source_port, *slot});
+  auto rule = probe_rule(source, *slot);
+  if (!rule) return rule.error();
+  probes_.push_back(*rule);
   return apply();
 }
 
-Status ListenerSet::remove_probe(std::uint16_t source_port) {
-  std::erase_if(probes_,
-                [&](const SteeringPlan::Probe& p) { return p.source_port == source_port; });
+Status ListenerSet::remove_probe(const Address& source) {
+  auto rule = probe_rule(source, 0);
+  if (!rule) return rule.error();
+  std::erase_if(probes_, [&](const SteeringPlan::Probe& p) {
+    return p.source_port == rule->source_port && p.ipv6 == rule->ipv6 &&
+           p.source_address == rule->source_address;
+  });
   return apply();
 }
 

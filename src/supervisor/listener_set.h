@@ -11,7 +11,7 @@
 //     crashed), the slot of the generation started next, which reuses the target slot when it
 //     is free, so connections waiting there are taken by it;
 //   - a starting generation's slot otherwise receives only baton's own probe connections,
-//     matched by the source port registered with add_probe().
+//     matched by the source address and port registered with add_probe().
 // Not thread-safe: owned by the supervisor's loop.
 #pragma once
 
@@ -44,6 +44,10 @@ struct OwnedListener {
                            // its socket file, if any, is the manager's: never unlinked
   bool steered() const { return group.has_value(); }
 };
+
+// The steering rule for a probe connection from `source` (an IP address and its port) to
+// `slot`. Error: not an IP address.
+Result<SteeringPlan::Probe> probe_rule(const Address& source, int slot);
 
 class ListenerSet {
  public:
@@ -79,9 +83,10 @@ class ListenerSet {
   // (the target). Ends with switch_to(), or when that generation is released.
   Status canary(int id, int percent);
   std::optional<SteeringPlan::Canary> canary() const { return canary_; }
-  // A connection from `source_port` goes to generation `id`'s slot (readiness probes).
-  Status add_probe(std::uint16_t source_port, int id);
-  Status remove_probe(std::uint16_t source_port);
+  // A connection from `source` (an IP address and port) goes to generation `id`'s slot
+  // (readiness probes).
+  Status add_probe(const Address& source, int id);
+  Status remove_probe(const Address& source);
 
   std::optional<int> target_slot() const { return target_; }
   // Slots no live generation holds and new connections do not go to: what is queued on their

@@ -25,6 +25,36 @@ void load_source_port(std::vector<sock_filter>& p) {
   p.push_back(stmt(BPF_LD | BPF_H | BPF_ABS, net(40)));  // A = port past the fixed header
 }
 
+// Scratch memory the program keeps what it read in.
+constexpr std::uint32_t kPortCell = 0;     // M[0]: the source port
+constexpr std::uint32_t kVersionCell = 1;  // M[1]: the IP version
+
+// The instructions that return `probe.slot` for a packet from the probe's address and port, and
+// fall through to what follows them for any other.
+std::vector<sock_filter> probe_match(const SteeringPlan::Probe& probe) {
+  std::vector<sock_filter> b;
+  std::vector<size_t> misses;  // conditional jumps whose false branch leaves the block
+  const auto expect = [&](std::uint32_t value) {
+    misses.push_back(b.size());
+    b.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, value, 0, 0));
+  };
+  b.push_back(stmt(BPF_LD | BPF_MEM, kPortCell));
+  expect(probe.source_port);
+  b.push_back(stmt(BPF_LD | BPF_MEM, kVersionCell));
+  expect(probe.ipv6 ? 6 : 4);
+  const int words = probe.ipv6 ? 4 : 1;
+  const int offset = probe.ipv6 ? 8 : 12;  // the source address in the IPv6 or IPv4 header
+  for (int w = 0; w < words; ++w) {
+    std::uint32_t word = 0;
+    for (int i = 0; i < 4; ++i) word = (word << 8) | probe.source_address[4 * w + i];
+    b.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, net(offset + 4 * w)));  // in network order, as
+    expect(word);                                                      // the word is built
+  }
+  b.push_back(stmt(BPF_RET | BPF_K, static_cast<std::uint32_t>(std::max(probe.slot, 0))));
+  for (size_t at : misses) b[at].jf = static_cast<std::uint8_t>(b.size() - (at + 1));
+  return b;
+}
+
 }  // namespace
 
 std::vector<sock_filter> steering_program(const SteeringPlan& plan) {
@@ -35,11 +65,18 @@ std::vector<sock_filter> steering_program(const SteeringPlan& plan) {
   const bool canary = plan.canary && plan.canary->percent > 0;
   const size_t probes = std::min(plan.probes.size(), static_cast<size_t>(kMaxSteeringProbes));
   if (probes > 0 || canary) {
-    load_source_port(p);
-    for (size_t i = 0; i < probes; ++i) {
-      p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, plan.probes[i].source_port, 0, 1));
-      ret(plan.probes[i].slot);
+    if (probes > 0) {
+      p.push_back(stmt(BPF_LD | BPF_B | BPF_ABS, net(0)));  // A = version and IHL
+      p.push_back(stmt(BPF_ALU | BPF_RSH | BPF_K, 4));      // A = IP version
+      p.push_back(stmt(BPF_ST, kVersionCell));
     }
+    load_source_port(p);
+    if (probes > 0) p.push_back(stmt(BPF_ST, kPortCell));
+    for (size_t i = 0; i < probes; ++i) {
+      const auto block = probe_match(plan.probes[i]);
+      p.insert(p.end(), block.begin(), block.end());
+    }
+    if (probes > 0) p.push_back(stmt(BPF_LD | BPF_MEM, kPortCell));
     if (canary) {
       if (plan.canary->percent >= 100) {
         ret(plan.canary->slot);

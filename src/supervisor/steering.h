@@ -8,13 +8,15 @@
 //   a member is never closed while the supervisor runs and members are only ever appended, so
 //   member i stays at index i for the supervisor's life; every program returns an index that
 //   exists; a starting generation's slot is returned only for baton's own probe connections
-//   (matched by source port) or when no other generation serves.
+//   (matched by source address and port, both bound before connecting) or when no other
+//   generation serves.
 // docs/steering.md has the reasoning. This file holds the pure decisions (which slot, which
 // program) and is unit-tested without sockets; steering_group.h holds the sockets.
 #pragma once
 
 #include <linux/filter.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -29,17 +31,23 @@ struct SteeringPlan {
     int percent = 0;  // 0-100: new flows whose source port % 100 < percent go to `slot`
   };
   std::optional<Canary> canary;
+  // Baton's own probe connection, bound before connecting: matched by its source port and its
+  // source address, so that a client elsewhere (127.0.0.2, say) sending from the same port does
+  // not reach the unproven generation.
   struct Probe {
-    std::uint16_t source_port = 0;  // baton's own probe connection, bound before connecting
+    std::uint16_t source_port = 0;
     int slot = 0;
+    bool ipv6 = false;
+    std::array<std::uint8_t, 16> source_address{};  // network order; the first 4 for IPv4
   };
   std::vector<Probe> probes;  // checked before the canary
 };
 
-// Upper bound on probes in one program (each costs two instructions; cBPF allows 4096).
+// Upper bound on probes in one program (each costs at most 13 instructions; cBPF allows 4096).
 constexpr int kMaxSteeringProbes = 64;
 
-// The classic BPF program for `plan`. Source ports are read from the network header through
+// The classic BPF program for `plan`. Source ports and addresses are read from the network
+// header (a probe matches only a packet of its IP version, port and address) through
 // SKF_NET_OFF (IPv4 with options and IPv6 handled; an IPv6 packet with extension headers before
 // TCP/UDP reads a wrong port and so goes to the serving slot, never to an index that does not
 // exist). Every path ends in `ret` of a slot named in the plan.

@@ -77,7 +77,7 @@ TEST(ListenerSet, StartingGenerationGetsOnlyTheProbeUntilTheSwitch) {
 
     auto probe = AcceptProbe::open(addr);
     ASSERT_TRUE(probe) << probe.error().what();
-    ASSERT_TRUE(set.add_probe(probe->source_port(), 2));
+    ASSERT_TRUE(set.add_probe(probe->source(), 2));
     ASSERT_TRUE(probe->connect());
     pollfd p{fds[1], POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the probe did not reach generation 2's socket";
@@ -89,7 +89,7 @@ TEST(ListenerSet, StartingGenerationGetsOnlyTheProbeUntilTheSwitch) {
     auto after = settle(*probe, true);
     ASSERT_TRUE(after) << after.error().what();
     EXPECT_TRUE(*after);
-    ASSERT_TRUE(set.remove_probe(probe->source_port()));
+    ASSERT_TRUE(set.remove_probe(probe->source()));
 
     ASSERT_TRUE(set.switch_to(2));
     for (int i = 0; i < 10; ++i) EXPECT_EQ(connect_lands(to, fds), 1) << where;

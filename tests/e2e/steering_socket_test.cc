@@ -9,9 +9,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
+#include "supervisor/listener_set.h"
 #include "supervisor/steering.h"
 #include "supervisor/steering_group.h"
 
@@ -100,7 +102,11 @@ TEST_P(SteeringSocket, ProbeSourcePortReachesTheStartingSlotOnly) {
   SteeringGroup g = open_group(3);
   std::uint16_t port = 0;
   Fd probe = client_socket(g.address(), &port);
-  ASSERT_TRUE(g.steer(steering_program(SteeringPlan{0, std::nullopt, {{port, 2}}})));
+  auto source = bound_address(probe.get(), g.address().transport);
+  ASSERT_TRUE(source);
+  auto rule = probe_rule(*source, 2);
+  ASSERT_TRUE(rule) << rule.error().what();
+  ASSERT_TRUE(g.steer(steering_program(SteeringPlan{0, std::nullopt, {*rule}})));
   if (stream()) {
     ASSERT_EQ(::connect(probe.get(), g.address().sockaddr_ptr(), g.address().length), 0);
   } else {
@@ -111,6 +117,19 @@ TEST_P(SteeringSocket, ProbeSourcePortReachesTheStartingSlotOnly) {
     ASSERT_EQ(send_one(g.address()), stream() ? 0 : 1);
     EXPECT_EQ(landed(members_of(g), stream()), 0);
   }
+  // Finding 9 of the review, as a local attacker plays it: another loopback address, the
+  // probe's port. It must land with the serving generation, not the unproven one.
+  if (g.address().family() != AF_INET) return;
+  Fd other(::socket(AF_INET, g.address().socket_type() | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(other);
+  Address from = addr("127.0.0.2:" + std::to_string(port));
+  ASSERT_EQ(::bind(other.get(), from.sockaddr_ptr(), from.length), 0) << std::strerror(errno);
+  if (stream()) {
+    ASSERT_EQ(::connect(other.get(), g.address().sockaddr_ptr(), g.address().length), 0);
+  } else {
+    ASSERT_EQ(::sendto(other.get(), "a", 1, 0, g.address().sockaddr_ptr(), g.address().length), 1);
+  }
+  EXPECT_EQ(landed(members_of(g), stream()), 0) << "127.0.0.2 from the probe's port";
 }
 
 TEST_P(SteeringSocket, IndexPastTheEndFallsBackToTheHashOverAllMembers) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <vector>
@@ -15,6 +16,7 @@ namespace {
 // Runs `prog` on a packet whose network header is `net`; returns the `ret` value.
 std::uint32_t run(const std::vector<sock_filter>& prog, const std::vector<std::uint8_t>& net) {
   std::uint32_t a = 0, x = 0;
+  std::array<std::uint32_t, BPF_MEMWORDS> mem{};
   auto at = [&](std::int64_t offset, int size) -> std::uint32_t {
     std::int64_t i = offset - SKF_NET_OFF;
     if (offset >= 0 || i < 0 || i + size > static_cast<std::int64_t>(net.size())) {
@@ -33,6 +35,15 @@ std::uint32_t run(const std::vector<sock_filter>& prog, const std::vector<std::u
         break;
       case BPF_LD | BPF_H | BPF_ABS:
         a = at(k, 2);
+        break;
+      case BPF_LD | BPF_W | BPF_ABS:
+        a = at(k, 4);
+        break;
+      case BPF_LD | BPF_MEM:
+        a = mem.at(f.k);
+        break;
+      case BPF_ST:
+        mem.at(f.k) = a;
         break;
       case BPF_LD | BPF_H | BPF_IND:
         a = at(static_cast<std::int64_t>(k) + x, 2);
@@ -64,9 +75,13 @@ std::uint32_t run(const std::vector<sock_filter>& prog, const std::vector<std::u
   throw std::logic_error("fell off the end of the program");
 }
 
-std::vector<std::uint8_t> ipv4(std::uint16_t source_port, int options_words = 0) {
+constexpr std::array<std::uint8_t, 4> kLoopback4 = {127, 0, 0, 1};
+
+std::vector<std::uint8_t> ipv4(std::uint16_t source_port, int options_words = 0,
+                               std::array<std::uint8_t, 4> source = kLoopback4) {
   std::vector<std::uint8_t> p(static_cast<size_t>(20 + 4 * options_words + 4), 0);
   p[0] = static_cast<std::uint8_t>(0x40 | (5 + options_words));
+  for (size_t i = 0; i < 4; ++i) p[12 + i] = source[i];
   size_t t = static_cast<size_t>(20 + 4 * options_words);
   p[t] = static_cast<std::uint8_t>(source_port >> 8);
   p[t + 1] = static_cast<std::uint8_t>(source_port & 0xff);
@@ -75,11 +90,24 @@ std::vector<std::uint8_t> ipv4(std::uint16_t source_port, int options_words = 0)
   return p;
 }
 
-std::vector<std::uint8_t> ipv6(std::uint16_t source_port) {
+std::vector<std::uint8_t> ipv6(std::uint16_t source_port, std::uint8_t last_source_byte = 1) {
   std::vector<std::uint8_t> p(44, 0);
   p[0] = 0x60;
+  p[8 + 15] = last_source_byte;  // ::1 by default
   p[40] = static_cast<std::uint8_t>(source_port >> 8);
   p[41] = static_cast<std::uint8_t>(source_port & 0xff);
+  return p;
+}
+
+// A probe from 127.0.0.1 (or ::1) at `port`, to `slot`.
+SteeringPlan::Probe probe4(std::uint16_t port, int slot) {
+  SteeringPlan::Probe p{port, slot, false, {}};
+  for (size_t i = 0; i < 4; ++i) p.source_address[i] = kLoopback4[i];
+  return p;
+}
+SteeringPlan::Probe probe6(std::uint16_t port, int slot) {
+  SteeringPlan::Probe p{port, slot, true, {}};
+  p.source_address[15] = 1;
   return p;
 }
 
@@ -90,18 +118,31 @@ TEST(SteeringProgram, PlainPlanReturnsTheServingSlotWithoutReadingThePacket) {
 }
 
 TEST(SteeringProgram, ProbeSourcePortGoesToTheProbedSlotOnIpv4AndIpv6) {
-  SteeringPlan plan{0, std::nullopt, {{40001, 2}, {40003, 1}}};
+  SteeringPlan plan{0, std::nullopt, {probe4(40001, 2), probe6(40001, 3), probe4(40003, 1)}};
   auto prog = steering_program(plan);
   EXPECT_EQ(run(prog, ipv4(40001)), 2u);
   EXPECT_EQ(run(prog, ipv4(40003)), 1u);
   EXPECT_EQ(run(prog, ipv4(40002)), 0u);
-  EXPECT_EQ(run(prog, ipv6(40001)), 2u);
-  EXPECT_EQ(run(prog, ipv6(40003)), 1u);
+  EXPECT_EQ(run(prog, ipv6(40001)), 3u);
+  EXPECT_EQ(run(prog, ipv6(40003)), 0u) << "an IPv4 probe's port, from an IPv6 address";
   EXPECT_EQ(run(prog, ipv6(8080)), 0u);
 }
 
+// Finding 9 of the review: a client on another loopback address, sending from the probe's port,
+// must not reach the unproven generation.
+TEST(SteeringProgram, ProbePortFromAnotherAddressGoesToTheServingSlot) {
+  SteeringPlan plan{0, std::nullopt, {probe4(40001, 2), probe6(40002, 3)}};
+  auto prog = steering_program(plan);
+  EXPECT_EQ(run(prog, ipv4(40001, 0, {127, 0, 0, 2})), 0u);
+  EXPECT_EQ(run(prog, ipv4(40001, 0, {10, 0, 0, 1})), 0u);
+  EXPECT_EQ(run(prog, ipv4(40001, 2, {127, 0, 0, 2})), 0u);
+  EXPECT_EQ(run(prog, ipv4(40001, 2)), 2u);
+  EXPECT_EQ(run(prog, ipv6(40002, 2)), 0u);
+  EXPECT_EQ(run(prog, ipv6(40002)), 3u);
+}
+
 TEST(SteeringProgram, Ipv4OptionsDoNotMoveThePortRead) {
-  auto prog = steering_program(SteeringPlan{0, std::nullopt, {{5555, 1}}});
+  auto prog = steering_program(SteeringPlan{0, std::nullopt, {probe4(5555, 1)}});
   EXPECT_EQ(run(prog, ipv4(5555, 3)), 1u);
   EXPECT_EQ(run(prog, ipv4(5556, 3)), 0u);
 }
@@ -128,13 +169,13 @@ TEST(SteeringProgram, CanaryOfZeroOrHundredPercentIsAllOrNothing) {
 }
 
 TEST(SteeringProgram, ProbesWinOverTheCanary) {
-  auto prog = steering_program(SteeringPlan{0, SteeringPlan::Canary{1, 100}, {{1234, 2}}});
+  auto prog = steering_program(SteeringPlan{0, SteeringPlan::Canary{1, 100}, {probe4(1234, 2)}});
   EXPECT_EQ(run(prog, ipv4(1234)), 2u);
   EXPECT_EQ(run(prog, ipv4(1235)), 1u);
 }
 
 TEST(SteeringProgram, EveryPathReturnsASlotOfThePlan) {
-  SteeringPlan plan{0, SteeringPlan::Canary{1, 37}, {{7, 2}, {8, 3}}};
+  SteeringPlan plan{0, SteeringPlan::Canary{1, 37}, {probe4(7, 2), probe6(8, 3)}};
   auto prog = steering_program(plan);
   for (const auto& f : prog) {
     if (BPF_CLASS(f.code) == BPF_RET) {
