@@ -1,11 +1,13 @@
 #include "supervisor/control_server.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -31,8 +33,36 @@ ControlServer::~ControlServer() {
     if (client.deadline != 0) loop_.cancel_timer(client.deadline);
     loop_.remove(fd);
   }
+  if (accept_paused_ != 0) loop_.cancel_timer(accept_paused_);
   if (fd_) loop_.remove(fd_.get());
   if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+void ControlServer::out_of_descriptors(int error) {
+  if (!fd_limit_logged_) {
+    fd_limit_logged_ = true;
+    handler_.log(LogLevel::kWarning,
+                 fmt::format("control socket: cannot accept: {}; answering \"{}\" until "
+                             "descriptors are free again",
+                             std::strerror(error), kOutOfDescriptors));
+  }
+  const std::string reply = control_error(kOutOfDescriptors).dump() + "\n";
+  if (reserve_) {
+    reserve_.reset();
+    Fd fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (fd) {
+      [[maybe_unused]] auto n = ::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+    }
+    fd.reset();
+    reserve_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (fd) return;  // accepted and answered: the caller goes on accepting
+  }
+  // Nothing could be accepted: stop watching the socket for a while rather than wake at once.
+  if (accept_paused_ != 0 || !loop_.modify(fd_.get(), 0).ok()) return;
+  accept_paused_ = loop_.add_timer(EventLoop::Clock::now() + kAcceptBackoff, [this] {
+    accept_paused_ = 0;
+    [[maybe_unused]] auto s = loop_.modify(fd_.get(), EPOLLIN);
+  });
 }
 
 Status ControlServer::open(const std::string& path) {
@@ -60,13 +90,21 @@ Status ControlServer::open(const std::string& path) {
   if (rc != 0) return Error::from_errno("bind control socket " + path);
   path_ = path;
   if (::listen(fd_.get(), 16) != 0) return Error::from_errno("listen on control socket");
+  reserve_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   return loop_.add(fd_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
 }
 
 void ControlServer::on_accept() {
   for (;;) {
     Fd fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd && (errno == EMFILE || errno == ENFILE)) {
+      const int error = errno;
+      out_of_descriptors(error);
+      if (accept_paused_ != 0) return;
+      continue;
+    }
     if (!fd) return;
+    fd_limit_logged_ = false;
     auto peer = peer_credentials(fd.get());
     const ucred cred = peer ? *peer : ucred{0, static_cast<uid_t>(-1), static_cast<gid_t>(-1)};
     if (!peer || !peer_uid_allowed(cred.uid)) {
@@ -205,6 +243,7 @@ Status ControlServer::resume(Fd listener, const std::string& path, WaiterId next
   path_ = path;
   next_waiter_ = next_waiter;
   if (auto s = set_nonblocking(fd_.get(), true); !s) return s;
+  reserve_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   return loop_.add(fd_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
 }
 

@@ -7,6 +7,11 @@
 // connections are open at once; one more is answered kTooManyControlClients (control_protocol.h)
 // and closed, and the client retries. Each client has kControlRequestTimeout to send its request
 // line, so silent connections cannot hold the slots; a client waiting for a reload has no limit.
+// At the process's descriptor limit (accept fails with EMFILE or ENFILE, and the connection would
+// stay queued, waking the loop again at once), a reserve descriptor held for this is closed so
+// that one connection can be accepted, answered kOutOfDescriptors and closed, and the reserve
+// taken again; where even that fails, accepting pauses for kAcceptBackoff. Logged once per
+// episode.
 //
 // What to answer at once to a reload is decided by reload_ack() below, a pure function, so that
 // decision is unit-tested without sockets. Used from the supervisor's one thread.
@@ -40,6 +45,12 @@ constexpr std::chrono::seconds kControlRequestTimeout{3};
 //             or "reload queued" (none starting: it waits behind one in progress)
 std::optional<nlohmann::json> reload_ack(bool wait, bool answered,
                                          std::optional<int> starting_generation);
+
+// What a client is answered when the supervisor is at its descriptor limit.
+inline constexpr const char* kOutOfDescriptors =
+    "the supervisor is out of file descriptors (its RLIMIT_NOFILE); try again";
+// How long accepting pauses when not even the reserve descriptor helps.
+inline constexpr std::chrono::seconds kAcceptBackoff{1};
 
 class ControlServer {
  public:
@@ -92,6 +103,8 @@ class ControlServer {
   };
 
   void on_accept();
+  // Accept failed with `error`: answer what waits without a descriptor of our own, or pause.
+  void out_of_descriptors(int error);
   void on_client(int fd, uint32_t events);
   void handle_request(Client& client, const std::string& line);
   void send_and_close(int fd, const nlohmann::json& reply);
@@ -101,6 +114,9 @@ class ControlServer {
   Handler& handler_;
   std::string path_;  // non-empty once bound
   Fd fd_;
+  Fd reserve_;                    // /dev/null, given up to accept one connection at the fd limit
+  bool fd_limit_logged_ = false;  // this episode at the limit was logged
+  EventLoop::TimerId accept_paused_ = 0;
   std::map<int, Client> clients_;    // by fd
   std::map<WaiterId, int> waiters_;  // waiter -> client fd
   WaiterId next_waiter_ = 1;

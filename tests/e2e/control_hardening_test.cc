@@ -1,14 +1,18 @@
 // The control directory and control socket as an attacker on the same machine sees them (issue
 // 11): a planted directory, silent clients, a removed lock file. Real baton processes.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -106,6 +110,51 @@ TEST(ControlHardening, StatusAnswersWithSeventySilentClientsConnected) {
   n = ::recv(silent.front().get(), buf, sizeof(buf), 0);
   ASSERT_GT(n, 0) << std::strerror(errno);
   EXPECT_THAT(std::string(buf, static_cast<size_t>(n)), HasSubstr("no request within"));
+}
+
+// The lowest descriptor number `pid` has free (what its next open or accept would get).
+int lowest_free_fd(pid_t pid) {
+  std::set<int> open;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    open.insert(std::atoi(e.path().filename().c_str()));
+  }
+  int n = 0;
+  while (open.contains(n)) ++n;
+  return n;
+}
+
+// Review finding 11: at its descriptor limit, baton's accept on the control socket failed with
+// EMFILE, the connection stayed queued and the loop spun, answering nobody. Now each client is
+// answered (an error that says why), the condition is logged once, and once descriptors are
+// free again baton answers as before.
+TEST(ControlHardening, AtTheDescriptorLimitControlClientsAreAnsweredNotLeftHanging) {
+  TempDir tmp;
+  const std::string control = tmp.file("control.sock");
+  Process baton = start_baton(control);
+  ASSERT_TRUE(serving(control)) << baton.output();
+  rlimit before{};
+  ASSERT_EQ(::prlimit(baton.pid(), RLIMIT_NOFILE, nullptr, &before), 0);
+  // No descriptor below the limit is free: the next accept fails with EMFILE.
+  rlimit full = before;
+  full.rlim_cur = static_cast<rlim_t>(lowest_free_fd(baton.pid()));
+  ASSERT_EQ(::prlimit(baton.pid(), RLIMIT_NOFILE, &full, nullptr), 0) << std::strerror(errno);
+  for (int i = 0; i < 3; ++i) {
+    auto r = run({baton_binary(), "status", "--control", control}, 30s);
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("out of file descriptors")) << "attempt " << i;
+  }
+  ASSERT_EQ(::prlimit(baton.pid(), RLIMIT_NOFILE, &before, nullptr), 0);
+  auto r = run({baton_binary(), "status", "--control", control}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("generation  1"));
+  const std::string out = baton.output();
+  size_t logged = 0;
+  for (size_t at = out.find("control socket: cannot accept"); at != std::string::npos;
+       at = out.find("control socket: cannot accept", at + 1)) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << out;
 }
 
 TEST(ControlHardening, RemovedLockFileDoesNotLetASecondSupervisorTakeOver) {
