@@ -59,7 +59,8 @@ struct InstanceOptions {
   // (stuck, stopped, or hostile) would block every later handover; at this deadline it is
   // dropped, this instance keeps serving, and the next new instance is answered. A new instance
   // that calls ready() later than this after listeners() finds no acknowledgement (both then
-  // accept until the old one is stopped). Default 60 s.
+  // accept until the old one is stopped). Default 60 s. A peer that sends nothing at all (a new
+  // instance says HELLO as soon as it connects) is dropped after 5 s, or this bound if shorter.
   std::chrono::milliseconds handover_session_timeout{60000};
   // How long a drain may take once asked; drain_deadline() is the moment of the ask plus this.
   // Default 30 s. The library does not enforce it: the server decides what to do when it passes.

@@ -55,6 +55,10 @@ class HandoverParent {
     // Bound on one session, from the new instance's connection to its READY: a peer still
     // connected at the deadline is dropped (see InstanceOptions::handover_session_timeout).
     std::chrono::milliseconds session_timeout{60000};
+    // Bound on a peer's silence before its first packet: a new instance sends HELLO as soon as
+    // it connects, so a connection that says nothing this long is dropped at once rather than
+    // holding the one session (and every later handover) until session_timeout.
+    std::chrono::milliseconds hello_timeout{5000};
   };
   // Binds the socket, mode 0600, at a private name next to `path` ("PATH.PID.new"); nothing is
   // visible at `path` yet. Fails early (before the old instance is told to drain) on a bad path.

@@ -119,6 +119,8 @@ void HandoverParent::run() {
   // One session at a time, so one peer that stops answering (stopped, stuck, hostile) would
   // block every later handover: each session ends at this deadline whatever its state.
   Clock::time_point session_deadline;
+  Clock::time_point session_started;
+  bool heard = false;  // the peer has sent its first packet
   auto log = [&](const std::string& line) {
     if (!line.empty() && im.hooks.log) im.hooks.log(line);
   };
@@ -146,10 +148,17 @@ void HandoverParent::run() {
     }
     if (fds[0].revents) return;
     if (conn && Clock::now() >= session_deadline) {
-      log(
-          fmt::format("handover: pid {} did not finish the handover within {} ms; dropped it, "
-                      "still serving",
-                      session ? session->peer_pid() : 0, im.hooks.session_timeout.count()));
+      if (!heard) {
+        log(
+            fmt::format("handover: a peer said nothing within {} ms of connecting; dropped it, "
+                        "still serving",
+                        im.hooks.hello_timeout.count()));
+      } else {
+        log(
+            fmt::format("handover: pid {} did not finish the handover within {} ms; dropped "
+                        "it, still serving",
+                        session ? session->peer_pid() : 0, im.hooks.session_timeout.count()));
+      }
       session.reset();
       conn.reset();
       continue;
@@ -161,6 +170,10 @@ void HandoverParent::run() {
         if (!p) log(fmt::format("handover: {}", p.error().what()));
         end_session();
         continue;
+      }
+      if (!heard) {
+        heard = true;
+        session_deadline = session_started + im.hooks.session_timeout;
       }
       ParentAction a;
       Status sent;
@@ -212,7 +225,10 @@ void HandoverParent::run() {
         } else {
           conn = std::move(c);
           session = std::make_unique<ParentSession>(self, std::vector<OfferedListener>{}, false);
-          session_deadline = Clock::now() + im.hooks.session_timeout;
+          session_started = Clock::now();
+          heard = false;
+          session_deadline =
+              session_started + std::min(im.hooks.hello_timeout, im.hooks.session_timeout);
         }
       }
     }

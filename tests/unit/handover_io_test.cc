@@ -201,6 +201,22 @@ TEST(Handover, PeerSilentBeforeHelloDoesNotBlockTheNextHandover) {
   EXPECT_TRUE(test::wait_until([&] { return old.drains.load() == 1; }, 5s));
 }
 
+// Review finding 14: a same-uid client that connects and says nothing held the one session for
+// the whole session timeout (60 s), refusing every real successor meanwhile. It is dropped at
+// the much shorter hello timeout; the successor, retrying while refused as busy, gets through.
+TEST(Handover, PeerSilentFromTheStartIsDroppedLongBeforeTheSessionTimeout) {
+  test::TempDir dir;
+  FakeOld old(dir.file("h"), false, std::chrono::hours(1));
+  Fd silent = connect_seqpacket(dir.file("h"));
+  ASSERT_TRUE(silent.valid());
+  auto t = take_listeners(dir.file("h"), 60s);
+  ASSERT_TRUE(t.ok()) << t.error().what();
+  EXPECT_EQ(t->outcome, Takeover::Outcome::kTaken);
+  EXPECT_TRUE(old.logged("a peer said nothing within 5000 ms of connecting"));
+  auto drained = finish_takeover(t->connection.get(), 5s);
+  ASSERT_TRUE(drained.ok()) << drained.error().what();
+}
+
 TEST(Handover, DrainingInstanceOffersNothing) {
   test::TempDir dir;
   FakeOld old(dir.file("h"), /*already_draining=*/true);
