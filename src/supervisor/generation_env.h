@@ -5,6 +5,8 @@
 // readiness listener (named kProbeListenerName). Pure: unit-tested.
 #pragma once
 
+#include <pwd.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -18,5 +20,11 @@ namespace baton {
 // ';'; it has no UDP listeners, so those are left out of its variable.
 std::map<std::string, std::string> listen_env(const std::vector<OwnedListener>& listeners,
                                               bool with_probe_listener);
+
+// Under --user, the variables that describe the user, as login(1) and systemd's User= set them:
+// HOME, USER, LOGNAME, SHELL, from the user database entry `pw` (null: the user is gone from
+// the database; then USER and LOGNAME from `name` alone, HOME=/ and SHELL=/bin/sh). Without
+// them the app would see baton's own (HOME=/root, say).
+std::map<std::string, std::string> user_env(const std::string& name, const passwd* pw);
 
 }  // namespace baton

@@ -1,5 +1,6 @@
 // A generation's life as the supervisor's shell sees it (supervisor_shell.h): spawned with its
 // sockets and environment, heard from on the notify socket, proven ready, switched to, reaped.
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -37,6 +38,13 @@ Result<int> Supervisor::spawn(int id) {
   req.working_dir = config_.working_dir;
   req.run_as = config_.run_as;
   req.env = config_.env;  // baton's own variables below override the user's
+  if (config_.run_as) {
+    // The user's HOME, USER, LOGNAME, SHELL (looked up at each start, as login does), unless
+    // the operator set them: not baton's own.
+    for (auto& [key, value] : user_env(config_.run_as->name, ::getpwuid(config_.run_as->uid))) {
+      req.env.emplace(key, value);
+    }
+  }
   req.listener_fds = *sockets;
   auto probe_fd = io->readiness->open_listener();
   if (!probe_fd) return probe_fd.error();

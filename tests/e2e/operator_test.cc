@@ -2,6 +2,7 @@
 // reload that reads the file again, release directories, the env file, --metrics, status --check.
 // Real supervisor, real apps (tests/apps/testapp), real sockets and clients.
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -272,6 +273,32 @@ TEST(User, GenerationsRunAsTheUserAndStillReportReady) {
   EXPECT_EQ(r->status, 200);
   auto control = baton.status();
   EXPECT_EQ(control.value("serving_generation", 0), 1) << "the control socket stays baton's";
+}
+
+// Review finding 13: the app saw baton's own HOME (/root) and USER. It gets its user's HOME,
+// USER, LOGNAME and SHELL, unless the operator sets one.
+TEST(User, GenerationsGetTheirUsersHomeAndNames) {
+  if (::geteuid() != 0) GTEST_SKIP() << "--user needs root";
+  const passwd* pw = ::getpwnam("nobody");
+  ASSERT_NE(pw, nullptr);
+  const std::string home = pw->pw_dir, shell = pw->pw_shell;
+  TempDir dir;
+  fs::permissions(dir.path(),
+                  fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  Supervisor baton(dir, {"--listen", "127.0.0.1:0", "--user", "nobody", "--env", "SHELL=/bin/false",
+                         "--", testapp_binary()});
+  const int pid = baton.wait_serving_pid(1);
+  ASSERT_NE(pid, 0) << baton.process().output();
+  std::string environ_text = read_file("/proc/" + std::to_string(pid) + "/environ");
+  std::vector<std::string> env;
+  for (size_t at = 0, end; (end = environ_text.find('\0', at)) != std::string::npos; at = end + 1) {
+    env.push_back(environ_text.substr(at, end - at));
+  }
+  EXPECT_THAT(env, ::testing::Contains("HOME=" + home));
+  EXPECT_THAT(env, ::testing::Contains("USER=nobody"));
+  EXPECT_THAT(env, ::testing::Contains("LOGNAME=nobody"));
+  EXPECT_THAT(env, ::testing::Contains("SHELL=/bin/false")) << "the operator's --env wins";
+  EXPECT_THAT(env, ::testing::Not(::testing::Contains("HOME=/root")));
 }
 
 // The child of `pid` whose name is `comm`, or 0.
