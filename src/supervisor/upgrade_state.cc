@@ -195,6 +195,70 @@ CoreSnapshot decode_core(const json& j) {
 // ---- the shell's part ----
 
 json encode_waiter(const CarriedWaiter& w) { return {{"id", w.id}, {"fd", w.fd}}; }
+
+// JSON text is UTF-8, but what the state carries need not be: an argument or an --env value is
+// any bytes but NUL. Such a string crosses as {"$bytes": [b, ...]} (no field of the state is an
+// object with that key) and is put back before the fields are read, so every byte arrives.
+constexpr const char* kBytesKey = "$bytes";
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = 0;
+    unsigned min = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      len = 2, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) return false;
+    unsigned cp = c & (0x7f >> len);
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
+void bytes_to_json(json& j) {
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    if (valid_utf8(s)) return;
+    json bytes = json::array();
+    for (char c : s) bytes.push_back(static_cast<unsigned char>(c));
+    j = json{{kBytesKey, std::move(bytes)}};
+  } else if (j.is_array() || j.is_object()) {
+    for (auto& v : j) bytes_to_json(v);
+  }
+}
+
+void bytes_from_json(json& j) {
+  if (j.is_object() && j.size() == 1 && j.contains(kBytesKey)) {
+    const json& bytes = j[kBytesKey];
+    if (!bytes.is_array()) throw Bad{"malformed bytes"};
+    std::string s;
+    s.reserve(bytes.size());
+    for (const auto& b : bytes) {
+      if (!b.is_number_unsigned() || b.get<unsigned>() > 255) throw Bad{"malformed bytes"};
+      s.push_back(static_cast<char>(b.get<unsigned>()));
+    }
+    j = std::move(s);
+  } else if (j.is_array() || j.is_object()) {
+    for (auto& v : j) bytes_from_json(v);
+  }
+}
 CarriedWaiter decode_waiter(const json& j) {
   CarriedWaiter w{count(j, "id"), fd_number(j, "fd")};
   if (w.fd < 3) throw Bad{"a waiting control client has no descriptor"};
@@ -418,6 +482,9 @@ std::string encode_upgrade_state(const UpgradeState& s) {
             {"signal_mask", s.signal_mask},
             {"dropped_lines", dropped},
             {"dropped_lines_total", s.dropped_lines_total}};
+  bytes_to_json(j);
+  // Object keys are not converted: they are field names and variable names (checked to be
+  // [A-Za-z0-9_]), so the replacement here never applies; it only keeps dump() from throwing.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -430,6 +497,7 @@ Result<UpgradeState> decode_upgrade_state(std::string_view bytes) {
   if (j.is_discarded() || !j.is_object()) return Error(EINVAL, "upgrade state is not JSON");
   UpgradeState s;
   try {
+    bytes_from_json(j);
     s.version = small(j, "baton_upgrade_state", 0);
     if (s.version != kUpgradeStateVersion) {
       return Error(EPROTO, fmt::format("upgrade state version {}; this baton reads version {}",

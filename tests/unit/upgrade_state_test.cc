@@ -195,6 +195,36 @@ TEST(UpgradeStateTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(passed_fds(*back).size(), 14u);  // 5..18, once each
 }
 
+// Review finding 8: an argument or an --env value that is not UTF-8 crossed the exec with its
+// bad bytes replaced (U+FFFD): the app ran with other arguments after an upgrade.
+TEST(UpgradeStateTest, BytesThatAreNotUtf8CrossExactly) {
+  UpgradeState s = sample();
+  SupervisorConfig& c = s.settings.config;
+  c.command = {"/srv/app/bin/server", "--greeting=caf\xe9", std::string("\xff\xfe\x80", 3),
+               "ok \xc3\xa9",         "\xed\xa0\x80",       "\xf0\x82\x82\xac"};
+  c.env = {{"LATIN1", "na\xefve"}, {"UTF8", "na\xc3\xafve"}};
+  c.working_dir = "/srv/\xe9t\xe9";
+  const std::string bytes = encode_upgrade_state(s);
+  auto back = decode_upgrade_state(bytes);
+  ASSERT_TRUE(back) << back.error().what();
+  EXPECT_EQ(back->settings.config.command, c.command);
+  EXPECT_EQ(back->settings.config.env, c.env);
+  EXPECT_EQ(back->settings.config.working_dir, c.working_dir);
+  EXPECT_EQ(encode_upgrade_state(*back), bytes);
+  EXPECT_NE(bytes.find("\"ok \xc3\xa9\""), std::string::npos) << "valid UTF-8 stays text";
+}
+
+TEST(UpgradeStateTest, MalformedCarriedBytesAreRefused) {
+  for (const char* bad : {R"([1,256])", R"("x")", R"([-1])", R"([1.5])"}) {
+    std::string bytes = encode_upgrade_state(sample());
+    const std::string from = "\"chdir\":\"/srv/app/current\"";
+    const auto at = bytes.find(from);
+    ASSERT_NE(at, std::string::npos);
+    bytes.replace(at, from.size(), std::string("\"chdir\":{\"$bytes\":") + bad + "}");
+    EXPECT_FALSE(decode_upgrade_state(bytes).ok()) << bad;
+  }
+}
+
 TEST(UpgradeStateTest, TheSettingsCrossWithEveryEffectiveValue) {
   const UpgradeState s = sample();
   auto back = decode_upgrade_state(encode_upgrade_state(s));
