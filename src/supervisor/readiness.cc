@@ -111,6 +111,10 @@ std::string http_probe_request(const std::string& path) {
 int http_status_of(std::string_view head) {
   // "HTTP/1.1 200 OK"
   if (head.size() < 12 || !head.starts_with("HTTP/1.") || head[8] != ' ') return 0;
+  // Three digits: from_chars alone would take "-12" (the app writes this line).
+  for (size_t i = 9; i < 12; ++i) {
+    if (head[i] < '0' || head[i] > '9') return 0;
+  }
   int code = 0;
   auto [end, ec] = std::from_chars(head.data() + 9, head.data() + 12, code);
   if (ec != std::errc() || end != head.data() + 12) return 0;

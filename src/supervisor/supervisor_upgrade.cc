@@ -353,23 +353,17 @@ void Supervisor::upgrade_check_settle() {
     return end_upgrade(fmt::format("{} failed its pre-flight check: {}", self_path_,
                                    said.empty() ? describe_exit(status) : said));
   }
-  const std::string first = upgrade_->said.substr(0, upgrade_->said.find('\n'));
-  auto answer = nlohmann::json::parse(first, nullptr, false);
   // Whatever sits at the path wrote this: read as the state is (checked_json.h), every field's
   // type checked before it is read (json::value() throws on a field of another type, which would
   // end the supervisor).
-  std::string version;
-  try {
-    checked::integer(answer, "baton_upgrade_check", kUpgradeStateVersion, kUpgradeStateVersion);
-    if (!checked::flag(answer, "ok")) throw checked::Bad{"not ok"};
-    version = checked::text(answer, "version");
-  } catch (const checked::Bad&) {
+  auto version = parse_upgrade_check_answer(upgrade_->said.substr(0, upgrade_->said.find('\n')));
+  if (!version) {
     return end_upgrade(
         fmt::format("{} did not answer the pre-flight check as baton does (is it "
                     "baton, of a version that can upgrade?)",
                     self_path_));
   }
-  exec_upgrade(version);
+  exec_upgrade(*version);
 }
 
 void Supervisor::end_upgrade(const std::string& error) {

@@ -488,6 +488,17 @@ std::string encode_upgrade_state(const UpgradeState& s) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+Result<std::string> parse_upgrade_check_answer(std::string_view line) {
+  auto answer = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  try {
+    integer(answer, "baton_upgrade_check", kUpgradeStateVersion, kUpgradeStateVersion);
+    if (!flag(answer, "ok")) throw Bad{"not ok"};
+    return text(answer, "version");
+  } catch (const Bad&) {
+    return Error(EPROTO, "not an answer to the pre-flight check");
+  }
+}
+
 Result<UpgradeState> decode_upgrade_state(std::string_view bytes) {
   if (bytes.size() > kMaxUpgradeState) {
     return Error(EMSGSIZE, fmt::format("upgrade state of {} bytes; at most {}", bytes.size(),

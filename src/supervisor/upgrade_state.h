@@ -124,4 +124,10 @@ std::string encode_upgrade_state(const UpgradeState& state);
 // above, the cross-references (slots, generations), and that no descriptor is named twice.
 Result<UpgradeState> decode_upgrade_state(std::string_view bytes);
 
+// The pre-flight check's answer (`baton upgrade-check`'s first line of output, written by
+// whatever sits at the binary's path): {"baton_upgrade_check":kUpgradeStateVersion,"ok":true,
+// "version":"..."}. Returns the new binary's version. Error (EPROTO): anything else, each field's
+// type checked before it is read.
+Result<std::string> parse_upgrade_check_answer(std::string_view line);
+
 }  // namespace baton

@@ -239,6 +239,8 @@ TEST(Readiness, HttpVerdictNeedsAStatusLine) {
   EXPECT_EQ(http_status_of("HTTP/1.1 2"), 0);
   EXPECT_EQ(http_status_of("SSH-2.0-OpenSSH\r\n"), 0);
   EXPECT_EQ(http_status_of("HTTP/1.1 xyz\r\n"), 0);
+  EXPECT_EQ(http_status_of("HTTP/1.1 -12 x\r\n"), 0);  // from_chars alone reads -12
+  EXPECT_EQ(http_status_of("HTTP/1.1 +20 x\r\n"), 0);
   EXPECT_NE(http_probe_request("/healthz").find("GET /healthz HTTP/1.1\r\n"), std::string::npos);
 }
 

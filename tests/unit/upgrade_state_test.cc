@@ -225,6 +225,18 @@ TEST(UpgradeStateTest, MalformedCarriedBytesAreRefused) {
   }
 }
 
+TEST(UpgradeStateTest, TheCheckAnswerIsReadWithEveryTypeChecked) {
+  auto ok = parse_upgrade_check_answer(R"({"baton_upgrade_check":2,"ok":true,"version":"1.2"})");
+  ASSERT_TRUE(ok) << ok.error().what();
+  EXPECT_EQ(*ok, "1.2");
+  for (const char* bad :
+       {R"({"baton_upgrade_check":"2","ok":"yes","version":2})",
+        R"({"baton_upgrade_check":1,"ok":true,"version":"x"})",
+        R"({"baton_upgrade_check":2,"ok":false,"version":"x"})", "[]", "not json", ""}) {
+    EXPECT_FALSE(parse_upgrade_check_answer(bad).ok()) << bad;
+  }
+}
+
 TEST(UpgradeStateTest, TheSettingsCrossWithEveryEffectiveValue) {
   const UpgradeState s = sample();
   auto back = decode_upgrade_state(encode_upgrade_state(s));
