@@ -277,7 +277,10 @@ void check_user_metrics_adopt(const RunSettings& s, SupervisorConfig& c, Problem
       c.run_as = *as;
   }
   if (!s.metrics.empty()) {
-    auto addr = parse_address(s.metrics);
+    // A bare port is loopback's: the counters name the app's listeners and generations, and
+    // serving them on every interface must be asked for (0.0.0.0:PORT).
+    const bool bare_port = s.metrics.find_first_not_of("0123456789") == std::string::npos;
+    auto addr = parse_address(bare_port ? "127.0.0.1:" + s.metrics : s.metrics);
     if (!addr || addr->transport != Transport::kTcp) {
       problems.push_back(fmt::format(
           "metrics: bad address '{}': a TCP address such as 127.0.0.1:9100", s.metrics));

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <vector>
 
 #include <fmt/format.h>
@@ -228,10 +229,17 @@ void MetricsServer::on_accept() {
   for (;;) {
     Fd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) return;
-    if (clients_.size() >= kMaxClients) continue;  // closed unanswered: too many at once
+    if (clients_.size() >= kMaxClients) {
+      // The oldest connection, which has had the longest to send its request, makes room.
+      auto oldest = std::min_element(clients_.begin(), clients_.end(), [](auto& a, auto& b) {
+        return a.second.order < b.second.order;
+      });
+      close_client(oldest->first);
+    }
     const int raw = fd.get();
     Client& c = clients_[raw];
     c.fd = std::move(fd);
+    c.order = ++accepted_;
     c.timer = loop_.add_timer(EventLoop::Clock::now() + kRequestTimeout, [this, raw] {
       if (auto it = clients_.find(raw); it != clients_.end()) it->second.timer = 0;
       close_client(raw);

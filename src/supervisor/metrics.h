@@ -3,7 +3,9 @@
 // Protocol: HTTP/1.0 or 1.1 over TCP, one request per connection, the server closes after the
 // answer. `GET /metrics` gets 200 with text/plain; version=0.0.4; any other path 404; anything
 // else 400 or 405. Limits: 8 KiB of request head, 16 connections at once, 5 s for a client to send
-// its request; past those the connection is closed without an answer.
+// its request; past those the connection is closed without an answer. A connection arriving when
+// 16 are open closes the oldest of them instead of being turned away: a scraper, which sends its
+// request at once, is answered however many slow or silent clients (slowloris) keep connecting.
 //
 // The text (render_metrics) is built from the core's observers and the shell's facts (the same
 // the status shows, status_json.h) and nothing else, so a unit test checks it without sockets.
@@ -30,6 +32,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -75,6 +78,7 @@ class MetricsServer {
     Fd fd;
     std::string head;
     EventLoop::TimerId timer = 0;
+    std::uint64_t order = 0;  // accepted as the order-th connection: the lowest is the oldest
   };
   MetricsServer(EventLoop& loop, std::function<std::string()> body)
       : loop_(loop), body_(std::move(body)) {}
@@ -87,6 +91,7 @@ class MetricsServer {
   Fd listener_;
   Address address_;
   std::map<int, Client> clients_;
+  std::uint64_t accepted_ = 0;
 };
 
 }  // namespace baton

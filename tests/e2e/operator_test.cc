@@ -414,6 +414,35 @@ TEST(Metrics, CountsTheReloadInPrometheusText) {
   EXPECT_EQ(other->status, 404);
 }
 
+// Review finding 10: sixteen connections that never send a request took every slot, and each
+// scrape was closed unanswered. A new connection now closes the oldest instead.
+TEST(Metrics, ScrapesAreAnsweredWhileSilentClientsHoldEverySlot) {
+  TempDir dir;
+  Supervisor baton(dir,
+                   {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--", testapp_binary()});
+  ASSERT_NE(baton.wait_serving_pid(1), 0) << baton.process().output();
+  const std::string metrics = baton.status()["supervisor"].value("metrics", "");
+  ASSERT_FALSE(metrics.empty());
+  auto to = parse_address(metrics).value();
+  std::vector<Fd> silent;
+  for (int i = 0; i < 40; ++i) {
+    Fd c(::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::connect(c.get(), to.sockaddr_ptr(), to.length), 0);
+    silent.push_back(std::move(c));
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto r = http_get(metrics, "/metrics");
+    ASSERT_TRUE(r.ok()) << "scrape " << i << ": " << r.error().what();
+    EXPECT_EQ(r->status, 200);
+  }
+}
+
+TEST(Metrics, ABarePortIsLoopbacksOnly) {
+  auto r = run({baton_binary(), "check", "--listen", "0", "--metrics", "9100", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("metrics        http://127.0.0.1:9100/metrics"));
+}
+
 // The value of one sample in Prometheus text ("name{labels}" exactly), or nullopt when absent.
 std::optional<double> sample(const std::string& text, const std::string& series) {
   std::istringstream in(text);
