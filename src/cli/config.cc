@@ -348,6 +348,10 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_env_text(std::str
         value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }
+    if (value.find('\0') != std::string_view::npos) {
+      return Error(
+          fmt::format("{}:{}: a NUL byte in the value of {}", source, line_no, line.substr(0, eq)));
+    }
     if (vars.size() >= kMaxEnvVars) {
       return Error(fmt::format("{}: more than {} variables", source, kMaxEnvVars));
     }

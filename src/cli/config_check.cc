@@ -250,7 +250,11 @@ void check_environment(const RunSettings& s, SupervisorConfig& c, Problems& prob
   for (const auto& kv : s.env) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || !valid_env_name(kv.substr(0, eq))) {
-      problems.push_back(fmt::format("env: '{}' is not NAME=VALUE", kv));
+      problems.push_back(fmt::format("env: '{}' is not NAME=VALUE", escape_control_chars(kv)));
+      continue;
+    }
+    if (kv.find('\0') != std::string::npos) {  // the environment would cut the value there
+      problems.push_back(fmt::format("env: {}: a value cannot hold a NUL byte", kv.substr(0, eq)));
       continue;
     }
     c.env[kv.substr(0, eq)] = kv.substr(eq + 1);

@@ -340,6 +340,8 @@ void Supervisor::upgrade_check_read(bool is_err) {
 bool Supervisor::upgrade_reaped(pid_t pid, int status) {
   if (!upgrade_ || upgrade_->pid != pid) return false;
   upgrade_->wait_status = status;
+  // Whatever the check left running in its group (a session of its own) ends with it.
+  ::kill(-pid, SIGKILL);
   upgrade_check_settle();
   return true;
 }
@@ -372,7 +374,8 @@ void Supervisor::end_upgrade(const std::string& error) {
   if (upgrade_->timer != 0) loop_.cancel_timer(upgrade_->timer);
   if (upgrade_->out) loop_.remove(upgrade_->out.get());
   if (upgrade_->err) loop_.remove(upgrade_->err.get());
-  // A check still running is killed; it is reaped later as a child of no generation.
+  // A check still running is killed, with its group; it is reaped later as a child of no
+  // generation.
   if (upgrade_->pid > 0 && !upgrade_->wait_status) ::kill(-upgrade_->pid, SIGKILL);
   control_.answer(upgrade_->waiter, control_error(error + "; nothing changed"));
   upgrade_.reset();

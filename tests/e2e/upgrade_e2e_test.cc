@@ -6,8 +6,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+// glibc 2.36's <sys/pidfd.h> lacks the extern "C" guard (fixed in 2.37).
+extern "C" {
+#include <sys/pidfd.h>
+}
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -422,6 +427,39 @@ TEST_F(Upgrade, ABinarySwappedInAfterTheCheckIsNeverExecuted) {
   EXPECT_EQ(s["supervisor"]["pid"], supervisor);
   EXPECT_EQ(generation_pid(s, 1), app);
   EXPECT_EQ(running_inode(supervisor), file_inode(real));
+  EXPECT_TRUE(baton->stop());
+}
+
+// Review finding 15: a process the pre-flight check left in the background outlived it.
+TEST_F(Upgrade, WhatThePreFlightCheckLeavesBehindIsKilled) {
+  auto baton = start({"--listen", "127.0.0.1:0"});
+  ASSERT_FALSE(baton->wait_address().empty()) << baton->process().output();
+  const std::string real = dir_.file("bin/baton.real");
+  install(baton_binary(), real, kExecutable);
+  const std::string pid_file = dir_.file("left.pid");
+  const std::string wrapper = dir_.file("wrapper.sh");
+  {
+    std::ofstream(wrapper) << "#!/bin/sh\n"
+                           << "if [ \"$1\" = upgrade-check ]; then\n"
+                           << "  sleep 300 </dev/null >/dev/null 2>&1 &\n"
+                           << "  echo $! > " << pid_file << "\n"
+                           << "fi\n"
+                           << "exec " << real << " \"$@\"\n";
+  }
+  install(wrapper, binary_, kExecutable);
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  const pid_t left = std::atoi(read_file(pid_file).c_str());
+  ASSERT_GT(left, 1) << "the check wrote no pid";
+  Fd left_pidfd(::pidfd_open(left, 0));
+  struct Reaper {  // if the test fails, the sleep goes anyway
+    pid_t pid;
+    ~Reaper() { ::kill(pid, SIGKILL); }
+  } reaper{left};
+  if (left_pidfd) {
+    pollfd p{left_pidfd.get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 10000), 1) << "pid " << left << " left by the check still runs";
+  }
   EXPECT_TRUE(baton->stop());
 }
 

@@ -232,6 +232,26 @@ TEST(EnvFile, RejectsLinesThatAreNotAssignments) {
   EXPECT_FALSE(parse_env_text("A-B=x\n", "e").ok());
 }
 
+// Review finding 15: a NUL in an env-file value was cut there without a word.
+TEST(EnvFile, RejectsANulByteInAValue) {
+  auto vars = parse_env_text(std::string("A=1\nTOKEN=abc\0def\n", 17), "prod.env");
+  ASSERT_FALSE(vars.ok());
+  EXPECT_EQ(vars.error().what(), "prod.env:2: a NUL byte in the value of TOKEN");
+}
+
+// Review finding 15: a NUL in an env name cut `check`'s line short; one in a value was cut.
+TEST(CheckRunSettings, NulBytesInEnvAreShownAndRefused) {
+  RunSettings s;
+  s.listen = {"127.0.0.1:0"};
+  s.command = {"/bin/true"};
+  s.env = {std::string("A\0B=x", 5), std::string("C=x\0y", 5)};
+  SupervisorConfig c;
+  auto problems = check_run_settings(s, c);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0], "env: 'A\\x00B=x' is not NAME=VALUE");
+  EXPECT_EQ(problems[1], "env: C: a value cannot hold a NUL byte");
+}
+
 TEST(EnvFile, BoundsTheNumberOfVariables) {
   std::string text;
   for (int i = 0; i < 5000; ++i) text += "V" + std::to_string(i) + "=x\n";
