@@ -13,6 +13,10 @@
 // (the supervisor exited, normally or not), the guard SIGKILLs every process group still
 // registered and exits. After a normal stop none is registered.
 //
+// The app, when it runs as baton's own user, can kill the guard. The supervisor reaps it as its
+// child, logs it, starts a new guard and tells it every group it watches (Supervisor::guard_gone);
+// only a kill of both the guard and the supervisor in the moment between is not covered.
+//
 // The wire is the pipe: records of one int32, +pgid (watch) or -pgid (forget), native order.
 // A process group id cannot be reused while any member lives, zombies included, and a registered
 // group's members are not all reaped by the supervisor before it is forgotten; a group that

@@ -230,6 +230,10 @@ void Supervisor::reap_children() {
     pid_t pid = ::wait4(-1, &status, WNOHANG, &usage);
     if (pid <= 0) return;  // none left to reap now (as PID 1, orphans are reaped here too)
     if (upgrade_reaped(pid, status)) continue;  // the new binary's pre-flight check
+    if (pid == guard_.pid()) {
+      guard_gone(status);
+      continue;
+    }
     const auto cpu = std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                      std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
     bool was_readiness_command = false;
@@ -257,6 +261,31 @@ void Supervisor::reap_children() {
     }
     forget_ended_groups();
   }
+}
+
+void Supervisor::guard_gone(int status) {
+  const std::string how = WIFSIGNALED(status)
+                              ? fmt::format("was killed by signal {}", WTERMSIG(status))
+                              : fmt::format("exited with status {}", WEXITSTATUS(status));
+  auto guard = OrphanGuard::start();
+  if (!guard) {
+    log(LogLevel::kWarning,
+        fmt::format("the orphan guard (pid {}) {}, and no new one could be started: {}; the "
+                    "app's processes now end with baton only as far as they watch it",
+                    guard_.pid(), how, guard.error().what()));
+    guard_ = OrphanGuard();
+    return;
+  }
+  const pid_t old = guard_.pid();
+  guard_ = std::move(guard).value();
+  size_t groups = 0;
+  for (const Generation& g : core_.generations()) {
+    if (g.state != GenerationState::kExited && g.pid > 0 && guard_.watch(g.pid)) ++groups;
+  }
+  for (pid_t pgid : lingering_groups_) groups += guard_.watch(pgid) ? 1 : 0;
+  log(LogLevel::kWarning, fmt::format("the orphan guard (pid {}) {}; a new one (pid {}) watches "
+                                      "{} process group(s)",
+                                      old, how, guard_.pid(), groups));
 }
 
 // The core ends a lingering generation once its group is empty (each member is ours to reap, so

@@ -135,6 +135,8 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   Status watch_signals();
   void on_signal();
   void reap_children();
+  // The orphan guard exited (the app, of the same uid, can kill it): a new one, told every group.
+  void guard_gone(int status);
   void forget_ended_groups();
   void on_notify();
   void on_probe_accepted(int id);

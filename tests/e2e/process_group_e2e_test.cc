@@ -16,6 +16,7 @@ extern "C" {
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "baton_run.h"
@@ -145,6 +146,54 @@ TEST(ProcessGroup, LingeringGroupMemberDiesWithASigkilledBaton) {
   ASSERT_TRUE(baton.process().wait(10s).has_value());
   EXPECT_EQ(::poll(&pfd, 1, 5000), 1)
       << "pid " << stubborn << " of generation 1's lingering group outlived a SIGKILLed baton";
+}
+
+// The child of `pid` whose name is `comm`, or 0.
+pid_t child_named(pid_t pid, const std::string& comm) {
+  std::istringstream children(
+      read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
+  for (pid_t child = 0; children >> child;) {
+    if (read_file("/proc/" + std::to_string(child) + "/comm") == comm + "\n") return child;
+  }
+  return 0;
+}
+
+// Review finding 4, as the app (same uid) plays it: it SIGKILLs baton-guard. baton notices, says
+// so, and starts a new guard that knows every group: when baton is SIGKILLed afterwards, a
+// process the app left in its group (which no parent-death signal reaches) still dies.
+TEST(ProcessGroup, AKilledGuardIsReplacedAndTheNewOneStillCleansUp) {
+  TempDir dir;
+  const std::string worker_pid_file = dir.file("worker.pid");
+  const std::vector<std::string> app = {
+      "/bin/sh", "-c", "sleep 300 </dev/null >/dev/null 2>&1 & echo $! > \"$1\"; exec \"$0\"",
+      testapp_binary(), worker_pid_file};
+  Baton baton(dir, {"--listen", "127.0.0.1:0"}, app);
+  const int first = baton.wait_serving_pid(1);
+  ASSERT_GT(first, 0) << baton.process().output();
+  struct GroupReaper {  // whatever the test leaves behind if it fails
+    pid_t pgid;
+    ~GroupReaper() { ::kill(-pgid, SIGKILL); }
+  } reaper{first};
+  const pid_t worker = std::atoi(read_file(worker_pid_file).c_str());
+  ASSERT_GT(worker, 1) << "the shell wrote no pid";
+  Fd worker_pidfd(::pidfd_open(worker, 0));
+  ASSERT_TRUE(worker_pidfd);
+  const pid_t guard = child_named(baton.process().pid(), "baton-guard");
+  ASSERT_GT(guard, 0);
+  ASSERT_EQ(::kill(guard, SIGKILL), 0);
+  ASSERT_TRUE(baton.process().wait_for_output("a new one (pid ", 30s)) << baton.process().output();
+  EXPECT_THAT(baton.process().output(), HasSubstr("the orphan guard (pid " + std::to_string(guard) +
+                                                  ") was killed by signal 9; a new one (pid "));
+  EXPECT_THAT(baton.process().output(), HasSubstr("watches 1 process group(s)"));
+  const pid_t second = child_named(baton.process().pid(), "baton-guard");
+  EXPECT_GT(second, 0);
+  EXPECT_NE(second, guard);
+
+  baton.process().signal(SIGKILL);
+  ASSERT_TRUE(baton.process().wait(10s).has_value());
+  pollfd pfd{worker_pidfd.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 10000), 1)
+      << "pid " << worker << " of generation 1's group outlived a SIGKILLed baton";
 }
 
 }  // namespace
