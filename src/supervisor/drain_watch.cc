@@ -360,12 +360,14 @@ Result<DrainCheck> GenerationWatch::look(bool take_idle, const UpstreamCheck& up
         if (c.inode == 0 || it == by_inode.end()) continue;  // another generation's, or orphaned
         ++result.connections;
         if (shut_.contains(c.inode)) continue;  // already taken over; the app has yet to close it
-        if (!take_idle || !is_idle_keepalive(c)) continue;
-        // baton's own relayed connection: the relay lets it go (relay.h), not a takeover.
+        if (!take_idle) continue;
+        // baton's own relayed connection: the relay, which sees both ends, decides when it lets
+        // it go (relay.h); it is never taken over.
         if (auto detaching = upstream ? upstream(c.remote) : std::nullopt) {
           if (*detaching) ++result.detached;
           continue;
         }
+        if (!is_idle_keepalive(c)) continue;
         // A connection the app no longer holds, or one that changed under us, is left alone.
         if (auto copy = take_read_side(it->second)) {
           ++result.idle_taken;

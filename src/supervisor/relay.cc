@@ -210,10 +210,9 @@ bool Relay::detach(const Address& upstream) {
       !p->up.buffer.empty() || !p->down.buffer.empty()) {
     return false;
   }
-  char c = 0;
-  const ssize_t n = ::recv(p->client.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0 || (n == 0 && peer_left(p->client.get()))) return false;  // a request, or the end
-  // The app reads end-of-file, as if the client had left; what it still sends is passed on.
+  // The client's next request may be waiting already: it stays in its socket, unread, and goes
+  // over the new upstream connection. The app reads end-of-file, as if the client had left;
+  // what it still sends (the end of a response) is passed on.
   if (::shutdown(p->upstream.get(), SHUT_WR) != 0) return false;
   p->phase = Pair::Phase::kDetaching;
   p->since = Clock::now();

@@ -17,7 +17,8 @@
 //
 // At the next reload the serving generation becomes an old one and holds the far end of those
 // upstream connections. The drain watch then asks the relay to detach them (detach): once the
-// pair is idle (nothing buffered, the last bytes went to the client), baton half-closes the
+// pair has no request outstanding (nothing buffered, the last bytes went to the client; the
+// client's next request may wait in its socket, unread), baton half-closes the
 // upstream connection (the app reads end-of-file, as if the client had left, and closes it), and
 // the client's next request goes over a new upstream connection. So a taken-over client survives
 // every later reload, with one hop, never a chain.
