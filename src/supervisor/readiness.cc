@@ -111,8 +111,10 @@ std::string http_probe_request(const std::string& path) {
 int http_status_of(std::string_view head) {
   // "HTTP/1.1 200 OK"
   if (head.size() < 12 || !head.starts_with("HTTP/1.") || head[8] != ' ') return 0;
-  // Three digits: from_chars alone would take "-12" (the app writes this line).
-  for (size_t i = 9; i < 12; ++i) {
+  // Three digits, the first not 0: from_chars alone would take "-12" or "002" (the app writes
+  // this line; the fuzz target http_status found the second).
+  if (head[9] < '1' || head[9] > '9') return 0;
+  for (size_t i = 10; i < 12; ++i) {
     if (head[i] < '0' || head[i] > '9') return 0;
   }
   int code = 0;

@@ -241,6 +241,7 @@ TEST(Readiness, HttpVerdictNeedsAStatusLine) {
   EXPECT_EQ(http_status_of("HTTP/1.1 xyz\r\n"), 0);
   EXPECT_EQ(http_status_of("HTTP/1.1 -12 x\r\n"), 0);  // from_chars alone reads -12
   EXPECT_EQ(http_status_of("HTTP/1.1 +20 x\r\n"), 0);
+  EXPECT_EQ(http_status_of("HTTP/1.1 002 OK"), 0);  // found by the http_status fuzz target
   EXPECT_NE(http_probe_request("/healthz").find("GET /healthz HTTP/1.1\r\n"), std::string::npos);
 }
 
