@@ -14,6 +14,7 @@
 #include "baton/fd.h"
 #include "cli/suggest.h"
 #include "common/syscall.h"
+#include "supervisor/control_protocol.h"
 
 namespace baton::cli {
 namespace {
@@ -172,7 +173,9 @@ std::optional<toml::table> parse_toml(const std::string& path, std::string text,
     } catch (const toml::parse_error& e) {
       damaged = true;
       const auto line = e.source().begin.line;
-      problems.push_back(fmt::format("{}:{}: not valid TOML: {}", path, line, e.description()));
+      // toml++ quotes the byte it stopped at as it is, a newline too: one line, shown escaped.
+      problems.push_back(fmt::format("{}:{}: not valid TOML: {}", path, line,
+                                     escape_control_chars(e.description())));
       // Blank the line (keeping the count of lines, so later errors keep their numbers).
       size_t start = 0;
       for (toml::source_index n = 1; n < line && start != std::string::npos; ++n) {

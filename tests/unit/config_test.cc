@@ -65,6 +65,18 @@ TEST(ConfigFile, PrefixOutputIsABooleanThatReachesTheSupervisor) {
   EXPECT_THAT(problems[0], HasSubstr("prefix-output"));
 }
 
+// Found by the settings_check fuzz target: toml++ quotes the newline it stopped at, and the
+// problem spanned two lines.
+TEST(ConfigFile, ASyntaxErrorAtALineEndIsOneLine) {
+  TempDir dir;
+  RunSettings s;
+  std::vector<std::string> problems;
+  read_config_file(write(dir, "a.toml", "MODE=fals\nexport NAME=\"NE\n"), s, problems);
+  ASSERT_FALSE(problems.empty());
+  for (const auto& p : problems) EXPECT_EQ(p.find('\n'), std::string::npos) << p;
+  EXPECT_THAT(problems[0], HasSubstr("saw 'fals\\x0a'"));
+}
+
 TEST(ConfigFile, DrainSignalGroupIsABooleanThatReachesTheSupervisor) {
   TempDir dir;
   RunSettings s;
