@@ -49,7 +49,10 @@ namespace baton {
 constexpr size_t kMaxRelayed = 1024;
 constexpr size_t kMaxTakenOver = 16384;
 constexpr size_t kRelayBuffer = 64 * 1024;
-constexpr std::chrono::seconds kTakeoverIdle{60};
+// A taken-over connection whose client sends nothing for this long is closed (a FIN, as the app
+// would have sent): a client of a response the app meant to end with the connection ("Connection:
+// close", HTTP/1.0) waits for that end; a keep-alive client sends its next request long before.
+constexpr std::chrono::seconds kTakeoverIdle{1};
 constexpr std::chrono::seconds kSniffWait{10};
 constexpr std::chrono::seconds kHalfClosedWait{30};
 
