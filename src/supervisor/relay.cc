@@ -71,8 +71,8 @@ bool pump(int from, int to, Direction& d, size_t& moved, bool pass_eof = true) {
         sent = 0;
       }
       if (sent < n) d.buffer.assign(buf + sent, static_cast<size_t>(n - sent));
-      // A short read emptied the socket: what comes next raises a new edge.
-      if (static_cast<size_t>(n) < sizeof(buf)) break;
+      // Read on even after a short read: the peer's end may have come with the bytes, in the
+      // same edge, and no other edge would tell of it.
     } else if (n == 0 && peer_left(from)) {
       d.eof = true;
     } else if (n == 0 || errno == EAGAIN) {
