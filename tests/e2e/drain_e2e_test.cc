@@ -21,15 +21,6 @@ using ::testing::HasSubstr;
 
 std::string plainapp_binary() { return BATON_TEST_PLAINAPP_BIN; }
 
-// The line of `text` holding `needle` ("" when none).
-std::string line_with(const std::string& text, const std::string& needle) {
-  auto at = text.find(needle);
-  if (at == std::string::npos) return {};
-  auto begin = text.rfind('\n', at);
-  begin = begin == std::string::npos ? 0 : begin + 1;
-  return text.substr(begin, text.find('\n', at) - begin);
-}
-
 // The plain app (dies on SIGTERM, keep-alive, LISTEN_FDS) under baton with http readiness.
 std::vector<std::string> run_args(const std::string& drain, std::vector<std::string> more = {}) {
   std::vector<std::string> args = {"--listen",      "127.0.0.1:0", "--ready",

@@ -24,15 +24,6 @@ using ::testing::Not;
 
 std::string plainapp_binary() { return BATON_TEST_PLAINAPP_BIN; }
 
-// The line of `text` holding `needle` ("" when none).
-std::string line_with(const std::string& text, const std::string& needle) {
-  auto at = text.find(needle);
-  if (at == std::string::npos) return {};
-  auto begin = text.rfind('\n', at);
-  begin = begin == std::string::npos ? 0 : begin + 1;
-  return text.substr(begin, text.find('\n', at) - begin);
-}
-
 struct AppKind {
   std::string name;
   std::vector<std::string> extra;  // plainapp's arguments

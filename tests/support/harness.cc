@@ -347,4 +347,12 @@ Fd connect_unix(const std::string& path, int type) {
   return fd;
 }
 
+std::string line_with(const std::string& text, const std::string& needle) {
+  auto at = text.find(needle);
+  if (at == std::string::npos) return {};
+  auto begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  return text.substr(begin, text.find('\n', at) - begin);
+}
+
 }  // namespace baton::test

@@ -127,4 +127,7 @@ Fd bind_unix(const std::string& path, int type, int backlog = 0);
 // A unix socket of `type` connected to `path`; CLOEXEC. Invalid, errno set, on failure.
 Fd connect_unix(const std::string& path, int type);
 
+// The line of `text` holding `needle` ("" when none): a figure out of a tool's report.
+std::string line_with(const std::string& text, const std::string& needle);
+
 }  // namespace baton::test
