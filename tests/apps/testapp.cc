@@ -54,6 +54,14 @@ void serve(int conn, bool healthy) {
   if (path.starts_with("/slow?ms=")) {
     std::fprintf(stderr, "testapp: pid %d serving %s\n", ::getpid(), path.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(path.c_str() + 9)));
+  } else if (path.starts_with("/until?file=")) {
+    // Held until the test creates the file: a request as long as the test needs, whatever the
+    // machine's speed (bounded: 120 s).
+    std::fprintf(stderr, "testapp: pid %d serving %s\n", ::getpid(), path.c_str());
+    const std::string file = path.substr(12);
+    for (int i = 0; i < 12000 && ::access(file.c_str(), F_OK) != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   } else if (path == "/healthz") {
     code = healthy ? 200 : 503;
   }

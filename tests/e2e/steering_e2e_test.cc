@@ -35,11 +35,14 @@ class Supervised {
              std::vector<std::string> as = {})
       : dir_(dir), control_(dir.file("control.sock")), as_(std::move(as)) {
     deploy(app);
-    // A short drain deadline: some of these apps ignore SIGTERM and are killed at it.
+    // A short drain deadline unless the test sets one: some of these apps ignore SIGTERM and
+    // are killed at it.
     std::vector<std::string> argv = as_;
-    for (const auto& a : std::vector<std::string>{baton_binary(), "run", "--control", control_,
-                                                  "--drain-timeout", "3"}) {
+    for (const auto& a : std::vector<std::string>{baton_binary(), "run", "--control", control_}) {
       argv.push_back(a);
+    }
+    if (std::find(run_args.begin(), run_args.end(), "--drain-timeout") == run_args.end()) {
+      argv.insert(argv.end(), {"--drain-timeout", "3"});
     }
     argv.insert(argv.end(), run_args.begin(), run_args.end());
     for (const char* a : {"--", "/bin/sh", "-c"}) argv.push_back(a);
@@ -394,7 +397,10 @@ TEST(Steering, CanaryBadInputIsOneLineAndExitTwo) {
 // from generation g to a connection opened after generation s was seen serving needs g >= s.
 TEST(Steering, OnlyTheServingGenerationIsHandedNewConnectionsAcrossAHundredReloads) {
   TempDir dir;
-  Supervised baton(dir, {"--listen", "127.0.0.1:0", "--max-draining", "8"}, testapp(""));
+  // The drain timeout outlasts the held requests: each is released by the test, never cut.
+  Supervised baton(dir,
+                   {"--listen", "127.0.0.1:0", "--max-draining", "8", "--drain-timeout", "150s"},
+                   testapp(""));
   std::string address = baton.wait_serving();
   ASSERT_FALSE(address.empty()) << baton.process().output();
   std::atomic<int> floor{1};
@@ -419,12 +425,16 @@ TEST(Steering, OnlyTheServingGenerationIsHandedNewConnectionsAcrossAHundredReloa
       }
     });
   }
+  // Every fourth generation is held alive by a request that lasts until eight reloads later, so
+  // three generations or more live at once on any machine.
   std::vector<std::thread> slow;
+  const auto release = [&](int i) { return dir.file("release-" + std::to_string(i)); };
   size_t most_live = 0;
   for (int i = 2; i <= 101; ++i) {
     if (i % 4 == 0) {  // a slow request keeps the generation serving now alive after the switch
-      slow.emplace_back([address] { (void)http_get(address, "/slow?ms=2500", 20s); });
+      slow.emplace_back([&, i] { (void)http_get(address, "/until?file=" + release(i), 150s); });
     }
+    if (i % 4 == 0 && i > 8) std::ofstream(release(i - 8)).flush();
     auto r = baton.ctl({"reload"});
     ASSERT_EQ(r.exit_code, 0) << r.output;
     ASSERT_TRUE(wait_until(
@@ -442,11 +452,13 @@ TEST(Steering, OnlyTheServingGenerationIsHandedNewConnectionsAcrossAHundredReloa
     floor = i;
   }
   stop = true;
+  for (int i = 4; i <= 101; i += 4) std::ofstream(release(i)).flush();
   for (auto& t : clients) t.join();
   for (auto& t : slow) t.join();
   std::printf("[ figures  ] 100 reloads: %d requests, at most %zu live generations\n",
               requests.load(), most_live);
-  EXPECT_GE(most_live, 3u) << "the test did not hold old generations alive";
+  EXPECT_GE(most_live, 3u) << "the test did not hold old generations alive\n"
+                           << baton.process().output();
   EXPECT_GT(requests.load(), 500);
   EXPECT_THAT(wrong, ::testing::IsEmpty()) << wrong.size() << " of " << requests.load();
 }
