@@ -17,7 +17,11 @@
 //                    listening socket stops it listening for every process that shares it.
 //                    Also success without touching it: SHUT_WR or SHUT_RDWR of a connection baton
 //                    is taking over (its read side shut from outside while the peer is still
-//                    there, docs/drain.md), so that no FIN reaches a client baton keeps.
+//                    there, docs/drain.md) after the app read end-of-file from it, so that no FIN
+//                    reaches a client baton keeps.
+//   read(fd) ...     read, readv, recv, recvfrom, recvmsg and their _chk forms: passed through;
+//                    an end-of-file is noted (one bit per descriptor, cleared by accept()) for
+//                    shutdown() above.
 //   close(fd)        not interposed: the app's fd is a duplicate, so close() drops only this
 //                    process's reference; baton and the other generation keep the socket.
 //   getsockname(fd)  not interposed: the app's fd is baton's socket, so it reports baton's address.

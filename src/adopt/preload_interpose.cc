@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 
 #include <atomic>
+#include <cstdint>
 
 #include "adopt/preload_adopt.h"
 #include "adopt/preload_readiness.h"
@@ -20,7 +21,8 @@ RealFunctions g_real;
 
 void resolve_real_functions() {
   REAL(bind), REAL(listen), REAL(shutdown), REAL(accept), REAL(accept4), REAL(poll), REAL(ppoll),
-      REAL(epoll_ctl), REAL(unlink), REAL(unlinkat);
+      REAL(epoll_ctl), REAL(unlink), REAL(unlinkat), REAL(read), REAL(readv), REAL(recv),
+      REAL(recvfrom), REAL(recvmsg), REAL(__read_chk), REAL(__recv_chk), REAL(__recvfrom_chk);
 }
 
 }  // namespace baton::adopt
@@ -50,6 +52,33 @@ BATON_EXPORT int listen(int fd, int n) {
 
 namespace {
 
+// The descriptors on which the app has read end-of-file, one bit each (those numbered below
+// kEofFds; for a higher one the library cannot tell, and acts as if it had). A bit is cleared
+// when accept() returns that number for a new connection.
+constexpr int kEofFds = 1 << 16;
+std::atomic<std::uint64_t> g_eof_read[kEofFds / 64];
+
+void note_read(int fd, ssize_t result, size_t asked) {
+  if (result != 0 || asked == 0 || fd < 0 || fd >= kEofFds) return;
+  g_eof_read[fd / 64].fetch_or(std::uint64_t{1} << (fd % 64), std::memory_order_relaxed);
+}
+
+void note_accepted(int fd) {
+  if (fd < 0 || fd >= kEofFds) return;
+  g_eof_read[fd / 64].fetch_and(~(std::uint64_t{1} << (fd % 64)), std::memory_order_relaxed);
+}
+
+bool has_read_eof(int fd) {
+  if (fd < 0 || fd >= kEofFds) return true;
+  return (g_eof_read[fd / 64].load(std::memory_order_relaxed) >> (fd % 64)) & 1;
+}
+
+size_t iov_bytes(const struct iovec* iov, size_t count) {
+  size_t total = 0;
+  for (size_t i = 0; iov != nullptr && i < count; ++i) total += iov[i].iov_len;
+  return total;
+}
+
 // A connection whose read side baton shut to take it over when its generation drains
 // (docs/drain.md): its peer has not left (it is still established), yet a read says end-of-file.
 // Nothing else makes that so but a shutdown(SHUT_RD) of this socket, ours or baton's.
@@ -59,7 +88,7 @@ bool read_side_shut_from_outside(int fd) {
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;  // not TCP
   if (info.tcpi_state != TCP_ESTABLISHED) return false;
   char c;
-  return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  return REAL(recv)(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 }  // namespace
@@ -68,8 +97,10 @@ BATON_EXPORT int shutdown(int fd, int how) {
   // A runtime that answers end-of-file by shutting its write side (Node's http server does)
   // would send the client a FIN that baton's copy cannot take back, and the client's next
   // request would fail. The write side is left open instead: the app's close() that follows
-  // drops only its own reference, and baton relays the client's next request.
-  if (how != SHUT_RD && read_side_shut_from_outside(fd)) return 0;
+  // drops only its own reference, and baton relays the client's next request. Only when the app
+  // read that end-of-file: an app that ends a response with its connection (HTTP/1.0,
+  // `Connection: close`) shuts its write side without reading, and its client waits for the FIN.
+  if (how != SHUT_RD && has_read_eof(fd) && read_side_shut_from_outside(fd)) return 0;
   if (is_adopted(fd)) {
     static std::atomic<bool> logged{false};
     if (!logged.exchange(true)) {
@@ -83,16 +114,69 @@ BATON_EXPORT int shutdown(int fd, int how) {
   return REAL(shutdown)(fd, how);
 }
 
+// The reads: passed through, noting an end-of-file for shutdown() above.
+BATON_EXPORT ssize_t read(int fd, void* buf, size_t nbytes) {
+  ssize_t r = REAL(read)(fd, buf, nbytes);
+  note_read(fd, r, nbytes);
+  return r;
+}
+
+BATON_EXPORT ssize_t __read_chk(int fd, void* buf, size_t nbytes, size_t buflen) {
+  ssize_t r = REAL(__read_chk)(fd, buf, nbytes, buflen);
+  note_read(fd, r, nbytes);
+  return r;
+}
+
+BATON_EXPORT ssize_t readv(int fd, const struct iovec* iovec, int count) {
+  ssize_t r = REAL(readv)(fd, iovec, count);
+  note_read(fd, r, count > 0 ? iov_bytes(iovec, static_cast<size_t>(count)) : 0);
+  return r;
+}
+
+BATON_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  ssize_t r = REAL(recv)(fd, buf, n, flags);
+  note_read(fd, r, n);
+  return r;
+}
+
+BATON_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+  ssize_t r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
+  note_read(fd, r, n);
+  return r;
+}
+
+BATON_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr,
+                              socklen_t* addr_len) {
+  ssize_t r = REAL(recvfrom)(fd, buf, n, flags, addr, addr_len);
+  note_read(fd, r, n);
+  return r;
+}
+
+BATON_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
+                                    sockaddr* addr, socklen_t* addr_len) {
+  ssize_t r = REAL(__recvfrom_chk)(fd, buf, n, buflen, flags, addr, addr_len);
+  note_read(fd, r, n);
+  return r;
+}
+
+BATON_EXPORT ssize_t recvmsg(int fd, msghdr* message, int flags) {
+  ssize_t r = REAL(recvmsg)(fd, message, flags);
+  if (message != nullptr) note_read(fd, r, iov_bytes(message->msg_iov, message->msg_iovlen));
+  return r;
+}
+
 BATON_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
   int result;
-  if (routed_accept(fd, addr, len, 0, &result)) return result;
-  return REAL(accept)(fd, addr, len);
+  if (!routed_accept(fd, addr, len, 0, &result)) result = REAL(accept)(fd, addr, len);
+  note_accepted(result);
+  return result;
 }
 
 BATON_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   int result;
-  if (routed_accept(fd, addr, len, flags, &result)) return result;
-  return REAL(accept4)(fd, addr, len, flags);
+  if (!routed_accept(fd, addr, len, flags, &result)) result = REAL(accept4)(fd, addr, len, flags);
+  note_accepted(result);
+  return result;
 }
 
 BATON_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout) {

@@ -1,6 +1,7 @@
 // preload_interpose.h: the C library's own functions behind the ones libbaton_adopt.so
-// interposes (bind, listen, shutdown, accept, accept4, poll, ppoll, epoll_ctl, unlink, unlinkat;
-// defined in preload_interpose.cc, described in preload.cc).
+// interposes (bind, listen, shutdown, accept, accept4, poll, ppoll, epoll_ctl, unlink, unlinkat,
+// and the reads of a socket: read, readv, recv, recvfrom, recvmsg and their _chk forms; defined in
+// preload_interpose.cc, described in preload.cc).
 //
 // REAL(name) is the next definition of `name` in the lookup order (dlsym RTLD_NEXT), resolved by
 // the library's constructor while the process is single-threaded, and lazily before that: another
@@ -13,6 +14,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +36,14 @@ using PpollFn = int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*);
 using EpollCtlFn = int (*)(int, int, int, epoll_event*);
 using UnlinkFn = int (*)(const char*);
 using UnlinkatFn = int (*)(int, const char*, int);
+using ReadFn = ssize_t (*)(int, void*, size_t);
+using ReadvFn = ssize_t (*)(int, const iovec*, int);
+using RecvFn = ssize_t (*)(int, void*, size_t, int);
+using RecvfromFn = ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*);
+using RecvmsgFn = ssize_t (*)(int, msghdr*, int);
+using ReadChkFn = ssize_t (*)(int, void*, size_t, size_t);
+using RecvChkFn = ssize_t (*)(int, void*, size_t, size_t, int);
+using RecvfromChkFn = ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*);
 
 struct RealFunctions {
   std::atomic<BindFn> bind{nullptr};
@@ -46,6 +56,14 @@ struct RealFunctions {
   std::atomic<EpollCtlFn> epoll_ctl{nullptr};
   std::atomic<UnlinkFn> unlink{nullptr};
   std::atomic<UnlinkatFn> unlinkat{nullptr};
+  std::atomic<ReadFn> read{nullptr};
+  std::atomic<ReadvFn> readv{nullptr};
+  std::atomic<RecvFn> recv{nullptr};
+  std::atomic<RecvfromFn> recvfrom{nullptr};
+  std::atomic<RecvmsgFn> recvmsg{nullptr};
+  std::atomic<ReadChkFn> __read_chk{nullptr};
+  std::atomic<RecvChkFn> __recv_chk{nullptr};
+  std::atomic<RecvfromChkFn> __recvfrom_chk{nullptr};
 };
 extern RealFunctions g_real;
 

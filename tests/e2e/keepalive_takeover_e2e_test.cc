@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 
 #include "adopt_support.h"
 #include "baton_run.h"
@@ -230,6 +231,33 @@ TEST(KeepAliveTakeoverOne, NodeUnderAdoptSendsNoFinOnAConnectionBatonKeeps) {
   EXPECT_NE(first.substr(first.find("pid=")), second.substr(second.find("pid=")))
       << "answered by the new generation";
   EXPECT_EQ(baton.status()["keepalive"]["relayed"], 1);
+}
+
+// Python's http.server under --adopt ends an HTTP/1.0 response with its connection, and baton
+// takes that connection over between the response and its end (the app ends it when the takeover
+// makes it readable). The app read no end-of-file from it, so its shutdown(SHUT_WR) goes through:
+// the client sees the end from the app, not 10 s later from baton.
+TEST(KeepAliveTakeoverOne, AResponseEndedByItsConnectionEndsWithTheAppsFinUnderAdopt) {
+  const adopt::Runtime rt = adopt::python_runtime();
+  if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
+  TempDir dir;
+  adopt::ReservedPort reserved;
+  const std::string address = "127.0.0.1:" + std::to_string(reserved.port());
+  Baton baton(dir, {"--adopt", "--listen", address}, rt.argv(reserved.port(), "127.0.0.1"));
+  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
+  reserved.release();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  std::optional<HttpConnection> client(std::in_place, parse_address(address).value());
+  ASSERT_TRUE(client->send_raw("GET /then-close HTTP/1.0\r\n\r\n"));
+  ASSERT_THAT(client->read_response(), HasSubstr("200 OK"));
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  EXPECT_TRUE(client->reads_to_end(60s)) << baton.process().output();
+  client.reset();
+  auto s = baton.status();
+  EXPECT_EQ(s["keepalive"]["taken_over"], 1) << "the test took nothing over\n" << s.dump();
+  EXPECT_EQ(s["keepalive"]["idle_closed"], 0) << "baton, not the app, ended the connection\n"
+                                              << baton.process().output();
 }
 
 // A JVM app under --adopt, with keep-alive clients that never retry.

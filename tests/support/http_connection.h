@@ -57,6 +57,18 @@ class HttpConnection {
     char c;
     return ::recv(fd_.get(), &c, 1, 0) <= 0;
   }
+  // True when the connection ends (EOF) within `timeout`, whatever comes before the end.
+  bool reads_to_end(std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = Clock::now() + timeout;
+    buffer_.clear();
+    for (;;) {
+      if (!readable(deadline)) return false;
+      char buf[4096];
+      ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), 0);
+      if (n == 0) return true;
+      if (n < 0) return false;
+    }
+  }
   // True when the server closed the connection (EOF) within `timeout`.
   bool sees_close(std::chrono::milliseconds timeout = 10s) {
     if (!readable(Clock::now() + timeout)) return false;

@@ -8,6 +8,7 @@ requests in flight and exits: the ordinary graceful shutdown any production serv
 """
 import http.server
 import os
+import select
 import signal
 import socket
 import sys
@@ -16,6 +17,15 @@ import threading
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/then-close":
+            # A response that ends with the connection (no length: HTTP/1.0, the connection's
+            # end is the body's), written at once. The connection ends (socketserver shuts its
+            # write side and closes it) once it turns readable, without reading: that is when
+            # baton takes it over. It models an app that ends the connection just then.
+            self.wfile.write(f"HTTP/1.0 200 OK\r\n\r\npython pid={os.getpid()}\n".encode())
+            self.wfile.flush()
+            select.select([self.request], [], [], 60)
+            return
         body = f"python pid={os.getpid()}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
