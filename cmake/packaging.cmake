@@ -30,8 +30,8 @@ set(BATON_UNIT_STAGING \"${CMAKE_BINARY_DIR}/systemd\")")
 install(SCRIPT ${PROJECT_SOURCE_DIR}/cmake/install_unit.cmake)
 
 # --- Per-package documents -----------------------------------------------------------------------
-set(BATON_DEB_MAINTAINER "baton maintainers <maintainers@users.noreply.r-seed-54974d9c.example>"
-    CACHE STRING "The Maintainer: field of the .deb packages (Name <address>)")
+# The project's identity, not a builder's: the Maintainer: field and the changelog's signature.
+set(BATON_DEB_MAINTAINER "baton maintainers <baton@users.noreply.github.com>")
 string(TIMESTAMP BATON_CHANGELOG_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)  # SOURCE_DATE_EPOCH wins
 configure_file(${PROJECT_SOURCE_DIR}/contrib/debian/changelog.in ${CMAKE_BINARY_DIR}/debian/changelog
                @ONLY)
