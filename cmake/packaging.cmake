@@ -29,6 +29,23 @@ set(BATON_INSTALL_BINDIR \"${CMAKE_INSTALL_BINDIR}\")
 set(BATON_UNIT_STAGING \"${CMAKE_BINARY_DIR}/systemd\")")
 install(SCRIPT ${PROJECT_SOURCE_DIR}/cmake/install_unit.cmake)
 
+# --- Stripped as Debian strips (dh_strip) --------------------------------------------------------
+# `--strip` (cpack's CPACK_STRIP_FILES too) runs a plain `strip`, which leaves the compiler's
+# .comment and .note sections in the binaries and all debug information in libbaton.a. Debian's
+# own packages have neither (lintian: binary-has-unneeded-section, unstripped-static-library).
+install(CODE "if(CMAKE_INSTALL_DO_STRIP)
+  foreach(file ${CMAKE_INSTALL_BINDIR}/baton ${CMAKE_INSTALL_LIBDIR}/baton/libbaton_adopt.so)
+    execute_process(COMMAND \"${CMAKE_STRIP}\" --remove-section=.comment --remove-section=.note
+                            \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/\${file}\" COMMAND_ERROR_IS_FATAL ANY)
+  endforeach()
+endif()" COMPONENT runtime)
+install(CODE "if(CMAKE_INSTALL_DO_STRIP)
+  execute_process(COMMAND \"${CMAKE_STRIP}\" --strip-debug --remove-section=.comment
+                          --remove-section=.note --enable-deterministic-archives
+                          \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/libbaton.a\"
+                  COMMAND_ERROR_IS_FATAL ANY)
+endif()" COMPONENT development)
+
 # --- Per-package documents -----------------------------------------------------------------------
 # The project's identity, not a builder's: the Maintainer: field and the changelog's signature.
 set(BATON_DEB_MAINTAINER "baton maintainers <baton@users.noreply.github.com>")
