@@ -63,6 +63,14 @@ void traffic(std::string& out, const SupervisorCore& core, const SupervisorFacts
         fmt::format("baton_listener_info{{listener=\"{}\",address=\"{}\",mode=\"{}\"}} 1\n",
                     label_value(l.name), label_value(l.address), l.steered ? "steered" : "shared");
   }
+  counter(out, "listener_foreign_members_total",
+          "Times baton found a socket it does not hold in a steered listener's SO_REUSEPORT group "
+          "when it was to add a member, and so refused to start a generation.");
+  for (const auto& l : facts.listeners) {
+    if (!l.steered) continue;
+    out += fmt::format("baton_listener_foreign_members_total{{listener=\"{}\"}} {}\n",
+                       label_value(l.name), l.strangers_found);
+  }
   struct Live {
     std::string labels;
     const SupervisorFacts::Traffic* t;

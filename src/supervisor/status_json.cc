@@ -38,6 +38,7 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
                               {"address", l.address},
                               {"fd", l.fd},
                               {"steering", l.steered ? "steered" : "shared"}});
+    if (l.steered) j["listeners"].back()["foreign_members"] = l.strangers_found;
   }
   const Generation* serving = core.serving();
   j["serving_generation"] = serving != nullptr ? serving->id : 0;

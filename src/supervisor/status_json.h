@@ -31,6 +31,10 @@
 //                               one that receives each new connection (docs/steering.md);
 //                               "shared": one socket for every generation (unix sockets, or the
 //                               program could not be attached)
+//     foreign_members   int     (steered) times baton found a socket it does not hold in the
+//                               listener's SO_REUSEPORT group (another process of its uid bound
+//                               the address) when it was to add a member, and so refused to
+//                               start a generation (docs/security.md)
 //   serving_generation  int     the id of the generation serving, 0 when none does
 //   generations         [object] the generations not yet forgotten, oldest first (every live one,
 //                               and the last few that exited)
@@ -107,6 +111,7 @@ struct SupervisorFacts {
     std::string address;
     int fd = -1;
     bool steered = false;
+    int strangers_found = 0;  // SteeringGroup::strangers_found()
   };
   pid_t pid = 0;
   TimePoint started_at{};

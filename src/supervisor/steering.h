@@ -5,8 +5,9 @@
 // copy, given to it at fd 3 onward, is that same socket). A classic BPF program attached with
 // SO_ATTACH_REUSEPORT_CBPF returns the index of the member that takes each new connection (or,
 // for UDP, each datagram of a flow with no connected socket). The invariant, kept here:
-//   a member is never closed while the supervisor runs and members are only ever appended, so
-//   member i stays at index i for the supervisor's life; every program returns an index that
+//   a member is never closed while the supervisor runs and members are only ever appended, and
+//   only while the group holds no socket but baton's (steering_group.h), so member i stays at
+//   index i for the supervisor's life; every program returns an index that
 //   exists; a starting generation's slot is returned only for baton's own probe connections
 //   (matched by source address and port, both bound before connecting) or when no other
 //   generation serves.

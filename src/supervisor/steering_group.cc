@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "supervisor/group_members.h"
+
 namespace baton {
 
 bool steerable(const Address& address) {
@@ -52,11 +54,12 @@ Result<SteeringGroup> SteeringGroup::adopt(Fd& inherited, const Address& bound,
   if (auto s = attach(inherited.get(), bound, program); !s) return s.error();
   BindOptions member = options;
   member.reuse_port = true;
-  auto second = bind_listener(bound, member);
-  if (!second) return second.error();
   SteeringGroup group(bound, member);
   group.members_.push_back(std::move(inherited));
-  group.members_.push_back(std::move(second).value());
+  if (auto s = group.add_member(); !s) {
+    inherited = std::move(group.members_[0]);  // left to the caller, as promised
+    return s.error();
+  }
   return group;
 }
 
@@ -66,11 +69,44 @@ int SteeringGroup::member(int slot) const {
 
 Status SteeringGroup::grow(int slots) {
   while (size() < slots) {
-    auto fd = bind_listener(address_, options_);
-    if (!fd) return fd.error();
-    members_.push_back(std::move(fd).value());
+    if (auto s = add_member(); !s) return s;
   }
   return {};
+}
+
+Status SteeringGroup::add_member() {
+  std::vector<std::uint64_t> ours;
+  for (const auto& m : members_) ours.push_back(socket_inode(m.get()));
+  // Before: a stranger already in the group would sit where the new member is counted.
+  if (auto s = check_alone(ours); !s) return s;
+  auto fd = bind_listener(address_, options_);
+  if (!fd) return fd.error();
+  ours.push_back(socket_inode(fd->get()));
+  // After: one that joined meanwhile may be before the new member, or after it. Either way
+  // closing the new member (nothing is steered to it yet) leaves baton's members where they were:
+  // the kernel refills a closed index from the end, where only strangers are.
+  if (auto s = check_alone(ours); !s) return s;
+  members_.push_back(std::move(fd).value());
+  return {};
+}
+
+Status SteeringGroup::check_alone(const std::vector<std::uint64_t>& ours) {
+  auto seen = sockets_bound_to(address_);
+  if (!seen) {
+    if (seen.error().code() == ENOENT) return {};  // no sock_diag for this protocol here
+    return Error(seen.error().code(),
+                 fmt::format("{}: cannot list the sockets of its SO_REUSEPORT group ({})",
+                             address_.to_string(), seen.error().context()));
+  }
+  const auto others = strangers(*seen, ours);
+  if (others.empty()) return {};
+  ++strangers_found_;
+  return Error(fmt::format(
+      "{}: a socket baton does not hold (inode {}{}) is in its SO_REUSEPORT group, bound by a "
+      "process with baton's uid; no member is added while it is there, since new connections "
+      "could reach it (`ss -ltnpe` shows its owner)",
+      address_.to_string(), others.front(),
+      others.size() > 1 ? fmt::format(" and {} more", others.size() - 1) : ""));
 }
 
 Status SteeringGroup::steer(const std::vector<sock_filter>& program) {

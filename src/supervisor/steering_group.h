@@ -12,10 +12,17 @@
 //   - closing member i (not the last) moves the last member into index i: indices shift, which
 //     is why members are never closed while running;
 //   - attaching again replaces the program in one step (no moment without one).
+// Any process with baton's uid can join the group too (SO_REUSEPORT, same address, listen): its
+// socket is appended like a member, and a member appended after it would not be at the index
+// baton counts. So a member is appended only while the group holds no socket but baton's, looked
+// at before and after (group_members.h); otherwise the addition is refused and counted. A
+// stranger that joins while no member is added is harmless: it sits past every index a program
+// returns, and when it leaves, the kernel fills its index with one past it (never one of baton's).
 #pragma once
 
 #include <linux/filter.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "baton/fd.h"
@@ -62,8 +69,14 @@ class SteeringGroup {
   int size() const { return static_cast<int>(members_.size()); }
   // Member socket of `slot` (borrowed; the group keeps it open), or -1 past the end.
   int member(int slot) const;
-  // Appends members until there are at least `slots`.
+  // Appends members until there are at least `slots`. Refused (an Error naming the socket) while
+  // the group holds a socket that is not one of its members: the new member's index would be
+  // wrong. A new member that a stranger joined beside is closed again before anything is steered
+  // to it. Where the kernel lists no sockets of this protocol (no udp_diag), the group is not
+  // looked at.
   Status grow(int slots);
+  // How many times grow() found a socket in the group that is not one of its members.
+  int strangers_found() const { return strangers_found_; }
   // Attaches `program`, replacing the one attached before, if any, in one step.
   Status steer(const std::vector<sock_filter>& program);
   const Address& address() const { return address_; }
@@ -72,9 +85,14 @@ class SteeringGroup {
   // Attaches `program` to the group of socket `fd` (bound to `address`, for the message).
   static Status attach(int fd, const Address& address, const std::vector<sock_filter>& program);
   SteeringGroup(Address address, BindOptions options) : address_(address), options_(options) {}
+  // Binds one member and appends it (grow() with the checks around it).
+  Status add_member();
+  // An Error when the group holds a socket whose inode is not in `ours`.
+  Status check_alone(const std::vector<std::uint64_t>& ours);
   Address address_;
   BindOptions options_;
   std::vector<Fd> members_;
+  int strangers_found_ = 0;
 };
 
 }  // namespace baton

@@ -293,7 +293,8 @@ SupervisorFacts Supervisor::facts() {
   const auto& listeners = traffic_->listeners().listeners();
   for (size_t i = 0; i < listeners.size(); ++i) {
     facts.listeners.push_back({listeners[i].name, listeners[i].address.to_string(),
-                               static_cast<int>(3 + i), listeners[i].steered()});
+                               static_cast<int>(3 + i), listeners[i].steered(),
+                               listeners[i].group ? listeners[i].group->strangers_found() : 0});
   }
   for (const auto& g : core_.generations()) {
     if (auto slot = traffic_->listeners().slot_of(g.id)) facts.slots[g.id] = *slot;

@@ -63,7 +63,7 @@ TEST(Metrics, ShowsListenersAndEachLiveGenerationsTraffic) {
   core.on_ready(1);
   core.on_reload(std::nullopt);  // generation 2 starts; generation 1 serves
   SupervisorFacts facts;
-  facts.listeners = {{"web", "127.0.0.1:8080", 3, true},
+  facts.listeners = {{"web", "127.0.0.1:8080", 3, true, 2},
                      {"admin", "unix:/run/a \"b\"\\c", 4, false}};
   facts.traffic[1] = {100, 3u, size_t{7}};
   facts.traffic[2] = {0, std::nullopt, std::nullopt};  // not looked at: no series, not 0
@@ -73,6 +73,9 @@ TEST(Metrics, ShowsListenersAndEachLiveGenerationsTraffic) {
                               "mode=\"steered\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("baton_listener_info{listener=\"admin\",address=\"unix:/run/a "
                               "\\\"b\\\"\\\\c\",mode=\"shared\"} 1\n"));
+  // A stranger in a group is counted per steered listener; a shared one has no group.
+  EXPECT_THAT(text, HasSubstr("baton_listener_foreign_members_total{listener=\"web\"} 2\n"));
+  EXPECT_THAT(text, Not(HasSubstr("baton_listener_foreign_members_total{listener=\"admin\"")));
   EXPECT_THAT(text, HasSubstr("# TYPE baton_generation_share_ratio gauge\n"));
   EXPECT_THAT(text,
               HasSubstr("baton_generation_share_ratio{generation=\"1\",state=\"serving\"} 1\n"));
