@@ -82,6 +82,10 @@ Result<bool> AcceptProbe::accepted() {
     return Error::from_errno("probe TCP_INFO");
   }
   if (info.tcpi_state == TCP_SYN_SENT) return false;
+  // The server side sent its FIN: only an accepted socket can (a connection still queued when its
+  // listener closes is reset). An app that accepts and closes at once leaves no other trace: its
+  // side has no inode any more by the time of the next look.
+  if (info.tcpi_state == TCP_CLOSE_WAIT) return true;
   if (info.tcpi_state != TCP_ESTABLISHED) {
     return Error(ECONNRESET, "probe connection to " + server_.to_string() + " closed");
   }

@@ -5,6 +5,8 @@
 // the starting generation's own member socket, which receives nothing else. Whether the app has
 // accepted it is read from the kernel with one sock_diag query for the server side of the
 // connection: a connection still in the accept queue has no socket inode, an accepted one has.
+// A FIN from the server side also means accepted (an app that accepts and closes at once): the
+// kernel resets, never ends, a connection still queued when its listener closes.
 // Nothing is sent on the connection; it is closed when the probe is destroyed.
 #pragma once
 
@@ -30,8 +32,9 @@ class AcceptProbe {
   const Address& source() const { return client_; }
   // Starts connecting (nonblocking).
   Status connect();
-  // True once the connection is established and the server side has been accepted.
-  // Errors: the connection was refused or reset (the caller may start a new probe).
+  // True once the connection is established and the server side has been accepted (or closed by
+  // the app: a FIN came). Errors: the connection was refused or reset (the caller may start a
+  // new probe).
   Result<bool> accepted();
 
  private:

@@ -53,8 +53,8 @@ Result<bool> parse_group_datagram(std::span<const std::uint8_t> data, const Addr
       std::memcpy(&msg, payload, sizeof(msg));
       if (bound_here(msg, bound)) {
         if (inodes.size() >= limit) {
-          return Error(EOVERFLOW, fmt::format("more than {} sockets on {}", limit,
-                                              bound.to_string()));
+          return Error(EOVERFLOW,
+                       fmt::format("more than {} sockets on {}", limit, bound.to_string()));
         }
         inodes.push_back(msg.idiag_inode);
       }

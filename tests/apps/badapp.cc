@@ -7,6 +7,7 @@
 //   --ready-after MS        send READY=1 MS after start (default: never); it accepts from the start
 //   --stop-accepting-after MS  stop accepting (the sockets stay open) MS after start
 //   --exit-after MS         exit 0 MS after start (with the above: a version that goes bad later)
+//   --accept-and-close      accept every connection and close it at once, answering nothing
 //
 // Routes (when serving): any path -> 200 "generation G pid P"; /slow?ms=N answers after N ms.
 // The listener named "baton-probe" (the http readiness probe) is served but not counted. Every
@@ -63,7 +64,7 @@ void serve(int conn) {
 
 int main(int argc, char** argv) {
   int crash_ms = -1, ready_ms = -1, stop_accepting_ms = -1, exit_ms = -1;
-  bool die_on_term = false, status_at_start = false;
+  bool die_on_term = false, status_at_start = false, accept_and_close = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--accept-then-crash" && i + 1 < argc)
@@ -78,6 +79,8 @@ int main(int argc, char** argv) {
       stop_accepting_ms = std::atoi(argv[++i]);
     else if (a == "--exit-after" && i + 1 < argc)
       exit_ms = std::atoi(argv[++i]);
+    else if (a == "--accept-and-close")
+      accept_and_close = true;
     else {
       std::fprintf(stderr, "badapp: unknown argument %s\n", a.c_str());
       return 2;
@@ -145,7 +148,9 @@ int main(int argc, char** argv) {
         ++g_public;
         report();
       }
-      if (crash_ms >= 0) {
+      if (accept_and_close) {
+        ::close(conn);
+      } else if (crash_ms >= 0) {
         held.push_back(conn);
       } else {
         std::thread(serve, conn).detach();

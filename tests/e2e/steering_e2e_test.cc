@@ -190,6 +190,20 @@ TEST(Steering, AppThatSpeaksNoNotifyStartsAndReloadsWithNoReadyFlag) {
   EXPECT_THAT(baton.process().output(), HasSubstr("accepted baton's probe connection"));
 }
 
+// The probe's connection is accepted and closed before baton looks again: its FIN is the proof
+// (issue 22, finding 12). Before, only the server side's inode was, gone by the next look.
+TEST(Steering, AppThatAcceptsAndClosesAtOnceIsSeenToAccept) {
+  for (const char* ready : {"accept", "auto"}) {
+    TempDir dir;
+    Supervised baton(dir, {"--listen", "127.0.0.1:0", "--ready", ready, "--ready-timeout", "5"},
+                     badapp("--accept-and-close"));
+    ASSERT_FALSE(baton.wait_serving().empty()) << ready << "\n" << baton.process().output();
+    auto r = baton.ctl({"reload", "--wait"});
+    EXPECT_EQ(r.exit_code, 0) << ready << ": " << r.output;
+    EXPECT_THAT(baton.process().output(), HasSubstr("accepted baton's probe connection"));
+  }
+}
+
 TEST(Steering, AppThatSpeaksNotifyIsHeldToReady) {
   TempDir dir;
   // Accepts at once, says STATUS= at once, READY=1 only after 500 ms: serving only after that.
