@@ -18,11 +18,9 @@ std::string launch_binary() { return BATON_ADOPT_LAUNCH_BIN; }
 std::string testapp_binary() { return BATON_ADOPT_TESTAPP_BIN; }
 std::string static_binary() { return BATON_ADOPT_STATIC_BIN; }
 
-namespace {
 std::string app_path(const std::string& file) {
   return std::string(BATON_ADOPT_APPS_DIR) + "/" + file;
 }
-}  // namespace
 
 Runtime python_runtime() {
   Runtime r{"python", "", [](int port, const std::string& host) {

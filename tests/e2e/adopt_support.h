@@ -30,6 +30,8 @@ struct Runtime {
   std::vector<std::string> (*argv)(int port, const std::string& host);
 };
 Runtime python_runtime();
+// A file of tests/apps/adopt (server.py, tls_client.py...).
+std::string app_path(const std::string& file);
 Runtime node_runtime();
 Runtime java_runtime();
 

@@ -205,6 +205,52 @@ TEST(KeepAliveTakeoverOne, ATlsRecordOnATakenOverConnectionIsNeverRelayed) {
   EXPECT_TRUE(http_get(parse_address(address).value(), "/", 10s).ok());
 }
 
+// A real TLS server (Python's ssl module, keep-alive HTTPS, under --adopt) across a reload: the
+// idle connection is taken over like any other, and when its client goes on in TLS it is closed
+// and counted, never relayed; baton goes on, and so do new TLS connections.
+TEST(KeepAliveTakeoverOne, ATlsServersConnectionIsClosedAndCountedNeverRelayed) {
+  const adopt::Runtime rt = adopt::python_runtime();
+  if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
+  TempDir dir;
+  const std::string pem = dir.file("tls.pem");
+  auto made = run({"/usr/bin/env", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", pem, "-out",
+                   dir.file("cert.pem"), "-subj", "/CN=localhost", "-days", "1"});
+  if (made.exit_code == 127) GTEST_SKIP() << "no openssl: " << made.output;
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  std::ofstream(pem, std::ios::app) << std::ifstream(dir.file("cert.pem")).rdbuf();
+  adopt::ReservedPort reserved;
+  const std::string port = std::to_string(reserved.port());
+  std::vector<std::string> app = rt.argv(reserved.port(), "127.0.0.1");
+  app.insert(app.end(), {"--tls", pem});
+  // The adopt library's own readiness probe speaks plain HTTP: an accept proves this server.
+  Baton baton(dir, {"--adopt", "--ready", "accept", "--listen", "127.0.0.1:" + port}, app);
+  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
+  reserved.release();
+  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  const std::string python = app.front(), client_py = adopt::app_path("tls_client.py");
+  const std::string release = dir.file("release");
+  Process client = Process::spawn({python, client_py, port, release});
+  ASSERT_TRUE(client.wait_for_output("first 200", 60s))
+      << client.output() << baton.process().output();
+  auto r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  std::ofstream(release).flush();
+  ASSERT_TRUE(client.wait_exit_code(60s).has_value()) << client.output();
+  std::printf("[ figures  ] a TLS keep-alive client's request after the reload: %s\n",
+              line_with(client.output(), "second").c_str());
+  auto s = baton.status();
+  EXPECT_EQ(s["keepalive"]["taken_over"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["refused"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["relayed"], 0) << s.dump();
+  EXPECT_THAT(baton.process().output(), HasSubstr("closed, not relayed"));
+  // A new TLS connection: two requests, answered by the new generation.
+  Process again = Process::spawn({python, client_py, port, release});
+  EXPECT_EQ(again.wait_exit_code(60s), 0) << again.output();
+  EXPECT_THAT(again.output(), HasSubstr("second 200"))
+      << again.output() << baton.process().output();
+}
+
 // Apps that bind their own port, under --adopt. Node's http server shuts its write side when it
 // reads end-of-file, which would send the client a FIN baton cannot take back; the adopt library
 // leaves that write side open (preload.cc). One connection, so what Node does to it is seen.

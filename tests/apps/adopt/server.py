@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A plain Python http.server app that binds its own fixed port and knows nothing of baton.
 
-Usage: server.py PORT [HOST]   (HOST defaults to 127.0.0.1; "::" or "0.0.0.0" for wildcards)
+Usage: server.py PORT [HOST] [--tls PEM]
+  HOST defaults to 127.0.0.1 ("::" or "0.0.0.0" for wildcards). With --tls it speaks HTTPS with
+  the certificate and key in PEM, HTTP/1.1 with keep-alive.
 
 It answers every GET with "python pid=<pid>" and, on SIGTERM, stops accepting, finishes the
 requests in flight and exits: the ordinary graceful shutdown any production server has.
@@ -11,6 +13,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import sys
 import threading
 
@@ -37,13 +40,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass  # one line per request would drown the test output
 
 
+class TlsHandler(Handler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the connection waits for the next request
+
+    def setup(self):
+        # The handshake on the request's own thread, so a slow client holds only that thread.
+        self.request = self.server.tls.wrap_socket(self.request, server_side=True)
+        super().setup()
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = False  # server_close() joins the requests in flight: nothing is cut off
+    tls = None
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            super().handle_error(request, client_address)
 
 
 def main():
-    port = int(sys.argv[1])
-    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    args = sys.argv[1:]
+    pem = None
+    if "--tls" in args:
+        pem = args[args.index("--tls") + 1]
+        del args[args.index("--tls") : args.index("--tls") + 2]
+    port = int(args[0])
+    host = args[1] if len(args) > 1 else "127.0.0.1"
     if ":" in host:
         Server.address_family = socket.AF_INET6
     # SIGTERM is taken by sigwait() on the main thread, not by a Python signal handler. A handler
@@ -52,7 +74,10 @@ def main():
     # starting a thread takes too), so a handler that starts the shutdown thread can deadlock.
     # Blocked before any thread starts, so every thread inherits the mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    server = Server((host, port), Handler)
+    server = Server((host, port), TlsHandler if pem else Handler)
+    if pem:
+        server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.tls.load_cert_chain(pem)
     # The listening socket may be shared with other processes (two generations under baton, the
     # workers of a pre-fork server), so poll() reporting it readable does not mean a connection is
     # still queued when accept() runs: another process may have taken it, and a blocking accept()
