@@ -178,6 +178,10 @@ void raise_descriptor_limit() {
   g_nofile_raised = true;
 }
 
+void restore_descriptor_limit() {
+  if (g_nofile_raised && ::setrlimit(RLIMIT_NOFILE, &g_app_nofile) == 0) g_nofile_raised = false;
+}
+
 namespace {
 
 // The child's stack: it needs little (no allocation, a few frames of system call wrappers).

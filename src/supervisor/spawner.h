@@ -30,6 +30,10 @@ namespace baton {
 // from an old generation costs one (relay.h). The generations are started with the limit baton
 // had before, so an app sees the limit its manager gave.
 void raise_descriptor_limit();
+// Puts the limit back to the one baton was given, before baton execs itself (baton upgrade): the
+// new image raises it again, and its apps get the limit the first image was given, not the raised
+// one. After a failed exec, raise_descriptor_limit() again.
+void restore_descriptor_limit();
 
 struct RunAs {
   uid_t uid = 0;

@@ -437,8 +437,10 @@ void Supervisor::exec_upgrade(const std::string& new_version) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   // The file the check ran, whatever is at the path now.
+  restore_descriptor_limit();
   ::execveat(upgrade_->binary.get(), "", argv.data(), envp.data(), AT_EMPTY_PATH);
   const int e = errno;
+  raise_descriptor_limit();
   // Still the same image: nothing was handed over.
   for (int fd : passed) (void)set_cloexec(fd, true);
   end_upgrade(fmt::format("exec {}: {}", self_path_, std::strerror(e)));

@@ -3,6 +3,7 @@
 // executes it in place, under load, while an old generation drains, or refuses a broken one.
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@ extern "C" {
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -284,6 +286,46 @@ TEST_F(Upgrade, TheNewBinaryPingsTheManagersWatchdogOn) {
   const size_t first = out.find(said);
   ASSERT_NE(first, std::string::npos) << out;
   EXPECT_NE(out.find(said, first + 1), std::string::npos) << "the new image read it too: " << out;
+}
+
+// The soft limit on open descriptors of `pid` ("" when unreadable), from /proc/PID/limits.
+std::string descriptor_limit_of(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/limits");
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("Max open files")) continue;
+    std::istringstream fields(line.substr(14));
+    std::string soft;
+    fields >> soft;
+    return soft;
+  }
+  return "";
+}
+
+// baton raises its own descriptor limit (each taken-over connection costs one) and starts its
+// apps with the one it was given; so does the image an upgrade starts, which inherits the raised
+// limit: it is put back before the exec.
+TEST_F(Upgrade, AppsKeepTheDescriptorLimitBatonWasGiven) {
+  rlimit mine{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max <= 1000) GTEST_SKIP() << "the hard limit leaves nothing to raise";
+  rlimit given = mine;
+  given.rlim_cur = 1000;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &given), 0);
+  auto baton = start({"--listen", "127.0.0.1:0"});  // inherits 1000
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &mine), 0);
+  const int first = baton->wait_serving_pid(1);
+  ASSERT_NE(first, 0) << baton->process().output();
+  EXPECT_EQ(descriptor_limit_of(first), "1000");
+  EXPECT_NE(descriptor_limit_of(baton->process().pid()), "1000") << "baton raised its own";
+
+  auto r = baton->ctl({"upgrade", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  EXPECT_NE(descriptor_limit_of(baton->process().pid()), "1000") << "the new image raised it";
+  r = baton->ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton->process().output();
+  const int second = baton->wait_serving_pid(2);
+  ASSERT_NE(second, 0) << baton->process().output();
+  EXPECT_EQ(descriptor_limit_of(second), "1000") << "the app of the new image";
 }
 
 TEST_F(Upgrade, ADrainingGenerationAndTheReloadWaitingForItAreCarried) {
