@@ -44,15 +44,15 @@ Result<std::string> resolve_command(const std::string& command) {
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
            ::access(path.c_str(), X_OK) == 0;
   };
-  if (command.empty()) return Error("empty command");
+  if (command.empty()) return Error("the program's name is empty");
   if (command.find('/') != std::string::npos) {
     if (!runnable(command)) {
-      return Error(::access(command.c_str(), F_OK) == 0 ? EACCES : ENOENT, "command " + command);
+      return Error(::access(command.c_str(), F_OK) == 0 ? EACCES : ENOENT, command);
     }
     return command;
   }
   if (auto found = search_path(command)) return *found;
-  return Error(fmt::format("command not found in PATH: {}", command));
+  return Error(fmt::format("{}: not found in PATH", command));
 }
 
 [[gnu::no_sanitize_address]] void reset_signals_in_child() {

@@ -75,7 +75,9 @@ Result<SpawnedProcess> spawn_process(const SpawnRequest& request);
 // runs. Async-signal-safe, and safe in a child that shares the supervisor's memory.
 void reset_signals_in_child();
 
-// Finds `command` the way execvp would (PATH search when it has no '/'); checks it can run.
+// Finds `command` the way execvp would (PATH search when it has no '/'); checks it can run. The
+// error names the program, not the setting ("/srv/app: Permission denied"): callers say which
+// setting it came from.
 Result<std::string> resolve_command(const std::string& command);
 
 }  // namespace baton

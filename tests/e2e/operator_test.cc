@@ -96,8 +96,8 @@ TEST(Check, ReportsEveryProblemOnItsOwnLine) {
   EXPECT_EQ(r.exit_code, 2);
   // The file's problems and the check's, each at the file's line of its key.
   EXPECT_THAT(r.output, HasSubstr(dir.file("app.toml") + ":4: unknown key 'colour'"));
-  EXPECT_THAT(r.output,
-              HasSubstr("baton check: " + dir.file("app.toml") + ":2: command: command /no/such"));
+  EXPECT_THAT(r.output, HasSubstr("baton check: " + dir.file("app.toml") +
+                                  ":2: command: /no/such/server: No such file or directory\n"));
   EXPECT_THAT(r.output, HasSubstr("baton check: " + dir.file("app.toml") +
                                   ":3: ready-timeout: bad duration '30x'"));
   // A flag's problem is the flag's.
