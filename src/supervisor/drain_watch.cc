@@ -301,7 +301,10 @@ Result<std::vector<TcpConnection>> tcp_sockets_on_port(std::uint16_t port) {
   return all;
 }
 
-Result<Fd> take_read_side(const HeldSocket& socket) {
+namespace {
+
+// A pidfd_getfd copy of the app's descriptor, checked to be that socket still.
+Result<Fd> copy_of(const HeldSocket& socket) {
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, socket.pid, 0)));
   if (!pidfd) return Error::from_errno(fmt::format("pidfd_open {}", socket.pid));
   // The copy is CLOEXEC; it shares the app's open file description, so shutdown reaches the app.
@@ -314,14 +317,30 @@ Result<Fd> take_read_side(const HeldSocket& socket) {
     return Error(
         fmt::format("pid {} fd {} is no longer socket {}", socket.pid, socket.fd, socket.inode));
   }
-  if (::shutdown(copy.get(), SHUT_RD) != 0) return Error::from_errno("shutdown(SHUT_RD)");
   return copy;
+}
+
+}  // namespace
+
+Result<Fd> take_read_side(const HeldSocket& socket) {
+  auto copy = copy_of(socket);
+  if (!copy) return copy.error();
+  if (::shutdown(copy->get(), SHUT_RD) != 0) return Error::from_errno("shutdown(SHUT_RD)");
+  return copy;
+}
+
+Status close_connection(const HeldSocket& socket) {
+  auto copy = copy_of(socket);
+  if (!copy) return copy.error();
+  if (::shutdown(copy->get(), SHUT_RDWR) != 0) return Error::from_errno("shutdown(SHUT_RDWR)");
+  return {};
 }
 
 GenerationWatch::GenerationWatch(pid_t pid, std::vector<int> listener_fds)
     : pid_(pid), listener_fds_(std::move(listener_fds)) {}
 
-Result<DrainCheck> GenerationWatch::look(bool take_idle, const UpstreamCheck& upstream) {
+Result<DrainCheck> GenerationWatch::look(bool take_idle, const UpstreamCheck& upstream,
+                                         const ClosePortCheck& close) {
   DrainCheck result;
   std::vector<std::uint32_t> queues;
   std::set<std::uint16_t> ports;
@@ -368,6 +387,10 @@ Result<DrainCheck> GenerationWatch::look(bool take_idle, const UpstreamCheck& up
           continue;
         }
         if (!is_idle_keepalive(c)) continue;
+        if (close && close(port)) {  // once closed it is no longer established: closed once
+          if (close_connection(it->second)) ++result.idle_closed;
+          continue;
+        }
         // A connection the app no longer holds, or one that changed under us, is left alone.
         if (auto copy = take_read_side(it->second)) {
           ++result.idle_taken;

@@ -137,6 +137,9 @@ Result<std::vector<TcpConnection>> tcp_sockets_on_port(std::uint16_t port);
 // closed its own descriptor. An Error when the process or descriptor is gone, the copy is not
 // that socket any more, or access is denied.
 Result<Fd> take_read_side(const HeldSocket& socket);
+// Closes the connection through such a copy (shutdown SHUT_RDWR: the client gets a FIN, the app
+// reads end-of-file), as baton did before it took connections over.
+Status close_connection(const HeldSocket& socket);
 
 // A taken-over connection no process of the generation holds any more: baton's copy is the last.
 struct TakenConnection {
@@ -149,6 +152,7 @@ struct DrainCheck {
   std::uint32_t accept_queue = 0;      // connections waiting in its listeners' accept queues
   size_t connections = 0;              // connections it holds on the listeners' ports
   size_t idle_taken = 0;               // idle keep-alive connections taken over by this look
+  size_t idle_closed = 0;              // idle ones closed instead (ports baton does not relay)
   size_t detached = 0;                 // relayed connections the relay began to detach
   std::vector<TakenConnection> taken;  // released by the generation, now baton's alone
   bool quiet = false;                  // is_quiet(): it may be signalled now
@@ -157,6 +161,9 @@ struct DrainCheck {
 // For a connection of the generation whose peer is `remote`: nullopt when the peer is not one of
 // baton's own relayed upstream connections; otherwise whether the relay is detaching it (relay.h).
 using UpstreamCheck = std::function<std::optional<bool>(const Address& remote)>;
+// For a listener's port: true when its idle keep-alive connections are to be closed, not taken
+// over (its clients were seen speaking what baton cannot relay, such as TLS: relay.h).
+using ClosePortCheck = std::function<bool(std::uint16_t port)>;
 
 // Watches one generation: its main pid and the listeners it owns (baton's copies, which stay
 // owned by the caller and must outlive the watch).
@@ -168,15 +175,18 @@ class GenerationWatch {
   // handing back those the generation no longer holds. An Error when a look was impossible
   // (netlink refused, a listener is not one): then nothing is known and the caller should not
   // call the generation quiet.
-  Result<DrainCheck> check(const UpstreamCheck& upstream = {}) { return look(true, upstream); }
+  Result<DrainCheck> check(const UpstreamCheck& upstream = {}, const ClosePortCheck& close = {}) {
+    return look(true, upstream, close);
+  }
   // The same look, taking nothing (for `baton status`).
-  Result<DrainCheck> count() { return look(false, {}); }
+  Result<DrainCheck> count() { return look(false, {}, {}); }
   // The copies of connections taken over that the generation may still hold: for a caller that
   // stops watching, to hand on once the generation is gone.
   std::vector<TakenConnection> release_all();
 
  private:
-  Result<DrainCheck> look(bool take_idle, const UpstreamCheck& upstream);
+  Result<DrainCheck> look(bool take_idle, const UpstreamCheck& upstream,
+                          const ClosePortCheck& close);
   pid_t pid_;
   std::vector<int> listener_fds_;
   std::map<std::uint64_t, TakenConnection> shut_;  // by inode: given shutdown(SHUT_RD), copy kept

@@ -26,15 +26,18 @@ QuietCheck DrainWatches::check(const ListenerSet& listeners, const Generation& g
     it = watches_.emplace(g.id, Watch{GenerationWatch(g.pid, std::move(own)), 0, 0, 0}).first;
   }
   it->second.last_look = looks_;
-  auto result = it->second.watch.check([this](const Address& remote) -> std::optional<bool> {
-    if (!relay_.is_upstream(remote)) return std::nullopt;
-    return relay_.detach(remote);
-  });
+  auto result = it->second.watch.check(
+      [this](const Address& remote) -> std::optional<bool> {
+        if (!relay_.is_upstream(remote)) return std::nullopt;
+        return relay_.detach(remote);
+      },
+      [this](std::uint16_t port) { return relay_.closes_on(port); });
   if (!result) {
     log_(fmt::format("generation {}: cannot watch it drain: {}", g.id, result.error().what()));
     stop_watching(it);
     return QuietCheck::kUnwatchable;
   }
+  if (result->idle_closed > 0) relay_.count_closed_at_drain(result->idle_closed);
   it->second.idle_taken += result->idle_taken;
   it->second.detached += result->detached;
   hand_over(listeners, std::move(result->taken));

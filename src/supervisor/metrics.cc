@@ -173,10 +173,12 @@ std::string render_metrics(const SupervisorCore& core, std::string_view version,
   out += fmt::format("baton_keepalive_relayed_total {}\n", t.relayed);
   counter(out, "keepalive_closed_total",
           "Taken-over connections baton closed, by reason: refused (not plaintext HTTP/1.x), "
-          "idle (no request in time), over_cap (too many held).");
+          "idle (no request in time), over_cap (too many held), tls_port (idle at a drain, "
+          "not taken over: the port speaks TLS).");
   out += fmt::format("baton_keepalive_closed_total{{reason=\"refused\"}} {}\n", t.refused);
   out += fmt::format("baton_keepalive_closed_total{{reason=\"idle\"}} {}\n", t.idle_closed);
   out += fmt::format("baton_keepalive_closed_total{{reason=\"over_cap\"}} {}\n", t.over_cap);
+  out += fmt::format("baton_keepalive_closed_total{{reason=\"tls_port\"}} {}\n", t.closed_at_drain);
   gauge(out, "keepalive_held", "Taken-over connections baton holds now.");
   out += fmt::format("baton_keepalive_held {}\n", t.held_now);
   return out;

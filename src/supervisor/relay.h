@@ -83,6 +83,12 @@ class Relay {
   // Whether `peer` is the local address of one of baton's upstream connections.
   bool is_upstream(const Address& peer) const { return upstreams_.contains(peer.to_string()); }
 
+  // Whether a client of the listener on `port` answered a takeover in TLS, which baton cannot
+  // relay: the drain watch then closes that port's idle connections at a drain instead of taking
+  // them over (a FIN while idle, which clients see before their next request).
+  bool closes_on(std::uint16_t port) const { return tls_ports_.contains(port); }
+  void count_closed_at_drain(size_t n) { counts_.closed_at_drain += n; }
+
   // Pairs an exec of baton would cut: every stranded one, and the taken-over ones in the middle
   // of an exchange (connecting, detaching, bytes buffered or a response awaited). Idle
   // taken-over connections are not counted: an exec closes them, as a drain did before baton
@@ -121,6 +127,7 @@ class Relay {
   EventLoop::TimerId sweep_timer_ = 0;
   bool logged_cap_ = false;
   bool logged_refused_ = false;
+  std::set<std::uint16_t> tls_ports_;  // listeners' ports (at most one per listener)
 };
 
 }  // namespace baton

@@ -89,10 +89,10 @@ nlohmann::json status_json(const SupervisorFacts& facts, const SupervisorCore& c
                    {"drain_kills", c.drain_kills},
                    {"generations_started", c.generations_started}};
   const TakeoverCounts& t = facts.takeover;
-  j["keepalive"] = {{"taken_over", t.taken_over}, {"relayed", t.relayed},
-                    {"refused", t.refused},       {"idle_closed", t.idle_closed},
-                    {"over_cap", t.over_cap},     {"detached", t.detached},
-                    {"held_now", t.held_now}};
+  j["keepalive"] = {
+      {"taken_over", t.taken_over},           {"relayed", t.relayed},   {"refused", t.refused},
+      {"idle_closed", t.idle_closed},         {"over_cap", t.over_cap}, {"detached", t.detached},
+      {"closed_at_drain", t.closed_at_drain}, {"held_now", t.held_now}};
   return j;
 }
 

@@ -85,6 +85,8 @@
 //     idle_closed       int     closed after 10 s with no request
 //     over_cap          int     closed at once: 16384 were held already
 //     detached          int     relayed connections moved off a generation that drained
+//     closed_at_drain   int     idle ones closed at a drain, not taken over: their port speaks
+//                               TLS (a refused client sent a TLS record)
 //     held_now          int     taken-over connections held now
 #pragma once
 

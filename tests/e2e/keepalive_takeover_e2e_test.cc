@@ -249,6 +249,20 @@ TEST(KeepAliveTakeoverOne, ATlsServersConnectionIsClosedAndCountedNeverRelayed) 
   EXPECT_EQ(again.wait_exit_code(60s), 0) << again.output();
   EXPECT_THAT(again.output(), HasSubstr("second 200"))
       << again.output() << baton.process().output();
+  // baton knows now that this port speaks TLS: at the next drain its idle connection is closed,
+  // as before takeover (a FIN while it is idle), not taken over.
+  const std::string release2 = dir.file("release2");
+  Process third = Process::spawn({python, client_py, port, release2});
+  ASSERT_TRUE(third.wait_for_output("first 200", 60s)) << third.output();
+  r = baton.ctl({"reload", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << baton.process().output();
+  std::ofstream(release2).flush();
+  ASSERT_TRUE(third.wait_exit_code(60s).has_value()) << third.output();
+  s = baton.status();
+  EXPECT_EQ(s["keepalive"]["closed_at_drain"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["taken_over"], 1) << s.dump();
+  EXPECT_EQ(s["keepalive"]["refused"], 1) << s.dump();
+  EXPECT_THAT(baton.process().output(), HasSubstr("speaks TLS, which baton cannot relay"));
 }
 
 // Apps that bind their own port, under --adopt. Node's http server shuts its write side when it
