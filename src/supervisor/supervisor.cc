@@ -175,6 +175,7 @@ int Supervisor::run() {
   } else {
     core_.start();
   }
+  loop_.add_timer(Clock::now() + kListenerWatchInterval, [this] { watch_listeners(); });
   // Asked before every wait, so after every batch of events: the manager hears of each change.
   loop_.run(
       [this] {

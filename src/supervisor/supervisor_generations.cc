@@ -301,4 +301,23 @@ void Supervisor::forget_ended_groups() {
   });
 }
 
+void Supervisor::watch_listeners() {
+  loop_.add_timer(Clock::now() + kListenerWatchInterval, [this] { watch_listeners(); });
+  const Generation* g = core_.serving();
+  if (g == nullptr || g->pid <= 0) return;
+  std::vector<ListenerWatch::Socket> sockets;
+  const auto& all = traffic_->listeners().listeners();
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i].address.transport != Transport::kTcp) continue;
+    const int fd = traffic_->listeners().socket_of(g->id, i);
+    if (fd >= 0) sockets.push_back({all[i].name, fd});
+  }
+  for (const auto& [name, queued] : listener_watch_.look(g->id, g->pid, sockets, Clock::now())) {
+    log(LogLevel::kWarning,
+        fmt::format("generation {} (pid {}) closed its socket of listener {}: no process of it "
+                    "holds it, and {} connection(s) wait there unaccepted; reload or restart it",
+                    g->id, g->pid, name, queued));
+  }
+}
+
 }  // namespace baton

@@ -22,6 +22,7 @@
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
 #include "supervisor/generation_output.h"
+#include "supervisor/listener_watch.h"
 #include "supervisor/log.h"
 #include "supervisor/manager_notify.h"
 #include "supervisor/metrics.h"
@@ -86,6 +87,8 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   // every watchdog_interval() from the loop (manager_notify.h).
   Status start_watchdog();
   void ping_watchdog();
+  // Every kListenerWatchInterval: a serving generation that closed a listener is logged once.
+  void watch_listeners();
 
   // SupervisorOs
   TimePoint now() override { return Clock::now(); }
@@ -174,6 +177,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   ManagerNotifier notifier_{::getpid()};
   bool manager_send_failed_ = false;
   std::chrono::microseconds watchdog_timeout_{0};  // the manager's WatchdogSec= (0: none)
+  ListenerWatch listener_watch_;
   Fd signal_fd_;
   sigset_t old_mask_{};
   // Declared before io_: every generation's output writes into them until it is destroyed.

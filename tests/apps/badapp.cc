@@ -8,6 +8,7 @@
 //   --stop-accepting-after MS  stop accepting (the sockets stay open) MS after start
 //   --exit-after MS         exit 0 MS after start (with the above: a version that goes bad later)
 //   --accept-and-close      accept every connection and close it at once, answering nothing
+//   --close-listeners-after MS  close every listener it was given MS after start, and live on
 //
 // Routes (when serving): any path -> 200 "generation G pid P"; /slow?ms=N answers after N ms.
 // The listener named "baton-probe" (the http readiness probe) is served but not counted. Every
@@ -63,7 +64,7 @@ void serve(int conn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int crash_ms = -1, ready_ms = -1, stop_accepting_ms = -1, exit_ms = -1;
+  int crash_ms = -1, ready_ms = -1, stop_accepting_ms = -1, exit_ms = -1, close_ms = -1;
   bool die_on_term = false, status_at_start = false, accept_and_close = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
       exit_ms = std::atoi(argv[++i]);
     else if (a == "--accept-and-close")
       accept_and_close = true;
+    else if (a == "--close-listeners-after" && i + 1 < argc)
+      close_ms = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "badapp: unknown argument %s\n", a.c_str());
       return 2;
@@ -127,6 +130,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "badapp: generation %s exiting\n", g_generation.c_str());
       report();
       return 0;
+    }
+    if (close_ms >= 0 && elapsed_ms() >= close_ms) {
+      if (!fds.empty()) {
+        for (const auto& l : *listeners) ::close(l.fd);
+        std::fprintf(stderr, "badapp: generation %s closed its listeners\n", g_generation.c_str());
+      }
+      fds.clear();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
     }
     if (stop_accepting_ms >= 0 && elapsed_ms() >= stop_accepting_ms) {
       if (!fds.empty())

@@ -2,6 +2,7 @@
 // connection. Real supervisor, real apps (tests/apps/badapp.cc misbehaves on purpose), real
 // clients on 127.0.0.1.
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,6 +203,28 @@ TEST(Steering, AppThatAcceptsAndClosesAtOnceIsSeenToAccept) {
     EXPECT_EQ(r.exit_code, 0) << ready << ": " << r.output;
     EXPECT_THAT(baton.process().output(), HasSubstr("accepted baton's probe connection"));
   }
+}
+
+// Connections wait on a socket the serving generation closed: baton says so (issue 22, finding
+// 15).
+TEST(Steering, AppThatClosesItsListenerIsLogged) {
+  TempDir dir;
+  Supervised baton(dir, {"--listen", "127.0.0.1:0"}, badapp("--close-listeners-after 200"));
+  const std::string address = baton.wait_serving();
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  ASSERT_TRUE(baton.process().wait_for_output("generation 1 closed its listeners", 30s));
+  // baton's copy still listens: the kernel completes these handshakes, and nobody accepts them.
+  auto to = parse_address(address);
+  ASSERT_TRUE(to.ok());
+  std::vector<Fd> waiting;
+  for (int i = 0; i < 3; ++i) {
+    Fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::connect(c.get(), reinterpret_cast<const sockaddr*>(&to->storage), to->length), 0);
+    waiting.push_back(std::move(c));
+  }
+  ASSERT_TRUE(baton.process().wait_for_output("closed its socket of listener listen0", 30s))
+      << baton.process().output();
+  EXPECT_THAT(baton.process().output(), HasSubstr("3 connection(s) wait there unaccepted"));
 }
 
 TEST(Steering, AppThatSpeaksNotifyIsHeldToReady) {
