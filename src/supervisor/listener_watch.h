@@ -38,11 +38,12 @@ class ListenerWatch {
   // found, for the first time, held by none of its processes while connections wait on them,
   // with the number waiting. A new generation starts the watch over.
   std::map<std::string, std::uint32_t> look(int generation, pid_t pid,
-                                            const std::vector<Socket>& sockets, Clock::time_point now);
+                                            const std::vector<Socket>& sockets,
+                                            Clock::time_point now);
 
  private:
   int generation_ = 0;
-  std::map<std::string, std::uint32_t> queued_;         // by name: the queue at the last look
+  std::map<std::string, std::uint32_t> queued_;        // by name: the queue at the last look
   std::map<std::string, Clock::time_point> searched_;  // by name: the last /proc look
   std::set<std::string> reported_;
 };
