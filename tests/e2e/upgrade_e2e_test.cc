@@ -335,9 +335,19 @@ TEST_F(Upgrade, ADrainingGenerationAndTheReloadWaitingForItAreCarried) {
   if (!baton->steered()) GTEST_SKIP() << "shared listeners: an old generation is not watched";
   const int old_pid = baton->wait_serving_pid(1);
 
-  // A slow request holds generation 1 busy, so it quiesces after the switch.
+  // A slow request holds generation 1 busy, so it quiesces after the switch: until the test lets
+  // it go, however slow the machine. Whatever happens below, it is let go and its client joined.
+  const std::string release = dir_.file("release");
   std::optional<Result<HttpResponse>> slow;
-  std::thread client([&] { slow = http_get(address, "/slow?ms=4000", 30s); });
+  std::thread client([&] { slow = http_get(address, "/until?file=" + release, 150s); });
+  struct LetGo {
+    std::thread& client;
+    const std::string& release;
+    ~LetGo() {
+      std::ofstream(release).flush();
+      if (client.joinable()) client.join();
+    }
+  } let_go{client, release};
   ASSERT_TRUE(wait_until(
       [&] {
         auto s = baton->status();
@@ -357,6 +367,7 @@ TEST_F(Upgrade, ADrainingGenerationAndTheReloadWaitingForItAreCarried) {
   EXPECT_EQ(generation_state(baton->status(), 1), "quiescing");
   EXPECT_EQ(generation_pid(baton->status(), 1), old_pid);
 
+  std::ofstream(release).flush();
   client.join();
   ASSERT_TRUE(slow.has_value() && slow->ok()) << (slow && !slow->ok() ? slow->error().what() : "");
   EXPECT_EQ((*slow)->status, 200);
