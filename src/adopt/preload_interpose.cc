@@ -22,7 +22,7 @@ RealFunctions g_real;
 void resolve_real_functions() {
   REAL(bind), REAL(listen), REAL(shutdown), REAL(accept), REAL(accept4), REAL(poll), REAL(ppoll),
       REAL(epoll_ctl), REAL(unlink), REAL(unlinkat), REAL(read), REAL(readv), REAL(recv),
-      REAL(recvfrom), REAL(recvmsg), REAL(__read_chk), REAL(__recv_chk), REAL(__recvfrom_chk);
+      REAL(recvfrom), REAL(recvmsg), REAL_CHK(read), REAL_CHK(recv), REAL_CHK(recvfrom);
 }
 
 }  // namespace baton::adopt
@@ -121,8 +121,11 @@ BATON_EXPORT ssize_t read(int fd, void* buf, size_t nbytes) {
   return r;
 }
 
+// The fortified reads keep the C library's names (reserved, as the functions they put themselves
+// in front of).
+// NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's name, which this must define
 BATON_EXPORT ssize_t __read_chk(int fd, void* buf, size_t nbytes, size_t buflen) {
-  ssize_t r = REAL(__read_chk)(fd, buf, nbytes, buflen);
+  ssize_t r = REAL_CHK(read)(fd, buf, nbytes, buflen);
   note_read(fd, r, nbytes);
   return r;
 }
@@ -139,8 +142,9 @@ BATON_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
   return r;
 }
 
+// NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's name, which this must define
 BATON_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
-  ssize_t r = REAL(__recv_chk)(fd, buf, n, buflen, flags);
+  ssize_t r = REAL_CHK(recv)(fd, buf, n, buflen, flags);
   note_read(fd, r, n);
   return r;
 }
@@ -152,9 +156,10 @@ BATON_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* 
   return r;
 }
 
+// NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's name, which this must define
 BATON_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
                                     sockaddr* addr, socklen_t* addr_len) {
-  ssize_t r = REAL(__recvfrom_chk)(fd, buf, n, buflen, flags, addr, addr_len);
+  ssize_t r = REAL_CHK(recvfrom)(fd, buf, n, buflen, flags, addr, addr_len);
   note_read(fd, r, n);
   return r;
 }

@@ -61,9 +61,10 @@ struct RealFunctions {
   std::atomic<RecvFn> recv{nullptr};
   std::atomic<RecvfromFn> recvfrom{nullptr};
   std::atomic<RecvmsgFn> recvmsg{nullptr};
-  std::atomic<ReadChkFn> __read_chk{nullptr};
-  std::atomic<RecvChkFn> __recv_chk{nullptr};
-  std::atomic<RecvfromChkFn> __recvfrom_chk{nullptr};
+  // The C library's __read_chk, __recv_chk and __recvfrom_chk (REAL_CHK).
+  std::atomic<ReadChkFn> read_chk{nullptr};
+  std::atomic<RecvChkFn> recv_chk{nullptr};
+  std::atomic<RecvfromChkFn> recvfrom_chk{nullptr};
 };
 extern RealFunctions g_real;
 
@@ -85,6 +86,8 @@ Fn real(std::atomic<Fn>& slot, const char* name) {
   return fn;
 }
 #define REAL(name) real(g_real.name, #name)
+// The same for a fortified read, whose name has the C library's reserved "__" before it.
+#define REAL_CHK(name) real(g_real.name##_chk, "__" #name "_chk")
 
 // Resolves every function now (called by the constructor, single-threaded).
 void resolve_real_functions();

@@ -210,7 +210,8 @@ bool valid_utf8(std::string_view s) {
     if (c < 0x80) {
       ++i;
       continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
       len = 2, min = 0x80;
     } else if (c >= 0xe0 && c <= 0xef) {
       len = 3, min = 0x800;
