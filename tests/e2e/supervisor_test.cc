@@ -341,7 +341,7 @@ TEST_F(BadInput, MissingCommandListenerOrBadSpecIsRefusedBeforeStarting) {
               HasSubstr("missing the command"));
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0", "--",
                               "no-such-command-xyz"}),
-              HasSubstr("command not found"));
+              HasSubstr("no-such-command-xyz: not found in PATH"));
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--", testapp_binary()}),
               HasSubstr("give at least one address"));
   EXPECT_THAT(expect_refused({"run", "--control", dir.file("c"), "--listen", "127.0.0.1:0",
