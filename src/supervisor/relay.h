@@ -50,12 +50,13 @@ constexpr size_t kMaxRelayed = 1024;
 constexpr size_t kMaxTakenOver = 16384;
 constexpr size_t kRelayBuffer = 64 * 1024;
 // A taken-over connection whose client sends nothing for this long is closed (a FIN, as the app
-// would have sent at its own keep-alive timeout, commonly 5 to 60 s). Until then a keep-alive
-// client may send its next request at any time. It is also the end of a response the app meant to
-// end with the connection ("Connection: close", HTTP/1.0) when the app only close()d its
-// descriptor, which baton's copy keeps open; an app that shuts its write side sends that end
-// itself (under --adopt too: the preload lets such a shutdown through).
-constexpr std::chrono::seconds kTakeoverIdle{10};
+// would have sent). It is the end of a response the app meant to end with the connection
+// ("Connection: close", HTTP/1.0) when the app only close()d its descriptor, which baton's copy
+// keeps open, and a client reading to that end waits for it: so it is short. (An app that shuts
+// its write side sends that end itself, under --adopt too: the preload lets it through.) A
+// keep-alive client idle for longer races this FIN with its next request: 10 s was tried, and a
+// client reading to the end with a 10 s timeout failed (1 in 67k requests).
+constexpr std::chrono::seconds kTakeoverIdle{1};
 constexpr std::chrono::seconds kSniffWait{10};
 constexpr std::chrono::seconds kHalfClosedWait{30};
 

@@ -82,7 +82,7 @@
 //                               that began an upstream connection)
 //     refused           int     closed: their client sent something not plaintext HTTP/1.x
 //                               (TLS, another protocol), or began a request line and stopped
-//     idle_closed       int     closed after 10 s with no request
+//     idle_closed       int     closed after 1 s with no request
 //     over_cap          int     closed at once: 16384 were held already
 //     detached          int     relayed connections moved off a generation that drained
 //     closed_at_drain   int     idle ones closed at a drain, not taken over: their port speaks

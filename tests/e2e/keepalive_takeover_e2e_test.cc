@@ -296,7 +296,7 @@ TEST(KeepAliveTakeoverOne, NodeUnderAdoptSendsNoFinOnAConnectionBatonKeeps) {
 // Python's http.server under --adopt ends an HTTP/1.0 response with its connection, and baton
 // takes that connection over between the response and its end (the app ends it when the takeover
 // makes it readable). The app read no end-of-file from it, so its shutdown(SHUT_WR) goes through:
-// the client sees the end from the app, not 10 s later from baton.
+// the client sees the end from the app, not 1 s later from baton.
 TEST(KeepAliveTakeoverOne, AResponseEndedByItsConnectionEndsWithTheAppsFinUnderAdopt) {
   const adopt::Runtime rt = adopt::python_runtime();
   if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
