@@ -283,9 +283,8 @@ void Relay::sniff(Pair* pair) {
             "request on a taken-over connection; closed, not relayed (counted in status)");
         logged_refused_ = true;
       }
-      // A TLS record (handshake, alert or application data, version 3.x): this port speaks TLS.
-      if (n >= 2 && buf[1] == 0x03 && (buf[0] == 0x15 || buf[0] == 0x16 || buf[0] == 0x17) &&
-          pair->taken && tls_ports_.insert(pair->to.port()).second) {
+      if (pair->taken && is_tls_record(std::string_view(buf, static_cast<size_t>(n))) &&
+          tls_ports_.insert(pair->to.port()).second) {
         log_(fmt::format(
             "keep-alive takeover: port {} speaks TLS, which baton cannot relay; its idle "
             "connections are closed at a drain from now on, as before takeover",

@@ -79,4 +79,9 @@ const char* to_string(Sniffed s) {
   return "?";
 }
 
+bool is_tls_record(std::string_view bytes) {
+  if (bytes.size() < 2 || bytes[1] != 0x03) return false;
+  return bytes[0] == 0x15 || bytes[0] == 0x16 || bytes[0] == 0x17;
+}
+
 }  // namespace baton

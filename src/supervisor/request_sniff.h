@@ -22,6 +22,10 @@ enum class Sniffed {
 
 Sniffed sniff_request(std::string_view bytes);
 
+// Whether `bytes` begin with a TLS record header: content type 21-23 (alert, handshake,
+// application data), then major version 3.
+bool is_tls_record(std::string_view bytes);
+
 const char* to_string(Sniffed s);
 
 }  // namespace baton

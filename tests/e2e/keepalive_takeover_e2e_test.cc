@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 #include <optional>
 
 #include "adopt_support.h"
@@ -42,6 +43,33 @@ std::vector<std::string> app_argv(const AppKind& kind) {
   return argv;
 }
 
+constexpr const char* kShared = "baton run shares its listeners here: nothing to take over";
+
+// `baton run --adopt RUN_ARGS --listen 127.0.0.1:PORT -- SERVER APP_ARGS`: the runtime's server
+// binds PORT itself, reserved until baton has bound it so that nobody else takes it.
+struct Adopted {
+  std::string address;           // 127.0.0.1:PORT
+  std::vector<std::string> app;  // the server's argv
+  std::unique_ptr<Baton> baton;
+  bool serving = false;  // within 60 s
+};
+
+Adopted run_adopted(const TempDir& dir, const adopt::Runtime& rt,
+                    const std::vector<std::string>& run_args = {},
+                    const std::vector<std::string>& app_args = {}) {
+  adopt::ReservedPort reserved;
+  Adopted a;
+  a.address = "127.0.0.1:" + std::to_string(reserved.port());
+  a.app = rt.argv(reserved.port(), "127.0.0.1");
+  a.app.insert(a.app.end(), app_args.begin(), app_args.end());
+  std::vector<std::string> args = {"--adopt"};
+  args.insert(args.end(), run_args.begin(), run_args.end());
+  args.insert(args.end(), {"--listen", a.address});
+  a.baton = std::make_unique<Baton>(dir, args, a.app);
+  a.serving = !a.baton->wait_address(60s).empty();
+  return a;
+}
+
 class KeepAliveTakeover : public ::testing::TestWithParam<AppKind> {};
 
 // 20 keep-alive clients that never retry, and wrk with keep-alive, across 10 reloads.
@@ -50,7 +78,7 @@ TEST_P(KeepAliveTakeover, ClientsThatNeverRetryLoseNothing) {
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"}, app_argv(GetParam()));
   const std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  if (!baton.steered()) GTEST_SKIP() << kShared;
   LoadClient load(parse_address(address).value(),
                   LoadOptions{.threads = 20, .keep_alive = true, .retry = false});
   Process wrk = Process::spawn(
@@ -92,7 +120,7 @@ TEST_P(KeepAliveTakeover, NginxWithUpstreamKeepAliveAnswersNoPostWith502) {
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"}, app_argv(GetParam()));
   const std::string upstream = baton.wait_address();
   ASSERT_FALSE(upstream.empty()) << baton.process().output();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  if (!baton.steered()) GTEST_SKIP() << kShared;
   adopt::ReservedPort front;
   const std::string front_address = "127.0.0.1:" + std::to_string(front.port());
   const std::string d = dir.path();
@@ -159,7 +187,7 @@ TEST(KeepAliveTakeoverOne, AConnectionSurvivesEveryLaterReloadWithOneHop) {
               {plainapp_binary(), "--graceful"});
   const std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  if (!baton.steered()) GTEST_SKIP() << kShared;
   HttpConnection client(parse_address(address).value());
   ASSERT_TRUE(client.connected());
   for (int generation = 1; generation <= 3; ++generation) {
@@ -187,7 +215,7 @@ TEST(KeepAliveTakeoverOne, ATlsRecordOnATakenOverConnectionIsNeverRelayed) {
   Baton baton(dir, {"--listen", "127.0.0.1:0", "--ready", "http:/healthz"}, {plainapp_binary()});
   const std::string address = baton.wait_address();
   ASSERT_FALSE(address.empty()) << baton.process().output();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  if (!baton.steered()) GTEST_SKIP() << kShared;
   HttpConnection client(parse_address(address).value());
   ASSERT_TRUE(client.send_get("/"));
   ASSERT_THAT(client.read_response(), HasSubstr("generation 1 "));
@@ -219,16 +247,13 @@ TEST(KeepAliveTakeoverOne, ATlsServersConnectionIsClosedAndCountedNeverRelayed) 
   if (made.exit_code == 127) GTEST_SKIP() << "no openssl: " << made.output;
   ASSERT_EQ(made.exit_code, 0) << made.output;
   std::ofstream(pem, std::ios::app) << std::ifstream(dir.file("cert.pem")).rdbuf();
-  adopt::ReservedPort reserved;
-  const std::string port = std::to_string(reserved.port());
-  std::vector<std::string> app = rt.argv(reserved.port(), "127.0.0.1");
-  app.insert(app.end(), {"--tls", pem});
   // The adopt library's own readiness probe speaks plain HTTP: an accept proves this server.
-  Baton baton(dir, {"--adopt", "--ready", "accept", "--listen", "127.0.0.1:" + port}, app);
-  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
-  reserved.release();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
-  const std::string python = app.front(), client_py = adopt::app_path("tls_client.py");
+  Adopted adopted = run_adopted(dir, rt, {"--ready", "accept"}, {"--tls", pem});
+  ASSERT_TRUE(adopted.serving) << adopted.baton->process().output();
+  Baton& baton = *adopted.baton;
+  if (!baton.steered()) GTEST_SKIP() << kShared;
+  const std::string port = adopted.address.substr(adopted.address.rfind(':') + 1);
+  const std::string python = adopted.app.front(), client_py = adopt::app_path("tls_client.py");
   const std::string release = dir.file("release");
   Process client = Process::spawn({python, client_py, port, release});
   ASSERT_TRUE(client.wait_for_output("first 200", 60s))
@@ -272,12 +297,11 @@ TEST(KeepAliveTakeoverOne, NodeUnderAdoptSendsNoFinOnAConnectionBatonKeeps) {
   const adopt::Runtime rt = adopt::node_runtime();
   if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
   TempDir dir;
-  adopt::ReservedPort reserved;  // held until baton binds it, so nobody else takes it
-  const std::string address = "127.0.0.1:" + std::to_string(reserved.port());
-  Baton baton(dir, {"--adopt", "--listen", address}, rt.argv(reserved.port(), "127.0.0.1"));
-  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
-  reserved.release();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  Adopted adopted = run_adopted(dir, rt);
+  ASSERT_TRUE(adopted.serving) << adopted.baton->process().output();
+  Baton& baton = *adopted.baton;
+  const std::string& address = adopted.address;
+  if (!baton.steered()) GTEST_SKIP() << kShared;
   HttpConnection client(parse_address(address).value());
   ASSERT_TRUE(client.send_get("/"));
   const std::string first = client.read_response();
@@ -301,12 +325,11 @@ TEST(KeepAliveTakeoverOne, AResponseEndedByItsConnectionEndsWithTheAppsFinUnderA
   const adopt::Runtime rt = adopt::python_runtime();
   if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
   TempDir dir;
-  adopt::ReservedPort reserved;
-  const std::string address = "127.0.0.1:" + std::to_string(reserved.port());
-  Baton baton(dir, {"--adopt", "--listen", address}, rt.argv(reserved.port(), "127.0.0.1"));
-  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
-  reserved.release();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  Adopted adopted = run_adopted(dir, rt);
+  ASSERT_TRUE(adopted.serving) << adopted.baton->process().output();
+  Baton& baton = *adopted.baton;
+  const std::string& address = adopted.address;
+  if (!baton.steered()) GTEST_SKIP() << kShared;
   std::optional<HttpConnection> client(std::in_place, parse_address(address).value());
   ASSERT_TRUE(client->send_raw("GET /then-close HTTP/1.0\r\n\r\n"));
   ASSERT_THAT(client->read_response(), HasSubstr("200 OK"));
@@ -325,12 +348,11 @@ TEST(KeepAliveTakeoverOne, JvmAppUnderAdoptLosesNoKeepAliveRequest) {
   const adopt::Runtime rt = adopt::java_runtime();
   if (!rt.missing.empty()) GTEST_SKIP() << rt.missing;
   TempDir dir;
-  adopt::ReservedPort reserved;
-  const std::string address = "127.0.0.1:" + std::to_string(reserved.port());
-  Baton baton(dir, {"--adopt", "--listen", address}, rt.argv(reserved.port(), "127.0.0.1"));
-  ASSERT_FALSE(baton.wait_address(60s).empty()) << baton.process().output();
-  reserved.release();
-  if (!baton.steered()) GTEST_SKIP() << "baton run shares its listeners here: nothing to take over";
+  Adopted adopted = run_adopted(dir, rt);
+  ASSERT_TRUE(adopted.serving) << adopted.baton->process().output();
+  Baton& baton = *adopted.baton;
+  const std::string& address = adopted.address;
+  if (!baton.steered()) GTEST_SKIP() << kShared;
   LoadClient load(parse_address(address).value(),
                   LoadOptions{.threads = 16, .keep_alive = true, .retry = false});
   ASSERT_TRUE(load.wait_for_successes(200, 60s)) << baton.process().output();

@@ -43,5 +43,17 @@ TEST(RequestSniff, NothingUnboundedIsWaitedFor) {
   EXPECT_EQ(sniff_request(long_target.substr(0, kSniffLimit - 1)), Sniffed::kNeedMore);
 }
 
+TEST(RequestSniff, TlsRecordsAreToldFromOtherBytes) {
+  using namespace std::string_view_literals;
+  EXPECT_TRUE(is_tls_record("\x16\x03\x01\x00\xa5"sv));  // a ClientHello
+  EXPECT_TRUE(is_tls_record("\x17\x03\x03"sv));          // application data
+  EXPECT_TRUE(is_tls_record("\x15\x03"sv));              // an alert
+  EXPECT_FALSE(is_tls_record("\x16"sv));                 // too short to tell
+  EXPECT_FALSE(is_tls_record("\x16\x02\x00"sv));         // not version 3
+  EXPECT_FALSE(is_tls_record("\x14\x03\x03"sv));         // change_cipher_spec alone
+  EXPECT_FALSE(is_tls_record("GET / HTTP/1.1\r\n"sv));
+  EXPECT_FALSE(is_tls_record("PRI * HTTP/2.0\r\n"sv));
+}
+
 }  // namespace
 }  // namespace baton
