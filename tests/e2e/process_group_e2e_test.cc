@@ -185,9 +185,15 @@ TEST(ProcessGroup, AKilledGuardIsReplacedAndTheNewOneStillCleansUp) {
   EXPECT_THAT(baton.process().output(), HasSubstr("the orphan guard (pid " + std::to_string(guard) +
                                                   ") was killed by signal 9; a new one (pid "));
   EXPECT_THAT(baton.process().output(), HasSubstr("watches 1 process group(s)"));
-  const pid_t second = child_named(baton.process().pid(), "baton-guard");
-  EXPECT_GT(second, 0);
-  EXPECT_NE(second, guard);
+  // baton logs right after its fork; the new guard names itself a moment later.
+  pid_t second = 0;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        second = child_named(baton.process().pid(), "baton-guard");
+        return second > 0 && second != guard;
+      },
+      10s))
+      << "no new baton-guard among baton's children";
 
   baton.process().signal(SIGKILL);
   ASSERT_TRUE(baton.process().wait(10s).has_value());
