@@ -32,9 +32,12 @@ sys.dont_write_bytecode = True  # the suite's modules, imported below: no __pyca
 
 # The modules of the suite import each other in one direction: driver.py (this command line) ->
 # steering.py (the steering suite) -> steering_ratios.py, steering_report.py -> steering_plan.py,
-# cells.py (servers, soak) -> procs.py (processes, files).
+# cells.py (servers, soak) -> procs.py (processes, files); takeover.py, takeover_report.py (the
+# keep-alive takeover suite) -> cells.py, procs.py.
 import steering  # noqa: E402
 import steering_report  # noqa: E402
+import takeover  # noqa: E402
+import takeover_report  # noqa: E402
 from cells import METHODS, SHAPES, Server, fmt_kinds, fmt_us, run_soak, summarise  # noqa: E402
 from methods_report import render  # noqa: E402
 from procs import (REPO, alive, die, log, make_portable, memory, set_subreaper,  # noqa: E402
@@ -154,18 +157,25 @@ def main():
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite RESULTS from RAW/summary.json without running anything")
     ap.add_argument("--raw", default=os.path.join(REPO, "bench", "results", "restart_methods"))
-    ap.add_argument("--suite", choices=("methods", "steering", "all"), default="methods",
+    ap.add_argument("--suite", choices=("methods", "steering", "takeover", "all"),
+                    default="methods",
                     help="methods: the restart methods above; steering: misbehaving apps under "
-                    "baton and Server::Starter, and baton's ratios (steering.py); all: both")
+                    "baton and Server::Starter, and baton's ratios (steering.py); takeover: "
+                    "keep-alive clients and nginx that never retry, baton beside "
+                    "Server::Starter (takeover.py); all: the three")
     ap.add_argument("--quick", action="store_true",
-                    help="steering suite: 1 run, 6 s, 3 restarts per cell, fewer samples: a "
-                    "check that everything runs (about 4 minutes instead of 13)")
+                    help="steering and takeover suites: fewer and shorter runs, a check that "
+                    "everything runs (steering: about 4 minutes instead of 13; takeover: about "
+                    "3 instead of 8)")
     ap.add_argument("--readme-steering", action="store_true",
                     help="print the README's block of the steering suite's figures from "
                     "STEERING_RAW/summary.json, run nothing")
     ap.add_argument("--steering-raw", default=os.path.join(REPO, "bench", "results", "steering"))
     ap.add_argument("--steering-results",
                     default=os.path.join(REPO, "bench", "results", "steering.md"))
+    ap.add_argument("--takeover-raw", default=os.path.join(REPO, "bench", "results", "takeover"))
+    ap.add_argument("--takeover-results",
+                    default=os.path.join(REPO, "bench", "results", "takeover.md"))
     args = ap.parse_args()
 
     if args.render_only:
@@ -223,7 +233,15 @@ def main():
             f.write(steering_report.render(summary))
         log(f"wrote {args.steering_results}: {steering_report.ratios_summary(summary)}")
         rc = 1 if any("error" in c for c in summary["cells"]) else 0
-    if args.suite == "steering":
+    if args.suite in ("takeover", "all"):
+        args.network_note = network
+        args.build_dir = build
+        summary = takeover.run(bins, args, args.takeover_raw)
+        with open(args.takeover_results, "w") as f:
+            f.write(takeover_report.render(summary))
+        log(f"wrote {args.takeover_results}: {takeover_report.headline(summary)}")
+        rc = 1 if rc or any("error" in c for c in summary["cells"]) else 0
+    if args.suite in ("steering", "takeover"):
         write_results(args)
         return rc
     t_start = time.monotonic()
@@ -338,8 +356,8 @@ def main():
 
 
 def write_results(args):
-    """RESULTS.md: the restart methods from their summary.json, then the steering suite's
-    section from its own (each section says when it was run)."""
+    """RESULTS.md: the restart methods from their summary.json, then the steering and takeover
+    suites' sections from their own (each section says when it was run)."""
     text = ""
     path = os.path.join(args.raw, "summary.json")
     if os.path.exists(path):
@@ -350,6 +368,10 @@ def write_results(args):
     if os.path.exists(path):
         with open(path) as f:
             text += "\n" + steering_report.render(json.load(f))
+    path = os.path.join(args.takeover_raw, "summary.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            text += "\n" + takeover_report.render(json.load(f))
     with open(args.results, "w") as f:
         f.write(text)
 
