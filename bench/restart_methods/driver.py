@@ -155,7 +155,8 @@ def main():
     ap.add_argument("--no-netns", action="store_true", help="use the host's loopback")
     ap.add_argument("--results", default=os.path.join(REPO, "bench", "RESULTS.md"))
     ap.add_argument("--render-only", action="store_true",
-                    help="rewrite RESULTS from RAW/summary.json without running anything")
+                    help="rewrite RESULTS from RAW/summary.json (and the takeover suite's "
+                    "results from its own) without running anything")
     ap.add_argument("--raw", default=os.path.join(REPO, "bench", "results", "restart_methods"))
     ap.add_argument("--suite", choices=("methods", "steering", "takeover", "all"),
                     default="methods",
@@ -179,6 +180,10 @@ def main():
     args = ap.parse_args()
 
     if args.render_only:
+        path = os.path.join(args.takeover_raw, "summary.json")
+        if os.path.exists(path):
+            with open(path) as f, open(args.takeover_results, "w") as out:
+                out.write(takeover_report.render(json.load(f)))
         write_results(args)
         return 0
     if args.readme_steering:
