@@ -167,7 +167,8 @@ def render(summary):
         L.extend(cmds)
     L.append("```")
     L.append("")
-    L.append("Raw results: `bench/results/takeover/` (`CELL-APP-SUPERVISOR-runN.json`: soak's JSON; "
+    L.append("Raw results: `bench/results/takeover/` (`CELL-APP-SUPERVISOR-runN.json`: soak's "
+             "JSON; "
              "`.log`: the supervisor's and the app's lines; `-wrk*.txt`: wrk's output; "
              "`-nginx-error.log`; `summary.json`: every figure above).")
     return "\n".join(L) + "\n"
@@ -219,7 +220,8 @@ def _timing_section(summary):
              "generation's `generation N-1 (pid P) draining ...: SIGTERM sent` line; both wall "
              "clock with milliseconds, so each figure is within 1 ms. Between them baton "
              "watches the old generation every 25 ms until it is quiet (accept queue empty, no "
-             "connection busy), taking over its idle keep-alive connections, and, from a generation "
+             "connection busy), taking over its idle keep-alive connections, and, from a "
+             "generation "
              "that served relayed connections, moving each relayed one once it is idle. "
              "Server::Starter has no such moment to compare: both workers accept from the one "
              "shared socket until it sends the old one SIGTERM, `--interval` (2 s) after "
@@ -264,8 +266,8 @@ def _timing_section(summary):
              "first restart all its requests take that hop; compare its request counts under "
              "the two supervisors in the direct cell.")
     L.append("")
-    L.append("Every reload's figure, in ms (in order): " + "; ".join(
-        f"{APPS[c['app']]}, {c['cell']} run {c.get('run', 1)}: " + ", ".join(f"{r['ms']:.0f}" for r in
-                                                       c.get("switch_to_signal", []))
-        for c in summary["cells"] if c["supervisor"] == "baton") + ".")
+    each = [f"{APPS[c['app']]}, {c['cell']} run {c.get('run', 1)}: "
+            + ", ".join(f"{r['ms']:.0f}" for r in c.get("switch_to_signal", []))
+            for c in summary["cells"] if c["supervisor"] == "baton"]
+    L.append("Every reload's figure, in ms (in order): " + "; ".join(each) + ".")
     return L
