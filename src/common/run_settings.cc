@@ -25,8 +25,9 @@ const std::vector<RunSetting>& run_settings() {
                "unix:/path, udp:HOST:PORT"},
       {.name = "ready", .kind = Kind::kText, .field = &RunSettings::ready, .default_value = "auto",
        .value_name = "SPEC", .reload_applies = true, .state_key = "readiness",
-       .help = "how a new generation proves it is ready: auto (READY=1 from an app that speaks "
-               "sd_notify; else accepting baton's probe connection on its own socket), notify "
+       .help = "how a new generation proves it is ready: auto (an app that speaks sd_notify: "
+               "READY=1 and accepting baton's probe connection on its own socket; else the "
+               "accept), notify "
                "(READY=1 on NOTIFY_SOCKET), accept (accepting baton's probe connection), http:PATH "
                "(2xx from that generation), exec:CMD (exits 0), delay:DURATION (alive that long; "
                "weakest)"},

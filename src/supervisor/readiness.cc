@@ -92,13 +92,21 @@ Result<ReadinessSpec> parse_readiness(std::string_view text) {
       "bad --ready '{}': use auto, notify, accept, http:PATH, exec:CMD or delay:DURATION", text));
 }
 
-bool accept_proves_ready(const ReadinessSpec& spec, bool spoke_notify) {
-  return spec.kind == ReadinessSpec::Kind::kAccept ||
-         (spec.kind == ReadinessSpec::Kind::kAuto && !spoke_notify);
-}
-
-bool notify_proves_ready(const ReadinessSpec& spec) {
-  return spec.kind == ReadinessSpec::Kind::kAuto || spec.kind == ReadinessSpec::Kind::kNotify;
+bool proven_ready(const ReadinessSpec& spec, const ReadinessSeen& seen) {
+  switch (spec.kind) {
+    case ReadinessSpec::Kind::kNotify:
+      return seen.said_ready;
+    case ReadinessSpec::Kind::kAccept:
+      return seen.accepted;
+    case ReadinessSpec::Kind::kAuto:
+      if (!seen.spoke_notify) return seen.accepted;
+      return seen.said_ready && (seen.accepted || !seen.probing);
+    case ReadinessSpec::Kind::kHttp:
+    case ReadinessSpec::Kind::kExec:
+    case ReadinessSpec::Kind::kDelay:
+      return false;
+  }
+  return false;
 }
 
 std::string http_probe_request(const std::string& path) {

@@ -1,9 +1,12 @@
 // readiness.h: how a new generation proves it is ready, and the HTTP probe.
 //
-//   auto          the default: READY=1 (as notify); or, for an app that speaks no sd_notify,
-//                 accepting baton's probe connection on its own socket (as accept). An app speaks
-//                 sd_notify once it, or an earlier generation under this supervisor, has sent
-//                 READY=1 or STATUS=: from then on only READY=1 counts
+//   auto          the default: for an app that speaks sd_notify, READY=1 and accepting baton's
+//                 probe connection on its own socket, both (a master process that says READY=1
+//                 before its workers can serve, as gunicorn's does, is not ready until one of
+//                 them accepts); for one that does not, accepting the probe connection (as
+//                 accept). An app speaks sd_notify once it, or an earlier generation under this
+//                 supervisor, has sent READY=1 or STATUS=. Without a steered TCP listener there
+//                 is nothing to probe, and READY=1 alone proves it
 //   notify        READY=1 on NOTIFY_SOCKET from a process of that generation
 //   accept        that generation accepted baton's probe connection on its own socket of the
 //                 first TCP listener (steered there by its source port, see steering.h): it
@@ -40,11 +43,16 @@ struct ReadinessSpec {
   bool uses_accept_probe() const { return kind == Kind::kAuto || kind == Kind::kAccept; }
 };
 
-// The auto rule: does an accepted probe connection prove this generation ready, given whether
-// this or an earlier generation has sent any notify message?
-bool accept_proves_ready(const ReadinessSpec& spec, bool spoke_notify);
-// And READY=1?
-bool notify_proves_ready(const ReadinessSpec& spec);
+// What a starting generation has shown so far, for the notify, accept and auto rules.
+struct ReadinessSeen {
+  bool spoke_notify = false;  // it or an earlier generation sent READY=1 or STATUS=
+  bool said_ready = false;    // it sent READY=1
+  bool probing = false;       // baton probes its own socket (there is a steered TCP listener)
+  bool accepted = false;      // it accepted baton's probe connection there
+};
+// Whether what was seen proves the generation ready under `spec`. The other kinds (http, exec,
+// delay) are proven by their own probe, never by this.
+bool proven_ready(const ReadinessSpec& spec, const ReadinessSeen& seen);
 
 Result<ReadinessSpec> parse_readiness(std::string_view text);
 

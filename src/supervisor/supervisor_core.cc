@@ -335,7 +335,9 @@ void SupervisorCore::ended(Generation& generation, int wait_status, bool kill_re
   switch (was) {
     case GenerationState::kStarting:
       if (attempt_ && attempt_->generation == id) {
-        fail_attempt(fmt::format("generation {} {} before it was ready", id, how));
+        const std::string hint = os_.exit_hint(id);
+        fail_attempt(fmt::format("generation {} {} before it was ready{}", id, how,
+                                 hint.empty() ? "" : ": " + hint));
       } else {
         os_.log(fmt::format("generation {} (pid {}) {}", id, pid, how));
       }

@@ -125,6 +125,9 @@ class SupervisorOs {
   virtual Status prepare_reload(CoreOptions& /*options*/) { return {}; }
   // What the shell knows of why generation `id` did not become ready ("" when nothing).
   virtual std::string failure_hint(int /*id*/) { return {}; }
+  // And why generation `id` exited before it was ready, when its output or what it did says
+  // more than its exit status ("" when nothing).
+  virtual std::string exit_hint(int /*id*/) { return {}; }
   // Looks at a quiescing generation from outside (drain_watch.h), closing its idle keep-alive
   // connections. A generation whose listeners are shared with its successor keeps taking
   // connections, so it is kUnwatchable, as is everything when the shell cannot look at all.

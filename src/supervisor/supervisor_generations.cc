@@ -125,20 +125,32 @@ std::string Supervisor::output_tail(int id) {
   return tail;
 }
 
-std::string Supervisor::failure_hint(int id) {
-  GenerationIo* io = io_for(id);
-  if (io == nullptr) return {};
+HintFacts Supervisor::hint_facts(const GenerationIo& io) const {
   HintFacts facts;
   facts.auto_readiness = config_.readiness.kind == ReadinessSpec::Kind::kAuto;
   facts.adopting = !config_.adopt_library.empty();
   facts.spoke_notify = spoke_notify_;
-  facts.probing = io->accept && io->accept->probing();
-  facts.adopt_loaded = io->adopt_loaded;
-  facts.adopted = io->adopted;
+  facts.probing = io.accept && io.accept->probing();
+  facts.said_ready = io.said_ready;
+  facts.accepted = io.accept && io.accept->accepted();
+  facts.adopt_loaded = io.adopt_loaded;
+  facts.adopted = io.adopted;
   for (const auto& l : traffic_->listeners().listeners()) {
     facts.held += (facts.held.empty() ? "" : ", ") + l.address.to_string();
   }
-  return baton::failure_hint(facts);
+  return facts;
+}
+
+std::string Supervisor::failure_hint(int id) {
+  GenerationIo* io = io_for(id);
+  return io == nullptr ? std::string() : baton::failure_hint(hint_facts(*io));
+}
+
+std::string Supervisor::exit_hint(int id) {
+  GenerationIo* io = io_for(id);
+  if (io == nullptr) return {};
+  io->output->take_in();  // what is already written; output_tail() forgets the rest later
+  return baton::exit_hint(hint_facts(*io), io->output->tail());
 }
 
 std::optional<int> Supervisor::generation_of_pid(pid_t pid) {
@@ -168,7 +180,19 @@ void Supervisor::on_notify() {
     // app proves it is ready.
     spoke_notify_ = spoke_notify_ || said.ready || said.status;
     if (said.status) core_.on_status_text(*gen, *said.status);
-    if (said.ready && notify_proves_ready(config_.readiness)) core_.on_ready(*gen);
+    if (said.ready) {
+      if (GenerationIo* io = io_for(*gen); io != nullptr && !io->said_ready) {
+        io->said_ready = true;
+        if (config_.readiness.kind == ReadinessSpec::Kind::kAuto && io->accept &&
+            io->accept->probing() && !io->accept->accepted() && still_starting(*gen)) {
+          log(
+              fmt::format("generation {} sent READY=1; it is ready once it accepts baton's probe "
+                          "connection on its own socket",
+                          *gen));
+        }
+      }
+      ready_if_proven(*gen);
+    }
     if (received->message.stopping) log(fmt::format("generation {} says it is stopping", *gen));
     const NotifyMessage& m = received->message;
     if (GenerationIo* io = io_for(*gen)) {
@@ -214,13 +238,24 @@ void Supervisor::generation_gone(int id) {
   }
 }
 
-// The generation accepted baton's probe connection on its own socket: ready under the auto rule
-// unless it speaks sd_notify.
+// The generation accepted baton's probe connection on its own socket: ready under accept, and
+// under auto for an app that speaks no sd_notify or has sent READY=1 already.
 void Supervisor::on_probe_accepted(int id) {
   on_notify();  // a STATUS= sent before the accept counts: it means the app speaks sd_notify
-  if (!accept_proves_ready(config_.readiness, spoke_notify_) || !still_starting(id)) return;
+  if (!still_starting(id)) return;
   log(fmt::format("generation {} accepted baton's probe connection on its own socket", id));
-  core_.on_ready(id);
+  ready_if_proven(id);
+}
+
+void Supervisor::ready_if_proven(int id) {
+  const GenerationIo* io = io_for(id);
+  if (io == nullptr || !still_starting(id)) return;
+  ReadinessSeen seen;
+  seen.spoke_notify = spoke_notify_;
+  seen.said_ready = io->said_ready;
+  seen.probing = io->accept && io->accept->probing();
+  seen.accepted = io->accept && io->accept->accepted();
+  if (proven_ready(config_.readiness, seen)) core_.on_ready(id);
 }
 
 void Supervisor::reap_children() {

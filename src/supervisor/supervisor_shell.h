@@ -21,6 +21,7 @@
 #include "supervisor/accept_readiness.h"
 #include "supervisor/control_server.h"
 #include "supervisor/event_loop.h"
+#include "supervisor/failure_hint.h"
 #include "supervisor/generation_output.h"
 #include "supervisor/listener_watch.h"
 #include "supervisor/log.h"
@@ -49,6 +50,7 @@ struct GenerationIo {
   // --adopt: what libbaton_adopt.so reported from inside the app
   bool adopt_loaded = false;
   bool adopted = false;
+  bool said_ready = false;  // it sent READY=1 (auto may also need the accept probe's proof)
 };
 
 // An upgrade under way: the new binary's pre-flight check (supervisor_upgrade.cc).
@@ -112,6 +114,7 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   }
   std::string output_tail(int id) override;
   std::string failure_hint(int id) override;
+  std::string exit_hint(int id) override;
   Status prepare_reload(CoreOptions& options) override;
   void reply(WaiterId waiter, const ReloadOutcome& outcome) override {
     control_.reply(waiter, outcome);
@@ -143,6 +146,9 @@ class Supervisor final : public SupervisorOs, public ControlServer::Handler {
   void forget_ended_groups();
   void on_notify();
   void on_probe_accepted(int id);
+  // The generation is ready when what it has shown proves it (readiness.h: proven_ready).
+  void ready_if_proven(int id);
+  HintFacts hint_facts(const GenerationIo& io) const;
   void generation_gone(int id);
   bool still_starting(int id) const;
   void forget_if_done(int id);

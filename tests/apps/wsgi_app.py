@@ -4,6 +4,10 @@ import os
 import time
 
 time.sleep(1.0)
+# A release that fails at import, as one with a syntax error or a missing dependency does: the
+# tests make it so by creating the file WSGI_BROKEN_MARKER names.
+if os.path.exists(os.environ.get("WSGI_BROKEN_MARKER", "/nonexistent")):
+    raise RuntimeError("this release is broken (WSGI_BROKEN_MARKER exists)")
 
 
 def app(environ, start_response):

@@ -306,6 +306,45 @@ TEST(Supervisor, UnmodifiedSocketActivatedServerReloads) {
   EXPECT_THAT(http_get(address, "/")->body, HasSubstr("gunicorn generation 6 "));
 }
 
+// gunicorn's master says READY=1 ("arbiter booted") before its workers import the app. A release
+// that fails at import never serves, and the default readiness must not take its word: it waits
+// for an accept on the generation's own socket, which no worker makes, and the reload fails with
+// the old generation serving throughout.
+TEST(Supervisor, GunicornReleaseFailingAtImportIsNeverSwitchedToByDefault) {
+  if (::access("/usr/bin/gunicorn", X_OK) != 0) GTEST_SKIP() << "gunicorn is not installed";
+  TempDir dir;
+  const std::string marker = dir.file("broken");
+  Baton baton(dir,
+              {"--listen", "127.0.0.1:0", "--env", "WSGI_BROKEN_MARKER=" + marker,
+               "--ready-timeout", "60s"},
+              {"/usr/bin/gunicorn", "--chdir", std::string(BATON_TEST_APPS_DIR), "--workers", "2",
+               "--graceful-timeout", "10", "wsgi_app:app"});
+  std::string address = baton.wait_address(60s);
+  ASSERT_FALSE(address.empty()) << baton.process().output();
+  LoadClient load = load_on(address, 2);
+  // Both workers have imported the app (each answers with its pid): a worker still importing
+  // when the release turns bad would fail, and gunicorn's master would end generation 1 with it.
+  ASSERT_TRUE(wait_until([&] { return load.tally().size() >= 2; }, 60s))
+      << ::testing::PrintToString(load.tally());
+  { std::ofstream(marker) << "x"; }
+  auto failed = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(failed.exit_code, 1) << failed.output << baton.process().output();
+  EXPECT_THAT(failed.output, HasSubstr("sent READY=1 but accepted no connection"))
+      << baton.process().output();
+  auto during = http_get(address, "/");
+  ASSERT_TRUE(during.ok()) << during.error().what() << baton.process().output();
+  EXPECT_THAT(during->body, HasSubstr("gunicorn generation 1 "));
+  ASSERT_EQ(std::remove(marker.c_str()), 0);
+  auto fixed = baton.ctl({"reload", "--wait"});
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.output << baton.process().output();
+  load.stop();
+  EXPECT_EQ(load.failed(), 0) << ::testing::PrintToString(load.failures());
+  EXPECT_GT(load.requests(), 20);
+  auto after = http_get(address, "/");
+  ASSERT_TRUE(after.ok()) << after.error().what();
+  EXPECT_THAT(after->body, HasSubstr("gunicorn generation 3 "));
+}
+
 // Bad input: one clear line, a non-zero exit, nothing left running or bound.
 class BadInput : public ::testing::Test {
  protected:

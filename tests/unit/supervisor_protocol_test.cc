@@ -205,19 +205,29 @@ TEST(Readiness, AutoIsTheDefaultAndAcceptIsAKind) {
   EXPECT_EQ(ReadinessSpec{}.to_string(), "auto");
 }
 
-TEST(Readiness, AutoHoldsAnAppThatSpeaksNotifyToReady) {
+TEST(Readiness, AutoHoldsAnAppThatSpeaksNotifyToReadyAndAnAccept) {
   const ReadinessSpec automatic = parse_readiness("auto").value();
-  EXPECT_TRUE(accept_proves_ready(automatic, /*spoke_notify=*/false));
-  EXPECT_FALSE(accept_proves_ready(automatic, /*spoke_notify=*/true));
-  EXPECT_TRUE(notify_proves_ready(automatic));
+  // An app that speaks no sd_notify: the accept proves it.
+  EXPECT_TRUE(proven_ready(automatic, {.probing = true, .accepted = true}));
+  EXPECT_FALSE(proven_ready(automatic, {.probing = true}));
+  // One that does: READY=1 and the accept, in either order; neither alone.
+  EXPECT_FALSE(proven_ready(automatic, {.spoke_notify = true, .probing = true, .accepted = true}));
+  EXPECT_FALSE(
+      proven_ready(automatic, {.spoke_notify = true, .said_ready = true, .probing = true}));
+  EXPECT_TRUE(proven_ready(automatic, {true, true, true, true}));
+  // Nothing to probe (no steered TCP listener): READY=1 alone.
+  EXPECT_TRUE(proven_ready(automatic, {.spoke_notify = true, .said_ready = true}));
+  EXPECT_FALSE(proven_ready(automatic, {.spoke_notify = true}));
+
   const ReadinessSpec accept = parse_readiness("accept").value();
-  EXPECT_TRUE(accept_proves_ready(accept, true));
-  EXPECT_FALSE(notify_proves_ready(accept));
-  for (const char* other : {"notify", "http:/", "exec:true", "delay:1"}) {
-    EXPECT_FALSE(accept_proves_ready(parse_readiness(other).value(), false)) << other;
+  EXPECT_TRUE(proven_ready(accept, {.spoke_notify = true, .probing = true, .accepted = true}));
+  EXPECT_FALSE(proven_ready(accept, {.spoke_notify = true, .said_ready = true, .probing = true}));
+  const ReadinessSpec notify = parse_readiness("notify").value();
+  EXPECT_TRUE(proven_ready(notify, {.spoke_notify = true, .said_ready = true, .probing = true}));
+  EXPECT_FALSE(proven_ready(notify, {.probing = true, .accepted = true}));
+  for (const char* other : {"http:/", "exec:true", "delay:1"}) {
+    EXPECT_FALSE(proven_ready(parse_readiness(other).value(), {true, true, true, true})) << other;
   }
-  EXPECT_TRUE(notify_proves_ready(parse_readiness("notify").value()));
-  EXPECT_FALSE(notify_proves_ready(parse_readiness("http:/").value()));
 }
 
 TEST(Readiness, RejectsBadSpecs) {

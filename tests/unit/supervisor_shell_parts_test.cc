@@ -49,6 +49,11 @@ TEST(FailureHint, AutoReadinessSaysWhatTheAppDidNotDo) {
   EXPECT_EQ(failure_hint(f), "it neither sent READY=1 nor accepted baton's probe connection");
   f.spoke_notify = true;
   EXPECT_NE(failure_hint(f).find("held to READY=1"), std::string::npos);
+  f.said_ready = true;  // a master that says READY=1 before anything of it can serve
+  EXPECT_NE(failure_hint(f).find("sent READY=1 but accepted no connection"), std::string::npos);
+  f.accepted = true;  // proven both ways, so it failed for another reason: no guess
+  EXPECT_EQ(failure_hint(f), "");
+  f.said_ready = f.accepted = false;
   f.spoke_notify = false;
   f.probing = false;
   EXPECT_NE(failure_hint(f).find("choose a --ready"), std::string::npos);
@@ -64,6 +69,30 @@ TEST(FailureHint, AdoptionSaysWhereItStopped) {
             "the app never bound an address baton holds (baton holds 127.0.0.1:8080)");
   f.adopted = true;
   EXPECT_EQ(failure_hint(f), "");
+}
+
+TEST(FailureHint, AnAppThatBindsTheHeldPortItselfIsToldOfAdopt) {
+  HintFacts f;
+  f.held = "127.0.0.1:8080";
+  for (const char* said : {"OSError: [Errno 98] Address already in use\n",
+                           "Error: listen EADDRINUSE: address already in use 127.0.0.1:8080\n",
+                           "java.net.BindException: Address already in use\n"}) {
+    const std::string hint = exit_hint(f, said);
+    EXPECT_NE(hint.find("--adopt"), std::string::npos) << said;
+    EXPECT_NE(hint.find("127.0.0.1:8080"), std::string::npos) << said;
+  }
+  EXPECT_EQ(exit_hint(f, "Traceback: ImportError: no module named app\n"), "");
+  f.adopting = true;  // under --adopt the bind is handled; an app binding another port says so
+  EXPECT_EQ(exit_hint(f, "OSError: [Errno 98] Address already in use\n"), "");
+}
+
+TEST(FailureHint, AMasterThatSaidReadyAndExitedIsNamed) {
+  HintFacts f;
+  f.auto_readiness = f.spoke_notify = f.said_ready = f.probing = true;
+  EXPECT_NE(exit_hint(f, "[ERROR] Worker failed to boot.\n").find("sent READY=1 but accepted no"),
+            std::string::npos);
+  f.accepted = true;
+  EXPECT_EQ(exit_hint(f, "[ERROR] Worker failed to boot.\n"), "");
 }
 
 TEST(FailureHint, AnExplicitCheckNeedsNoHint) { EXPECT_EQ(failure_hint(HintFacts{}), ""); }
