@@ -117,6 +117,10 @@ struct Relay::Pair {
   std::string upstream_key;        // the upstream's local address, in upstreams_
   Clock::time_point since;         // when the phase (or the half-close) began
   bool half_closed = false;
+  // The request went with "Connection: close": the response's head is read into `head` until
+  // whole, then passed on saying so too (response_with_connection_close).
+  bool rewrite_response = false;
+  std::string head;
 };
 
 Relay::Relay(EventLoop& loop, Logger log) : loop_(loop), log_(std::move(log)) {}
@@ -237,7 +241,7 @@ size_t Relay::busy() const {
   return n;
 }
 
-bool Relay::connect_upstream(Pair* pair) {
+bool Relay::connect_upstream(Pair* pair, std::string first) {
   Fd upstream(::socket(pair->to.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!upstream || (::connect(upstream.get(), pair->to.sockaddr_ptr(), pair->to.length) != 0 &&
                     errno != EINPROGRESS)) {
@@ -250,6 +254,10 @@ bool Relay::connect_upstream(Pair* pair) {
   pair->phase = Pair::Phase::kConnecting;
   pair->since = Clock::now();
   pair->up = {};
+  pair->up.buffer = std::move(first);  // sent once connected (pump flushes it first)
+  pair->awaiting_response = !pair->up.buffer.empty();
+  pair->rewrite_response = !pair->up.buffer.empty();
+  pair->head.clear();
   pair->down = {};
   pair->half_closed = false;
   arm_sweep();
@@ -291,11 +299,21 @@ void Relay::sniff(Pair* pair) {
             pair->to.port()));
       }
       return close_pair(pair);
-    case Sniffed::kHttp1:
+    case Sniffed::kHttp1: {
       ++counts_.relayed;
       pair->sniffing = false;
-      if (!connect_upstream(pair)) close_pair(pair);
+      // The request goes with "Connection: close" when its head is all here: the app answers
+      // it and ends the connection, and the client's next request opens a connection of its
+      // own, straight to the serving generation. The bytes rewritten are taken off the socket
+      // (they are all waiting: only this thread reads it); otherwise they are relayed as sent.
+      std::string first = with_connection_close(std::string_view(buf, static_cast<size_t>(n)));
+      if (!first.empty() &&
+          retry_eintr(::recv, pair->client.get(), buf, static_cast<size_t>(n), MSG_DONTWAIT) != n) {
+        return close_pair(pair);
+      }
+      if (!connect_upstream(pair, std::move(first))) close_pair(pair);
       return;
+    }
   }
 }
 
@@ -324,8 +342,10 @@ void Relay::on_event(Pair* pair) {
   }
   size_t up = 0, down = 0;
   const bool up_eof = pair->up.eof;
+  if (pair->rewrite_response && !read_response_head(pair)) return close_pair(pair);
   if (!pump(pair->client.get(), pair->upstream.get(), pair->up, up) ||
-      !pump(pair->upstream.get(), pair->client.get(), pair->down, down)) {
+      (!pair->rewrite_response &&
+       !pump(pair->upstream.get(), pair->client.get(), pair->down, down))) {
     return close_pair(pair);
   }
   if (down > 0) pair->awaiting_response = false;
@@ -335,6 +355,28 @@ void Relay::on_event(Pair* pair) {
     pair->half_closed = true;
     pair->since = Clock::now();
   }
+}
+
+bool Relay::read_response_head(Pair* pair) {
+  char buf[4096];
+  while (pair->rewrite_response) {
+    const ssize_t n = retry_eintr(::recv, pair->upstream.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN;
+    ResponseRewrite r;
+    if (n == 0) {  // the app ended before a whole head: what came passes as it is, then its end
+      r.done = true;
+      r.out = std::move(pair->head);
+    } else {
+      pair->head.append(buf, static_cast<size_t>(n));
+      r = response_with_connection_close(pair->head);
+      if (!r.done) continue;
+    }
+    pair->rewrite_response = false;
+    pair->head.clear();
+    pair->down.buffer = std::move(r.out);
+    if (!pair->down.buffer.empty()) pair->awaiting_response = false;
+  }
+  return true;
 }
 
 void Relay::on_detaching(Pair* pair) {

@@ -10,18 +10,20 @@
 //     copy while the app closes its own, so the client never sees the connection close. When the
 //     client sends its next request, the bytes waiting are looked at (request_sniff.h): a
 //     plaintext HTTP/1.x request is relayed; anything else (TLS, another protocol) is closed and
-//     counted, never relayed. A client that leaves is let go.
+//     counted, never relayed. A client that leaves is let go. The relayed request goes with
+//     "Connection: close" when its head is all there (with_connection_close): the app answers
+//     and ends the connection, and the client's next connection goes to the app straight.
 // Each relayed connection goes to a new connection to the same listener, which the steering
 // program sends to the serving generation. Half-closes are passed on; a pair ends when both
 // directions have ended or either side fails.
 //
-// At the next reload the serving generation becomes an old one and holds the far end of those
-// upstream connections. The drain watch then asks the relay to detach them (detach): once the
-// pair has no request outstanding (nothing buffered, the last bytes went to the client; the
-// client's next request may wait in its socket, unread), baton half-closes the
-// upstream connection (the app reads end-of-file, as if the client had left, and closes it), and
-// the client's next request goes over a new upstream connection. So a taken-over client survives
-// every later reload, with one hop, never a chain.
+// A request relayed as sent keeps its connection relayed. At the next reload the serving
+// generation becomes an old one and holds the far end of those upstream connections. The drain
+// watch then asks the relay to detach them (detach): once the pair has no request outstanding
+// (nothing buffered, the last bytes went to the client; the client's next request may wait in its
+// socket, unread), baton half-closes the upstream connection (the app reads end-of-file, as if the
+// client had left, and closes it), and the client's next request goes over a new upstream
+// connection. So a taken-over client survives every later reload, with one hop, never a chain.
 //
 // Bounds: kMaxRelayed stranded pairs at once (more stay queued), kMaxTakenOver taken-over ones
 // (more are closed, as baton did before it took any over, and counted), kRelayBuffer bytes per
@@ -110,8 +112,11 @@ class Relay {
   void on_listener(int listener);
   void on_event(Pair* pair);
   void sniff(Pair* pair);
-  bool connect_upstream(Pair* pair);
+  // Connects `pair` to the serving generation; `first` (may be empty) goes before anything else.
+  bool connect_upstream(Pair* pair, std::string first = {});
   void on_detaching(Pair* pair);
+  // Reads a rewritten request's response head; false on an error of the upstream connection.
+  bool read_response_head(Pair* pair);
   void close_pair(Pair* pair);
   void arm_sweep();
   void sweep();

@@ -1,5 +1,7 @@
 #include "supervisor/request_sniff.h"
 
+#include <algorithm>
+
 namespace baton {
 namespace {
 
@@ -82,6 +84,123 @@ const char* to_string(Sniffed s) {
 bool is_tls_record(std::string_view bytes) {
   if (bytes.size() < 2 || bytes[1] != 0x03) return false;
   return bytes[0] == 0x15 || bytes[0] == 0x16 || bytes[0] == 0x17;
+}
+
+namespace {
+
+// Whether the header line `line` (no line end) is named `name` (lower case), case-insensitively.
+bool header_named(std::string_view line, std::string_view name) {
+  if (line.size() <= name.size() || line[name.size()] != ':') return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = line[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != name[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string with_connection_close(std::string_view bytes) {
+  if (sniff_request(bytes) != Sniffed::kHttp1) return {};
+  const std::string_view head = bytes.substr(0, std::min(bytes.size(), kSniffLimit));
+  // The lines of the head, each ended by LF (CRLF's CR is kept with its line), up to the blank
+  // line that ends it.
+  std::string out;
+  size_t at = 0;
+  bool first = true;
+  for (;;) {
+    const size_t end = head.find('\n', at);
+    if (end == std::string_view::npos) return {};  // the head goes on past what is here
+    std::string_view line = head.substr(at, end + 1 - at);
+    std::string_view text = line.substr(0, line.size() - 1);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    at = end + 1;
+    if (first) {
+      out.append(line);
+      out.append(line.size() >= 2 && line[line.size() - 2] == '\r' ? "Connection: close\r\n"
+                                                                   : "Connection: close\n");
+      first = false;
+      continue;
+    }
+    if (text.empty()) {  // the blank line: the head is whole
+      out.append(line);
+      break;
+    }
+    // A line that continues the one before (obsolete folding) or a header the rewrite cannot
+    // vouch for: leave the request as it is.
+    if (text.front() == ' ' || text.front() == '\t' || header_named(text, "upgrade")) return {};
+    if (header_named(text, "connection")) continue;
+    out.append(line);
+  }
+  out.append(bytes.substr(at));
+  return out;
+}
+
+namespace {
+
+// "HTTP/1.d SP NNN": the status code, or -1.
+int status_code(std::string_view line) {
+  if (line.size() < 12 || line.substr(0, 7) != kVersion || line[8] != ' ') return -1;
+  int code = 0;
+  for (size_t i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') return -1;
+    code = code * 10 + (line[i] - '0');
+  }
+  return code;
+}
+
+// The head that starts at `at`, as [at, end) including its blank line; npos when not all here.
+size_t head_end(std::string_view bytes, size_t at) {
+  for (size_t nl = bytes.find('\n', at); nl != std::string_view::npos;
+       nl = bytes.find('\n', nl + 1)) {
+    const size_t next = nl + 1;
+    if (next < bytes.size() && bytes[next] == '\n') return next + 1;
+    if (next + 1 < bytes.size() && bytes[next] == '\r' && bytes[next + 1] == '\n') {
+      return next + 2;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+ResponseRewrite response_with_connection_close(std::string_view bytes) {
+  ResponseRewrite r;
+  size_t at = 0;
+  for (;;) {
+    const size_t end = head_end(bytes, at);
+    if (end == std::string_view::npos) {
+      if (bytes.size() - at <= kSniffLimit) return r;  // wait for the rest
+      break;                                           // too long: passed as it is
+    }
+    const size_t line_end = bytes.find('\n', at);
+    const int code = status_code(bytes.substr(at, line_end - at));
+    if (code < 100 || code == 101) break;  // not a status line, or a switch: passed as it is
+    const std::string_view head = bytes.substr(at, end - at);
+    if (code < 200) {  // interim: as it is, then the next head
+      r.out.append(head);
+      at = end;
+      continue;
+    }
+    const std::string_view status = head.substr(0, line_end - at + 1);
+    r.out.append(status);
+    r.out.append(status.size() >= 2 && status[status.size() - 2] == '\r' ? "Connection: close\r\n"
+                                                                         : "Connection: close\n");
+    for (size_t l = status.size(); l < head.size();) {
+      const size_t nl = head.find('\n', l);
+      std::string_view line = head.substr(l, nl + 1 - l);
+      l = nl + 1;
+      std::string_view text = line.substr(0, line.size() - 1);
+      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+      if (!header_named(text, "connection")) r.out.append(line);
+    }
+    r.out.append(bytes.substr(end));
+    r.done = true;
+    return r;
+  }
+  r.out.append(bytes.substr(at));
+  r.done = true;
+  return r;
 }
 
 }  // namespace baton

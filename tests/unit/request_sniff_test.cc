@@ -55,5 +55,61 @@ TEST(RequestSniff, TlsRecordsAreToldFromOtherBytes) {
   EXPECT_FALSE(is_tls_record("PRI * HTTP/2.0\r\n"sv));
 }
 
+TEST(WithConnectionClose, AsksTheServerToCloseAfterItsResponse) {
+  EXPECT_EQ(with_connection_close("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "GET / HTTP/1.1\r\nConnection: close\r\nHost: a\r\n\r\n");
+  // What follows the head (a body, a pipelined request) is passed as it is.
+  EXPECT_EQ(with_connection_close("POST /p HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
+            "POST /p HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi");
+  // The client's own Connection lines go: some servers heed the first, some the last.
+  EXPECT_EQ(with_connection_close("GET / HTTP/1.1\r\nconnection: Keep-Alive\r\nHost: a\r\n"
+                                  "CONNECTION: keep-alive\r\n\r\n"),
+            "GET / HTTP/1.1\r\nConnection: close\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(with_connection_close("GET / HTTP/1.0\n\n"), "GET / HTTP/1.0\nConnection: close\n\n");
+  // A header named like it is another header.
+  EXPECT_EQ(with_connection_close("GET / HTTP/1.1\r\nConnections: 2\r\n\r\n"),
+            "GET / HTTP/1.1\r\nConnection: close\r\nConnections: 2\r\n\r\n");
+}
+
+TEST(WithConnectionClose, LeavesWhatItCannotVouchForAsItIs) {
+  using namespace std::string_view_literals;
+  EXPECT_EQ(with_connection_close("GET / HTTP/1.1\r\nHost: a\r\n"), "");  // head not all here
+  EXPECT_EQ(with_connection_close("GET / HTTP/1.1\r\nUpgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\n\r\n"),
+            "");
+  EXPECT_EQ(with_connection_close("GET / HTTP/1.1\r\nX-A: 1\r\n  folded\r\n\r\n"), "");
+  EXPECT_EQ(with_connection_close("\x16\x03\x01\x00\xa5"sv), "");
+  EXPECT_EQ(with_connection_close(""), "");
+  EXPECT_EQ(with_connection_close(std::string(kSniffLimit * 2, 'G')), "");
+}
+
+TEST(ResponseWithConnectionClose, SaysCloseInTheFinalResponsesHead) {
+  auto r = response_with_connection_close("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.out, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi");
+  // The server's own Connection lines go.
+  r = response_with_connection_close("HTTP/1.1 200 OK\r\nconnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(r.out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+  // Interim responses pass as they are; the final one is rewritten.
+  r = response_with_connection_close("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n\r\n");
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.out,
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(response_with_connection_close("HTTP/1.0 404 Not Found\n\nbody").out,
+            "HTTP/1.0 404 Not Found\nConnection: close\n\nbody");
+}
+
+TEST(ResponseWithConnectionClose, WaitsForTheWholeHeadThenGivesUpOnWhatItCannotRead) {
+  EXPECT_FALSE(response_with_connection_close("HTTP/1.1 200 OK\r\nContent-Le").done);
+  EXPECT_FALSE(response_with_connection_close("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2").done);
+  for (std::string bytes :
+       {std::string("SSH-2.0-x\r\n\r\n"), std::string("HTTP/1.1 101 Switching\r\n\r\n"),
+        "HTTP/1.1 200 OK\r\n" + std::string(kSniffLimit + 1, 'x')}) {
+    auto r = response_with_connection_close(bytes);
+    EXPECT_TRUE(r.done) << bytes.substr(0, 20);
+    EXPECT_EQ(r.out, bytes);
+  }
+}
+
 }  // namespace
 }  // namespace baton
