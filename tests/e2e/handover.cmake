@@ -3,12 +3,12 @@
 add_executable(handover_app e2e/handover_app.cc ${PROJECT_SOURCE_DIR}/examples/http_worker.cc)
 target_include_directories(handover_app PRIVATE ${PROJECT_SOURCE_DIR}/examples)
 target_link_libraries(handover_app PRIVATE baton::baton baton_common Threads::Threads)
-baton_add_test(handover_e2e_test SOURCES e2e/handover_e2e_test.cc LIBS baton_common baton_test_notify LABELS e2e)
+baton_add_test(handover_e2e_test OUT_OF_PROCESS SOURCES e2e/handover_e2e_test.cc LIBS baton_common baton_test_notify LABELS e2e)
 target_compile_definitions(handover_e2e_test PRIVATE HANDOVER_APP_BIN="$<TARGET_FILE:handover_app>")
 add_dependencies(handover_e2e_test handover_app baton-example-http)
 
 # Install + find_package + pkg-config, checked by building a consumer against the install tree.
-baton_add_test(lib_install_test SOURCES e2e/lib_install_test.cc LABELS e2e)
+baton_add_test(lib_install_test OUT_OF_PROCESS SOURCES e2e/lib_install_test.cc LABELS e2e)
 target_compile_definitions(lib_install_test PRIVATE
   BATON_CMAKE="${CMAKE_COMMAND}"
   BATON_LIB_BUILD_DIR="${PROJECT_BINARY_DIR}/src/lib"
