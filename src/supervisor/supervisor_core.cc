@@ -281,6 +281,15 @@ void SupervisorCore::fail_attempt(const std::string& reason) {
         stopping_ = true;
         exit_code_ = 1;
       }
+      // Reloads asked for while the first generation started are answered, not left to find
+      // their connection closed when the supervisor exits.
+      reload_pending_ = false;
+      for (auto w : pending_waiters_) {
+        os_.reply(
+            w, ReloadOutcome{false, "the first start failed (" + reason + "); the supervisor exits",
+                             tail, 0});
+      }
+      pending_waiters_.clear();
       break;
     case Purpose::kReload:
       end_reload(a.reload_id, false, outcome_text);

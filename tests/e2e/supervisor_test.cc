@@ -345,6 +345,30 @@ TEST(Supervisor, GunicornReleaseFailingAtImportIsNeverSwitchedToByDefault) {
   EXPECT_THAT(after->body, HasSubstr("gunicorn generation 3 "));
 }
 
+// A `reload --wait` queued behind a first start that then fails is answered with why, before
+// the supervisor exits.
+TEST(Supervisor, AReloadQueuedBehindAFailingFirstStartIsAnswered) {
+  TempDir dir;
+  const std::string go = dir.file("go");
+  Baton baton(dir, {"--listen", "127.0.0.1:0"},
+              {"/bin/sh", "-c", "while [ ! -e \"$0\" ]; do sleep 0.05; done; exit 1", go});
+  ASSERT_TRUE(baton.process().wait_for_output("waiting up to", 60s)) << baton.process().output();
+  Process reload =
+      Process::spawn({baton_binary(), "reload", "--wait", "--control", baton.control()});
+  ASSERT_TRUE(baton.process().wait_for_output("reload queued", 60s))
+      << baton.process().output() << reload.output();
+  { std::ofstream(go) << "x"; }
+  const auto code = reload.wait_exit_code(60s);
+  ASSERT_TRUE(code.has_value()) << reload.output();
+  EXPECT_EQ(*code, 1) << reload.output();
+  EXPECT_THAT(reload.output(),
+              HasSubstr("the first start failed (generation 1 exited with status 1 "
+                        "before it was ready"))
+      << reload.output();
+  EXPECT_THAT(reload.output(), Not(HasSubstr("without a reply")));
+  EXPECT_TRUE(baton.process().wait_exit_code(60s).has_value());
+}
+
 // Bad input: one clear line, a non-zero exit, nothing left running or bound.
 class BadInput : public ::testing::Test {
  protected:
