@@ -348,8 +348,12 @@ void Relay::on_event(Pair* pair) {
        !pump(pair->upstream.get(), pair->client.get(), pair->down, down))) {
     return close_pair(pair);
   }
-  if (down > 0) pair->awaiting_response = false;
+  // The client's side was pumped first: bytes from the app read in the same turn came after
+  // those sent to it, so they answer them (a quick app answers before this turn ends; the
+  // other order left a pair forever awaiting, never detached, and its generation was killed at
+  // the drain deadline).
   if (up > 0 || pair->up.eof != up_eof) pair->awaiting_response = true;
+  if (down > 0) pair->awaiting_response = false;
   if (pair->up.shut && pair->down.shut) return close_pair(pair);
   if ((pair->up.shut || pair->down.shut) && !pair->half_closed) {
     pair->half_closed = true;
