@@ -251,20 +251,18 @@ def _timing_section(summary):
                      f"{pct(taken, 50):.0f} / {max(taken)} | {pct(moved, 50):.0f} / "
                      f"{max(moved)} |")
     L.append("")
-    L.append("Reading it: the drain signal waits until the old generation is quiet, and a "
-             "generation that served relayed connections is quiet only once baton has moved "
-             "each of them (half-closed its upstream end so that the client's next request "
-             "goes to the new generation). baton moves one only when the watch, every 25 ms, "
-             "finds it idle: no request waiting for its response, nothing buffered either way "
-             "(`Relay::detach`). wrk sends each request the moment the last answer arrives, so "
-             "its relayed connections are seldom idle at that instant, and the reloads that "
-             "had to move them make the tail. nginx closes an upstream connection after 1,000 "
-             "requests (`keepalive_requests`), so by the next restart (some 3 s and tens of "
-             "thousands of requests later) its relayed connections have most likely ended and "
-             "none is moved. A takeover relays a client's connection for the rest of its "
-             "life, through the supervisor: wrk never reconnects, so after the "
-             "first restart all its requests take that hop; compare its request counts under "
-             "the two supervisors in the direct cell.")
+    L.append("Reading it: the drain signal waits until the old generation is quiet: its "
+             "accept queue empty, and every connection it holds either idle (then taken "
+             "over) or ended. baton looks every 25 ms, and under load a connection is seldom"
+             " idle at the first look, so the signal waits a few looks. A taken-over "
+             "connection is relayed for one request, which baton sends with `Connection: "
+             "close` and whose answer says so too; the client's next connection goes "
+             "straight to the new generation, so after a restart wrk's connections come back"
+             " to the app rather than through baton (compare its request counts under the "
+             "two supervisors in the direct cell), and a later restart takes them over again"
+             " (the taken-over column). Only a request baton could not rewrite keeps its "
+             "connection relayed; baton moves such a connection (the moved column) once the "
+             "watch finds it idle.")
     L.append("")
     each = [f"{APPS[c['app']]}, {c['cell']} run {c.get('run', 1)}: "
             + ", ".join(f"{r['ms']:.0f}" for r in c.get("switch_to_signal", []))
