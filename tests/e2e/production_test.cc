@@ -100,7 +100,7 @@ TEST(NeverOrphan, SigquitIsAGracefulStop) {
   GroupReaper reaper{app};
   baton.process().signal(SIGQUIT);
   EXPECT_EQ(baton.process().wait_exit_code(30s), 0) << baton.process().output();
-  EXPECT_TRUE(await_gone(app, 1s));
+  EXPECT_TRUE(await_gone(app, 10s));
   EXPECT_THAT(baton.process().output(), HasSubstr("draining"));
   EXPECT_THAT(baton.process().output(), HasSubstr("exited with status 0"));
 }
@@ -240,12 +240,14 @@ TEST(NeverStall, UnreadOutputLeavesStatusAndReloadsWorking) {
   auto status = baton.wait_serving();
   ASSERT_TRUE(status.is_object()) << "the first generation never served";
 
-  // Each answer is awaited for at most 1 s: a stalled supervisor never answers.
-  auto quick = baton.ctl({"status", "--json"}, 1s);
+  // A stalled supervisor never answers (it would block on its unread output for good), so a
+  // bound far above an answer's time tells the two apart on a busy machine too; 1 s was not
+  // enough for an ASan-built `baton status` beside a full build.
+  auto quick = baton.ctl({"status", "--json"}, 30s);
   EXPECT_EQ(quick.exit_code, 0) << quick.output;
   auto r = baton.ctl({"reload", "--wait"}, 30s);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  quick = baton.ctl({"status", "--json"}, 1s);
+  quick = baton.ctl({"status", "--json"}, 30s);
   ASSERT_EQ(quick.exit_code, 0) << quick.output;
   auto after = nlohmann::json::parse(quick.output, nullptr, false);
   ASSERT_TRUE(after.is_object()) << quick.output;
