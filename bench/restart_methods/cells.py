@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from procs import HERE, descendants, free_port, spawn, stop_pids, wait_log
+from procs import HERE, descendants, init_server, spawn, stop_pids, wait_log
 
 
 METHODS = {
@@ -49,14 +49,7 @@ class Server:
 
     def __init__(self, method, bins, workdir, init_s, threads):
         self.method = method
-        self.dir = workdir
-        self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.addr}/"
-        self.log = os.path.join(workdir, "server.log")
-        self.control = os.path.join(workdir, "control.sock")
-        open(self.log, "w").close()
-        open(os.path.join(workdir, "pids"), "w").close()
+        init_server(self, workdir)
         example = [bins["example"], "--init-seconds", str(init_s), "--threads", str(threads)]
         app = [bins["app"], "--init-seconds", str(init_s), "--threads", str(threads),
                "--listen", self.addr]

@@ -175,6 +175,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def init_server(srv, workdir):
+    """Gives a cell's server what every one has (run_soak and the reloads use them): a free
+    loopback port and its URL, the control socket's path, and an empty server log and pid file in
+    `workdir`."""
+    srv.dir = workdir
+    srv.port = free_port()
+    srv.addr = f"127.0.0.1:{srv.port}"
+    srv.url = f"http://{srv.addr}/"
+    srv.log = os.path.join(workdir, "server.log")
+    srv.control = os.path.join(workdir, "control.sock")
+    open(srv.log, "w").close()
+    open(os.path.join(workdir, "pids"), "w").close()
+
+
 def task_counters(pid):
     """Sum over the threads of pid: voluntary and involuntary context switches, and schedstat's
     run count (times the task was put on a CPU, i.e. woken)."""

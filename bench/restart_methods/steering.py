@@ -44,7 +44,8 @@ import time
 from types import SimpleNamespace
 
 from cells import SHAPES, STEERING_CELLS, Server, fmt_kinds, run_soak, summarise
-from procs import HERE, descendants, free_port, log, make_portable, source_commit, spawn, stop_pids
+from procs import (HERE, descendants, init_server, log, make_portable, source_commit, spawn,
+                   stop_pids)
 from steering_plan import (FULL, MODES, QUICK, RUNTIME_CELLS, RUNTIME_SHAPES, SIDE_CONNECTIONS,
                            SIDE_RATE)
 from steering_ratios import INSTANT, instant, readiness, starter_overhead, steady
@@ -56,14 +57,8 @@ class RuntimeServer:
     again, wait until the port accepts). The same attributes as cells.Server, for run_soak."""
 
     def __init__(self, method, bins, workdir):
-        self.method, self.dir = method, workdir
-        self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.addr}/"
-        self.log = os.path.join(workdir, "server.log")
-        self.control = os.path.join(workdir, "control.sock")
-        open(self.log, "w").close()
-        open(os.path.join(workdir, "pids"), "w").close()
+        self.method = method
+        init_server(self, workdir)
         runtime = method.rsplit("-", 1)[1]
         if runtime == "python":
             docroot = os.path.join(workdir, "www")

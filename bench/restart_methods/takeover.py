@@ -36,8 +36,8 @@ import time
 import urllib.request
 
 from cells import fmt_kinds, summarise
-from procs import (HERE, descendants, free_port, log, make_portable, source_commit, spawn,
-                   stop_pids, wait_log)
+from procs import (HERE, descendants, free_port, init_server, log, make_portable, source_commit,
+                   spawn, stop_pids, wait_log)
 
 # duration: seconds of load per cell (soak's; with K restarts it lasts until the last is done);
 # reloads: K; runs: of every cell. Server::Starter needs about 2.2 s a restart (--interval=2), so
@@ -71,14 +71,8 @@ class TakeoverServer:
     cells.Server that run_soak and the reloads need."""
 
     def __init__(self, supervisor, app, bins, workdir):
-        self.supervisor, self.dir, self.bins = supervisor, workdir, bins
-        self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.addr}/"
-        self.log = os.path.join(workdir, "server.log")
-        self.control = os.path.join(workdir, "control.sock")
-        open(self.log, "w").close()
-        open(os.path.join(workdir, "pids"), "w").close()
+        self.supervisor, self.bins = supervisor, bins
+        init_server(self, workdir)
         argv = [bins["app"], "--init-seconds", "1", "--threads", "2", "--mode", "inherit"]
         if app == "die":
             argv += ["--on-term", "die"]

@@ -1,6 +1,7 @@
 #include "supervisor/request_sniff.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace baton {
 namespace {
@@ -98,46 +99,6 @@ bool header_named(std::string_view line, std::string_view name) {
   return true;
 }
 
-}  // namespace
-
-std::string with_connection_close(std::string_view bytes) {
-  if (sniff_request(bytes) != Sniffed::kHttp1) return {};
-  const std::string_view head = bytes.substr(0, std::min(bytes.size(), kSniffLimit));
-  // The lines of the head, each ended by LF (CRLF's CR is kept with its line), up to the blank
-  // line that ends it.
-  std::string out;
-  size_t at = 0;
-  bool first = true;
-  for (;;) {
-    const size_t end = head.find('\n', at);
-    if (end == std::string_view::npos) return {};  // the head goes on past what is here
-    std::string_view line = head.substr(at, end + 1 - at);
-    std::string_view text = line.substr(0, line.size() - 1);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    at = end + 1;
-    if (first) {
-      out.append(line);
-      out.append(line.size() >= 2 && line[line.size() - 2] == '\r' ? "Connection: close\r\n"
-                                                                   : "Connection: close\n");
-      first = false;
-      continue;
-    }
-    if (text.empty()) {  // the blank line: the head is whole
-      out.append(line);
-      break;
-    }
-    // A line that continues the one before (obsolete folding) or a header the rewrite cannot
-    // vouch for: leave the request as it is.
-    if (text.front() == ' ' || text.front() == '\t' || header_named(text, "upgrade")) return {};
-    if (header_named(text, "connection")) continue;
-    out.append(line);
-  }
-  out.append(bytes.substr(at));
-  return out;
-}
-
-namespace {
-
 // "HTTP/1.d SP NNN": the status code, or -1.
 int status_code(std::string_view line) {
   if (line.size() < 12 || line.substr(0, 7) != kVersion || line[8] != ' ') return -1;
@@ -162,7 +123,42 @@ size_t head_end(std::string_view bytes, size_t at) {
   return std::string_view::npos;
 }
 
+// `head` (its first line to its blank line, line ends kept) rewritten to say "Connection: close":
+// that line right after the first, and the head's own Connection lines dropped. With `strict`
+// (a request), nothing when a line continues the one before (obsolete folding) or asks to
+// Upgrade: what the rewrite cannot vouch for is sent as it is.
+std::optional<std::string> closing_head(std::string_view head, bool strict) {
+  const size_t first_end = head.find('\n') + 1;
+  const std::string_view first = head.substr(0, first_end);
+  std::string out(first);
+  out.append(first.size() >= 2 && first[first.size() - 2] == '\r' ? "Connection: close\r\n"
+                                                                  : "Connection: close\n");
+  for (size_t at = first_end; at < head.size();) {
+    const size_t end = head.find('\n', at) + 1;
+    const std::string_view line = head.substr(at, end - at);
+    at = end;
+    std::string_view text = line.substr(0, line.size() - 1);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (strict && !text.empty() &&
+        (text.front() == ' ' || text.front() == '\t' || header_named(text, "upgrade"))) {
+      return std::nullopt;
+    }
+    if (!header_named(text, "connection")) out.append(line);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string with_connection_close(std::string_view bytes) {
+  if (sniff_request(bytes) != Sniffed::kHttp1) return {};
+  const size_t end = head_end(bytes, 0);
+  if (end == std::string_view::npos || end > kSniffLimit) return {};  // not all here
+  auto head = closing_head(bytes.substr(0, end), /*strict=*/true);
+  if (!head) return {};
+  head->append(bytes.substr(end));
+  return *std::move(head);
+}
 
 ResponseRewrite response_with_connection_close(std::string_view bytes) {
   ResponseRewrite r;
@@ -182,18 +178,7 @@ ResponseRewrite response_with_connection_close(std::string_view bytes) {
       at = end;
       continue;
     }
-    const std::string_view status = head.substr(0, line_end - at + 1);
-    r.out.append(status);
-    r.out.append(status.size() >= 2 && status[status.size() - 2] == '\r' ? "Connection: close\r\n"
-                                                                         : "Connection: close\n");
-    for (size_t l = status.size(); l < head.size();) {
-      const size_t nl = head.find('\n', l);
-      std::string_view line = head.substr(l, nl + 1 - l);
-      l = nl + 1;
-      std::string_view text = line.substr(0, line.size() - 1);
-      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-      if (!header_named(text, "connection")) r.out.append(line);
-    }
+    r.out.append(*closing_head(head, /*strict=*/false));
     r.out.append(bytes.substr(end));
     r.done = true;
     return r;
