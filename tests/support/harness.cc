@@ -256,6 +256,17 @@ bool wait_until(const std::function<bool()>& predicate, std::chrono::millisecond
   }
 }
 
+bool unix_listening(const std::string& path) {
+  std::istringstream table(read_file("/proc/net/unix"));
+  for (std::string line; std::getline(table, line);) {
+    std::istringstream fields(line);
+    std::string num, refs, protocol, flags, type, state, inode, name;
+    fields >> num >> refs >> protocol >> flags >> type >> state >> inode >> name;
+    if (name == path && flags == "00010000") return true;  // __SO_ACCEPTCON: listening
+  }
+  return false;
+}
+
 std::vector<int> open_fds(pid_t pid) {
   std::vector<int> fds;
   std::string dir = fmt::format("/proc/{}/fd", pid);

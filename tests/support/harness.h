@@ -109,6 +109,10 @@ Result<HttpResponse> http_get(const std::string& address, const std::string& pat
 bool wait_until(const std::function<bool()>& predicate, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step = std::chrono::milliseconds(10));
 
+// Whether a unix stream socket listens at `path` (from /proc/net/unix). A socket's file exists
+// from its bind, before its listen: a connect in between is refused.
+bool unix_listening(const std::string& path);
+
 // The file descriptors a process holds open, as numbers (from /proc/PID/fd).
 std::vector<int> open_fds(pid_t pid);
 
